@@ -1,0 +1,48 @@
+# Quick start: `make demo` runs the gateway end to end on loopback, `make test` runs the tests.
+# Both set up everything they need on a fresh Debian machine (apt packages, a virtualenv).
+
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+APT_PACKAGES := clamav-daemon clamav-testfiles swaks
+# binaries that tell whether the Debian packages above are installed
+APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks
+
+.PHONY: demo test lint format bench system-deps clean
+
+$(BIN)/mailwarden: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+system-deps:
+	@missing=0; for p in $(APT_PROBES); do [ -e $$p ] || missing=1; done; \
+	if [ $$missing = 1 ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
+	fi
+
+test: system-deps $(BIN)/mailwarden
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/pytest -q
+
+demo: system-deps $(BIN)/mailwarden
+	$(BIN)/python -m gateway.demo
+
+lint: $(BIN)/mailwarden
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(BIN)/mailwarden
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+bench: $(BIN)/mailwarden
+	$(BIN)/python bench/relay.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

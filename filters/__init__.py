@@ -1,0 +1,1 @@
+"""Filters: each turns evidence about a message into symbols (see filters.base)."""

@@ -1,0 +1,52 @@
+"""The `mailwarden` command: one subcommand per module in this package.
+
+Each command module has `register(subparsers)` that adds its parser and sets
+`func`; `func(args) -> int` is the exit code. Operator errors (bad config, bad
+file) are raised as `CliError` or `ConfigError` and printed as one line: exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+
+from gateway.config import ConfigError
+
+COMMANDS: list[str] = [
+    # one line per command module; keep alphabetical to ease merges
+]
+
+
+class CliError(Exception):
+    """An operator-facing error: printed as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mailwarden", description="Anti-spam and antivirus SMTP gateway."
+    )
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"gateway.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING - 10 * args.verbose
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, CliError) as exc:
+        print(f"mailwarden: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

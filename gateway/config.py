@@ -1,0 +1,247 @@
+"""Typed, frozen settings read from one TOML file.
+
+Every key is documented in docs/configuration.md. Unknown keys are errors (a typo
+must not silently fall back to a default), and any error becomes one line naming
+the file and the key: `ConfigError`, which the CLI turns into exit code 2.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+)
+
+
+class ConfigError(Exception):
+    """A configuration problem, already phrased for the operator."""
+
+
+def parse_host_port(value: str) -> tuple[str, int]:
+    """'127.0.0.1:25', '[::1]:25' or 'mx.example:25' -> (host, port)."""
+    text = value.strip()
+    if text.startswith("["):
+        host, sep, port = text[1:].partition("]:")
+    else:
+        host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f'expected "host:port", got {value!r}')
+    return host, int(port)
+
+
+def _check_host_port(value: str) -> str:
+    parse_host_port(value)
+    return value
+
+
+HostPort = Annotated[str, AfterValidator(_check_host_port)]
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class SmtpSettings(Section):
+    listen: HostPort = "127.0.0.1:2525"
+    hostname: str = "localhost"
+    max_message_size: int = Field(26_214_400, gt=0)
+    max_recipients: int = Field(100, gt=0)
+    max_sessions: int = Field(200, gt=0)
+    max_sessions_per_ip: int = Field(20, gt=0)
+    timeout: Seconds = 300.0
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    require_tls: bool = False
+    shutdown_grace: Seconds = 30.0
+
+    @field_validator("hostname")
+    @classmethod
+    def _hostname(cls, value: str) -> str:
+        if not value or any(c.isspace() for c in value):
+            raise ValueError("must be a host name without spaces")
+        return value
+
+
+class DomainsSettings(Section):
+    accept: list[str] = Field(default_factory=list)
+
+    @field_validator("accept")
+    @classmethod
+    def _lower(cls, value: list[str]) -> list[str]:
+        for domain in value:
+            if not domain or "@" in domain or any(c.isspace() for c in domain):
+                raise ValueError(f"{domain!r} is not a domain name")
+        return [d.lower().rstrip(".") for d in value]
+
+
+class DeliverySettings(Section):
+    next_hop: HostPort = "127.0.0.1:2626"
+    workers: int = Field(4, gt=0)
+    retry_schedule: list[Annotated[float, Field(gt=0)]] = Field(
+        default_factory=lambda: [60.0, 300.0, 900.0, 1800.0, 3600.0]
+    )
+    retry_window: Seconds = 5 * 24 * 3600.0
+    connect_timeout: Seconds = 30.0
+    command_timeout: Seconds = 300.0
+    bounce_relay: HostPort | None = None
+    poll_interval: Seconds = 1.0
+
+
+class SpoolSettings(Section):
+    path: Path = Path("/var/spool/mailwarden")
+
+
+class StoreSettings(Section):
+    url: str = "sqlite:////var/lib/mailwarden/ledger.db"
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        try:
+            make_url(value)
+        except ArgumentError as exc:
+            raise ValueError(f"not a database URL: {value!r}") from exc
+        return value
+
+
+class ThresholdSettings(Section):
+    tag: float | None = 5.0
+    quarantine: float | None = 10.0
+    reject: float | None = 15.0
+
+
+class PolicySettings(Section):
+    thresholds: ThresholdSettings = ThresholdSettings()
+    subject_tag: str = "[SPAM]"
+    symbols: dict[str, float] = Field(default_factory=dict)  # weight overrides
+
+
+class PipelineSettings(Section):
+    budget: Seconds = 20.0
+
+
+class DnsSettings(Section):
+    nameservers: list[HostPort | str] = Field(default_factory=list)  # empty: system resolver
+    timeout: Seconds = 2.0
+    budget: Seconds = 8.0
+
+
+class ClamavSettings(Section):
+    socket: Path | None = None
+    address: HostPort | None = None
+    timeout: Seconds = 30.0
+    on_error: Literal["tempfail", "accept"] = "tempfail"
+
+
+class RedisSettings(Section):
+    url: str | None = None
+
+
+class DnsblZone(Section):
+    zone: str
+    weight: float = 5.0
+    reject: bool = False
+
+
+class RulesSettings(Section):
+    dir: Path | None = None
+
+
+class ClassifierSettings(Section):
+    model: Path | None = None  # None: the baseline shipped in rules/models/
+    enabled: bool = True
+
+
+class Settings(Section):
+    smtp: SmtpSettings = SmtpSettings()
+    domains: DomainsSettings = DomainsSettings()
+    delivery: DeliverySettings = DeliverySettings()
+    spool: SpoolSettings = SpoolSettings()
+    store: StoreSettings = StoreSettings()
+    policy: PolicySettings = PolicySettings()
+    pipeline: PipelineSettings = PipelineSettings()
+    dns: DnsSettings = DnsSettings()
+    clamav: ClamavSettings | None = None
+    redis: RedisSettings = RedisSettings()
+    dnsbl: list[DnsblZone] = Field(default_factory=list)
+    rules: RulesSettings = RulesSettings()
+    classifier: ClassifierSettings = ClassifierSettings()
+
+    def accepts(self, domain: str) -> bool:
+        return domain.lower().rstrip(".") in self.domains.accept
+
+
+REQUIRED = ("domains.accept", "delivery.next_hop", "spool.path", "store.url")
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a TOML file; every failure is a ConfigError of one line."""
+    path = Path(path)
+    try:
+        with path.open("rb") as fh:
+            data = tomllib.load(fh)
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    for dotted in REQUIRED:
+        node: object = data
+        for key in dotted.split("."):
+            node = node.get(key) if isinstance(node, dict) else None
+        if node is None:
+            raise ConfigError(f"{path}: {dotted}: required key is missing")
+    return settings_from_dict(data, source=str(path))
+
+
+def settings_from_dict(data: dict, source: str = "<config>") -> Settings:
+    try:
+        settings = Settings.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        message = err["msg"]
+        if err["type"] == "extra_forbidden":
+            message = "unknown key (see docs/configuration.md)"
+        elif message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        raise ConfigError(f"{source}: {key}: {message}") from None
+    _check_consistency(settings, source)
+    return settings
+
+
+def _check_consistency(settings: Settings, source: str) -> None:
+    smtp = settings.smtp
+    if (smtp.tls_cert is None) != (smtp.tls_key is None):
+        raise ConfigError(f"{source}: smtp.tls_cert: tls_cert and tls_key go together")
+    if smtp.require_tls and smtp.tls_cert is None:
+        raise ConfigError(f"{source}: smtp.require_tls: needs smtp.tls_cert and smtp.tls_key")
+    for key in ("tls_cert", "tls_key"):
+        value = getattr(smtp, key)
+        if value is not None and not value.is_file():
+            raise ConfigError(f"{source}: smtp.{key}: file not found: {value}")
+    av = settings.clamav
+    if av is not None and (av.socket is None) == (av.address is None):
+        raise ConfigError(f"{source}: clamav: set exactly one of socket or address")
+    host, _ = parse_host_port(smtp.listen)
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        if host != "localhost":
+            raise ConfigError(
+                f"{source}: smtp.listen: host must be an IP address, got {host!r}"
+            ) from None

@@ -1,0 +1,330 @@
+"""Reading real-world MIME safely: leaf parts with stable ids, decoded payloads, text.
+
+Mail in the wild declares charsets it does not use, claims base64 that is not,
+nests a hundred levels deep. Every function here answers something usable and
+never raises on bad input; what was wrong is reported as a flag on the part.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import codecs
+import email.message
+import email.utils
+import html.parser
+import quopri
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+
+MAX_DEPTH = 40  # deeper nesting is reported, not followed
+
+# Charset labels seen in mail whose Python codec is missing or too narrow.
+_CHARSET_ALIASES = {
+    "gb2312": "gb18030",
+    "gbk": "gb18030",
+    "x-gbk": "gb18030",
+    "cp936": "gb18030",
+    "euc-cn": "gb18030",
+    "hz-gb-2312": "hz",
+    "big5": "big5hkscs",
+    "x-big5": "big5hkscs",
+    "ks_c_5601-1987": "cp949",
+    "euc-kr": "cp949",
+    "iso-8859-8-i": "iso-8859-8",
+    "x-sjis": "shift_jis",
+    "shift-jis": "shift_jis",
+    "windows-874": "cp874",
+    "x-mac-roman": "mac_roman",
+    "unicode-1-1-utf-7": "utf-7",
+    "us-ascii": "latin-1",  # mislabelled 8-bit text is common; latin-1 never fails
+    "ascii": "latin-1",
+    "iso-8859-1": "cp1252",  # what senders labelled latin-1 almost always mean
+}
+
+
+def codec_for(charset: str | None) -> str | None:
+    """A Python codec name for a declared charset, or None if unknown."""
+    if not charset:
+        return None
+    label = charset.strip().strip('"').lower()
+    label = _CHARSET_ALIASES.get(label, label)
+    try:
+        return codecs.lookup(label).name
+    except LookupError:
+        return None
+
+
+def decode_text(data: bytes, charset: str | None) -> str:
+    """Bytes to text: the declared charset if it works, then utf-8, then cp1252."""
+    for candidate in (codec_for(charset), "utf-8"):
+        if candidate:
+            try:
+                return data.decode(candidate)
+            except (UnicodeDecodeError, LookupError):
+                pass
+    if codec_for(charset):
+        return data.decode(codec_for(charset) or "utf-8", errors="replace")
+    return data.decode("cp1252", errors="replace")
+
+
+def header_values(msg: email.message.Message, name: str) -> list[str]:
+    """All values of a header as readable text; malformed encodings never raise."""
+    values = []
+    for raw in msg.get_all(name, []) or []:
+        try:
+            values.append(str(raw))
+        except Exception:  # noqa: BLE001 - policy.default can fail on garbage
+            values.append(decode_rfc2047(_raw_header_text(raw)))
+    return values
+
+
+def _raw_header_text(value: object) -> str:
+    return value if isinstance(value, str) else str(getattr(value, "_parse_tree", "") or "")
+
+
+def decode_rfc2047(value: str) -> str:
+    """Decode encoded-words (=?gb2312?B?...?=) with charset fallbacks."""
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001 - unknown charset or broken encoding
+        out = []
+        try:
+            chunks = decode_header(value)
+        except Exception:  # noqa: BLE001
+            return value
+        for chunk, charset in chunks:
+            out.append(chunk if isinstance(chunk, str) else decode_text(chunk, charset))
+        return "".join(out)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One leaf of the MIME tree.
+
+    `part_id` numbers parts like IMAP sections: "1", "2.1" (the first part of the
+    second part); the body of a message/rfc822 part is numbered below it.
+    """
+
+    part_id: str
+    content_type: str
+    filename: str | None
+    charset: str | None
+    transfer_encoding: str
+    payload: bytes  # after transfer decoding
+    depth: int
+    flags: frozenset[str] = field(default_factory=frozenset)  # e.g. {"bad_base64"}
+
+    @property
+    def is_text(self) -> bool:
+        return self.content_type.startswith("text/") and not self.filename
+
+    def text(self) -> str:
+        """The part as text (HTML converted to plain text)."""
+        body = decode_text(self.payload, self.charset)
+        if self.content_type == "text/html":
+            return html_to_text(body)
+        return body
+
+
+def decode_payload(part: email.message.Message) -> tuple[bytes, frozenset[str]]:
+    """Transfer-decode a leaf part: base64, quoted-printable, uuencode, 7bit/8bit."""
+    cte = str(part.get("content-transfer-encoding", "7bit")).strip().lower()
+    raw = part.get_payload(decode=False)
+    if isinstance(raw, list):  # a multipart seen as leaf (depth limit)
+        return b"", frozenset({"not_leaf"})
+    data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw or b"")
+    flags: set[str] = set()
+    if cte == "base64":
+        compact = re.sub(rb"[^A-Za-z0-9+/=]", b"", data)
+        if re.search(rb"[^A-Za-z0-9+/=\s]", data):
+            flags.add("bad_base64")
+        compact = compact.rstrip(b"=")
+        compact += b"=" * (-len(compact) % 4)
+        try:
+            return base64.b64decode(compact), frozenset(flags)
+        except (binascii.Error, ValueError):
+            flags.add("bad_base64")
+            return data, frozenset(flags)
+    if cte == "quoted-printable":
+        return quopri.decodestring(data), frozenset(flags)
+    if cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
+        decoded = uudecode(data)
+        if decoded is None:
+            flags.add("bad_uuencode")
+            return data, frozenset(flags)
+        return decoded, frozenset(flags)
+    return data, frozenset(flags)
+
+
+_UU_BEGIN = re.compile(rb"^begin [0-7]{3,4} (.+?)\r?$", re.M)
+
+
+def uudecode(data: bytes) -> bytes | None:
+    """Decode the first uuencoded block in data, or None if there is none."""
+    match = _UU_BEGIN.search(data)
+    if not match:
+        return None
+    out = bytearray()
+    for line in data[match.end() :].splitlines()[1:]:
+        if line.strip() in (b"end", b"`", b""):
+            if line.strip() == b"end":
+                break
+            continue
+        try:
+            out += binascii.a2b_uu(line)
+        except binascii.Error:
+            # tolerate lines padded wrongly by some encoders
+            try:
+                nbytes = (((line[0] - 32) & 63) * 4 + 5) // 3
+                out += binascii.a2b_uu(line[:nbytes])
+            except (binascii.Error, IndexError):
+                return bytes(out) or None
+    return bytes(out)
+
+
+def uuencoded_blocks(text_payload: bytes) -> list[tuple[str, bytes]]:
+    """Inline uuencoded files inside a text body: (name, bytes) for each."""
+    blocks = []
+    for match in _UU_BEGIN.finditer(text_payload):
+        decoded = uudecode(text_payload[match.start() :])
+        if decoded:
+            blocks.append((match.group(1).decode("latin-1").strip(), decoded))
+    return blocks
+
+
+def part_filename(part: email.message.Message) -> str | None:
+    """The attachment name from Content-Disposition or Content-Type (RFC 2231 / 2047)."""
+    try:
+        name = part.get_filename() or part.get_param("name")
+    except Exception:  # noqa: BLE001
+        name = None
+    if isinstance(name, tuple):  # RFC 2231 triple
+        try:
+            name = email.utils.collapse_rfc2231_value(name)
+        except Exception:  # noqa: BLE001
+            name = str(name[2])
+    if name is None:
+        return None
+    name = str(name)
+    if "=?" in name:
+        name = decode_rfc2047(name)
+    return name
+
+
+def leaf_parts(msg: email.message.Message, prefix: str = "", depth: int = 0):
+    """Yield every leaf `Part`, following multiparts and message/rfc822 bodies."""
+    if msg.is_multipart():
+        children = msg.get_payload()
+        if depth >= MAX_DEPTH:
+            yield _leaf(msg, prefix or "1", depth, {"too_deep"})
+            return
+        if msg.get_content_maintype() != "multipart":
+            # message/rfc822: one child, the embedded message, numbered below this part
+            for child in children:
+                yield from leaf_parts(child, prefix or "1", depth + 1)
+            return
+        for index, child in enumerate(children, start=1):
+            yield from leaf_parts(child, f"{prefix}.{index}" if prefix else str(index), depth + 1)
+        return
+    yield _leaf(msg, prefix or "1", depth, set())
+
+
+def _leaf(part: email.message.Message, part_id: str, depth: int, flags: set[str]) -> Part:
+    payload, decode_flags = decode_payload(part)
+    try:
+        ctype = part.get_content_type()
+    except Exception:  # noqa: BLE001
+        ctype = "application/octet-stream"
+    try:
+        charset = part.get_content_charset()
+    except Exception:  # noqa: BLE001
+        charset = None
+    cte = str(part.get("content-transfer-encoding", "7bit")).strip().lower()
+    return Part(
+        part_id=part_id,
+        content_type=ctype,
+        filename=part_filename(part),
+        charset=charset,
+        transfer_encoding=cte,
+        payload=payload,
+        depth=depth,
+        flags=frozenset(flags) | decode_flags,
+    )
+
+
+class _HtmlText(html.parser.HTMLParser):
+    _SKIP = frozenset({"script", "style", "head", "title"})
+    _BREAK = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "td", "table", "hr"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.out: list[str] = []
+        self.hrefs: list[str] = []
+        self._skipping = 0
+
+    def handle_starttag(self, tag, attrs):
+        if tag in self._SKIP:
+            self._skipping += 1
+        elif tag in self._BREAK:
+            self.out.append("\n")
+        for key, value in attrs:
+            if key in ("href", "src") and value:
+                self.hrefs.append(value)
+
+    def handle_endtag(self, tag):
+        if tag in self._SKIP and self._skipping:
+            self._skipping -= 1
+        elif tag in self._BREAK:
+            self.out.append("\n")
+
+    def handle_data(self, data):
+        if not self._skipping:
+            self.out.append(data)
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML document (scripts, styles and tags dropped)."""
+    parser = _HtmlText()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # noqa: BLE001 - html.parser rarely fails, but garbage is garbage
+        return re.sub(r"<[^>]*>", " ", markup)
+    return re.sub(r"[ \t\r\f\v]+", " ", "".join(parser.out))
+
+
+def html_links(markup: str) -> list[str]:
+    parser = _HtmlText()
+    try:
+        parser.feed(markup)
+        parser.close()
+    except Exception:  # noqa: BLE001
+        pass
+    return parser.hrefs
+
+
+_URL = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]+""")
+
+
+def extract_urls(text: str) -> list[str]:
+    """http(s) and www. URLs in text, trailing punctuation trimmed."""
+    return [m.group(0).rstrip(".,;:!?") for m in _URL.finditer(text)]
+
+
+def url_domain(url: str) -> str | None:
+    """The host of a URL, lower-cased, without port or credentials."""
+    rest = re.sub(r"(?i)^[a-z][a-z0-9+.-]*://", "", url.strip())
+    host = re.split(r"[/?#]", rest, maxsplit=1)[0].rsplit("@", 1)[-1]
+    host = host.split(":", 1)[0].strip(".").lower()
+    return host or None
+
+
+def body_text(parts: tuple[Part, ...] | list[Part], limit: int = 200_000) -> str:
+    """The readable text of a message: text/plain, else HTML converted, up to limit chars."""
+    plain = [p for p in parts if p.is_text and p.content_type == "text/plain"]
+    htmls = [p for p in parts if p.is_text and p.content_type == "text/html"]
+    chosen = plain or htmls
+    text = "\n".join(p.text() for p in chosen)
+    return text[:limit]

@@ -1,0 +1,232 @@
+"""The values that flow through the gateway: envelope, message, symbols, decisions.
+
+Everything here is plain immutable data so that filters and policy stay pure
+functions of their inputs, and so that any value can be written to the ledger.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from functools import cached_property
+from types import MappingProxyType
+from typing import Any
+
+EMPTY: Mapping[str, Any] = MappingProxyType({})
+
+
+class Action(StrEnum):
+    """What happens to one recipient's copy, ordered from mildest to harshest."""
+
+    ACCEPT = "accept"
+    TAG = "tag"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+    TEMPFAIL = "tempfail"
+
+    @property
+    def severity(self) -> int:
+        return _SEVERITY[self]
+
+
+_SEVERITY = {a: i for i, a in enumerate(Action)}
+
+
+class ForceKind(StrEnum):
+    """A demand that overrides the score. ALLOW skips spam scoring, never antivirus."""
+
+    ALLOW = "allow"
+    TAG = "tag"
+    QUARANTINE = "quarantine"
+    REJECT = "reject"
+    TEMPFAIL = "tempfail"
+
+
+class OnError(StrEnum):
+    """What a filter's failed lookup means for the message (Haraka-style)."""
+
+    TEMPFAIL = "tempfail"  # answer 451, the client retries; nothing lost
+    CONTINUE = "continue"  # go on without this filter's evidence
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What the SMTP dialogue told us, before we read the message."""
+
+    mail_from: str  # "" for the null sender <>
+    rcpt_tos: tuple[str, ...]
+    client_ip: str
+    helo: str = ""
+    client_hostname: str | None = None  # reverse DNS, when known
+    tls: bool = False
+    smtputf8: bool = False
+    body_8bitmime: bool = False
+
+
+@dataclass(frozen=True)
+class Symbol:
+    """One named observation. Weights live in configuration, never in filters.
+
+    `factor` scales the configured weight for graded evidence (a classifier
+    probability, a DNSBL with several return codes), as rspamd's dynamic scores do.
+    """
+
+    name: str
+    options: tuple[str, ...] = ()
+    factor: float = 1.0
+
+
+@dataclass(frozen=True)
+class ScoredSymbol:
+    name: str
+    score: float
+    options: tuple[str, ...] = ()
+
+    def as_json(self) -> dict[str, Any]:
+        return {"name": self.name, "score": round(self.score, 3), "options": list(self.options)}
+
+
+@dataclass(frozen=True)
+class Force:
+    """A filter's or rule's demand for an action regardless of the score."""
+
+    kind: ForceKind
+    reason: str
+    source: str  # the filter or rule that demanded it
+    reply_text: str | None = None  # shown in the SMTP reply for reject/tempfail
+
+
+@dataclass(frozen=True)
+class Infection:
+    """A virus found in one MIME part ("" = the message as a whole)."""
+
+    part_id: str
+    virus: str
+    filename: str | None = None
+
+
+@dataclass(frozen=True)
+class FilterResult:
+    """What one filter concluded about one message, for one recipient domain."""
+
+    symbols: tuple[Symbol, ...] = ()
+    force: Force | None = None
+    headers: tuple[tuple[str, str], ...] = ()  # added to delivered copies
+    infections: tuple[Infection, ...] = ()
+    error: str | None = None  # the lookup failed or ran out of time
+    facts: Mapping[str, Any] = field(default=EMPTY)  # for the ledger and later filters
+
+
+@dataclass(frozen=True)
+class PartNotice:
+    """Replace MIME part `part_id` by a text/plain notice (antivirus cleaning)."""
+
+    part_id: str
+    text: str
+
+
+@dataclass(frozen=True)
+class Rendering:
+    """How a recipient's copy differs from the received message.
+
+    Recipients with equal renderings share one delivered copy.
+    """
+
+    add_headers: tuple[tuple[str, str], ...] = ()
+    subject_tag: str | None = None
+    replace_parts: tuple[PartNotice, ...] = ()
+
+
+@dataclass(frozen=True)
+class Reply:
+    code: int
+    status: str  # enhanced status code, e.g. "5.7.1"
+    text: str
+
+    def __str__(self) -> str:
+        return f"{self.code} {self.status} {self.text}"
+
+
+@dataclass(frozen=True)
+class VirusOutcome:
+    """What antivirus did for one recipient."""
+
+    scanned: bool
+    viruses: tuple[str, ...] = ()
+    mode: str = "clean"  # clean | detect
+    cleaned: bool = False
+    original_kept: bool = False
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The outcome for one recipient."""
+
+    rcpt: str
+    action: Action
+    score: float
+    symbols: tuple[ScoredSymbol, ...]
+    reasons: tuple[str, ...] = ()
+    reply: Reply | None = None  # for reject and tempfail
+    rendering: Rendering = Rendering()
+    virus: VirusOutcome | None = None
+    spam: bool = False  # judged spam (tagged, quarantined or rejected for spam)
+
+    def as_json(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "rcpt": self.rcpt,
+            "action": str(self.action),
+            "score": round(self.score, 3),
+            "spam": self.spam,
+            "symbols": [s.as_json() for s in self.symbols],
+            "reasons": list(self.reasons),
+        }
+        if self.reply:
+            out["reply"] = str(self.reply)
+        if self.virus:
+            out["virus"] = {
+                "scanned": self.virus.scanned,
+                "viruses": list(self.virus.viruses),
+                "mode": self.virus.mode,
+                "cleaned": self.virus.cleaned,
+                "original_kept": self.virus.original_kept,
+            }
+        return out
+
+
+class MessageContext:
+    """One received message: envelope, raw bytes as received, the MIME tree parsed once."""
+
+    __slots__ = ("__dict__", "envelope", "queue_id", "raw", "received_at")
+
+    def __init__(
+        self, queue_id: str, envelope: Envelope, raw: bytes, received_at: datetime
+    ) -> None:
+        self.queue_id = queue_id
+        self.envelope = envelope
+        self.raw = raw
+        self.received_at = received_at
+
+    @cached_property
+    def message(self) -> email.message.EmailMessage:
+        """The parsed message (policy.default); header access can still meet garbage."""
+        msg = email.message_from_bytes(self.raw, policy=email.policy.default)
+        assert isinstance(msg, email.message.EmailMessage)
+        return msg
+
+    @cached_property
+    def parts(self) -> tuple[Any, ...]:
+        """Leaf MIME parts with ids and decoded payloads (see gateway.mime.Part)."""
+        from gateway.mime import leaf_parts
+
+        return tuple(leaf_parts(self.message))
+
+    def header(self, name: str) -> list[str]:
+        """All values of a header, decoded; never raises on malformed input."""
+        from gateway.mime import header_values
+
+        return header_values(self.message, name)

@@ -1,0 +1,170 @@
+"""A real DNS server on loopback (dnslib, UDP and TCP) serving test zones.
+
+Tests add records at run time; names not present answer NXDOMAIN, names present
+without the asked type answer NODATA. A name can be made slow (to test
+timeouts) or to answer SERVFAIL.
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import defaultdict
+
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib.server import BaseResolver, DNSLogger, DNSServer
+
+_RDATA = {
+    "A": A,
+    "AAAA": AAAA,
+    "MX": None,  # (preference, host)
+    "TXT": None,  # str, bytes, or a list of strings (several character-strings)
+    "PTR": PTR,
+    "CNAME": CNAME,
+}
+
+
+def _free_port() -> int:
+    """A port free for both UDP and TCP on 127.0.0.1."""
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind(("127.0.0.1", 0))
+            port = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+
+
+def _norm(name: str) -> str:
+    return name.lower().rstrip(".") + "."
+
+
+class _ZoneResolver(BaseResolver):
+    def __init__(self, zone: TestZone) -> None:
+        self.zone = zone
+
+    def resolve(self, request, handler):  # dnslib's interface
+        reply = request.reply()
+        qname = str(request.q.qname)
+        qtype = QTYPE[request.q.qtype]
+        name = _norm(qname)
+        self.zone.queries.append((name.rstrip("."), qtype))
+        delay = self.zone.delays.get(name)
+        if delay:
+            time.sleep(delay)
+        if name in self.zone.servfail:
+            reply.header.rcode = RCODE.SERVFAIL
+            return reply
+        with self.zone.lock:
+            by_type = self.zone.records.get(name)
+            if by_type is None:
+                # a wildcard "*.zone." entry covers names below it
+                labels = name.split(".")
+                for i in range(1, len(labels) - 1):
+                    wild = "*." + ".".join(labels[i:])
+                    if wild in self.zone.records:
+                        by_type = self.zone.records[wild]
+                        break
+            if by_type is None:
+                reply.header.rcode = RCODE.NXDOMAIN
+                return reply
+            answers = list(by_type.get(qtype, ()))
+            if not answers and "CNAME" in by_type:
+                answers = list(by_type["CNAME"])
+                qtype = "CNAME"
+        for rdata in answers:
+            reply.add_answer(
+                RR(qname, QTYPE.reverse[qtype], rdata=self.zone.rdata(qtype, rdata), ttl=60)
+            )
+        return reply
+
+
+class TestZone:
+    """Records served by a `LoopbackDns`. All methods are thread-safe."""
+
+    __test__ = False  # not a pytest class
+
+    def __init__(self) -> None:
+        self.records: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+        self.delays: dict[str, float] = {}
+        self.servfail: set[str] = set()
+        self.queries: list[tuple[str, str]] = []
+        self.lock = threading.Lock()
+
+    def add(self, name: str, rtype: str, value) -> None:
+        if rtype not in _RDATA:
+            raise ValueError(f"unsupported record type {rtype}")
+        with self.lock:
+            self.records[_norm(name)][rtype].append(value)
+
+    def clear(self, name: str, rtype: str | None = None) -> None:
+        with self.lock:
+            if rtype is None:
+                self.records.pop(_norm(name), None)
+            elif _norm(name) in self.records:
+                self.records[_norm(name)].pop(rtype, None)
+
+    def slow(self, name: str, seconds: float) -> None:
+        self.delays[_norm(name)] = seconds
+
+    def fail(self, name: str) -> None:
+        self.servfail.add(_norm(name))
+
+    @staticmethod
+    def rdata(rtype: str, value):
+        if rtype == "TXT":
+            if isinstance(value, str | bytes):
+                value = [value]
+            parts = []
+            for chunk in value:
+                raw = chunk.encode() if isinstance(chunk, str) else chunk
+                # one character-string holds at most 255 bytes: split long ones
+                parts.extend(raw[i : i + 255] for i in range(0, len(raw), 255) or [0])
+            return TXT(parts or [b""])
+        if rtype == "MX":
+            preference, host = value
+            return MX(host, preference)
+        return _RDATA[rtype](value)
+
+
+class LoopbackDns:
+    """Start with `with LoopbackDns() as dns:`; `dns.port` and `dns.zone` for tests."""
+
+    def __init__(self, zone: TestZone | None = None) -> None:
+        self.zone = zone or TestZone()
+        self.port = _free_port()
+        logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
+        resolver = _ZoneResolver(self.zone)
+        self._servers = [
+            DNSServer(resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger)
+            for tcp in (False, True)
+        ]
+
+    @property
+    def nameserver(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self) -> LoopbackDns:
+        for server in self._servers:
+            server.start_thread()
+        return self
+
+    def stop(self) -> None:
+        for server in self._servers:
+            server.stop()
+            server.server.server_close()
+
+    def __enter__(self) -> LoopbackDns:
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def ask(self, name: str, rtype: str = "A") -> DNSRecord:
+        """Query the server directly (for checking the fixture itself)."""
+        packet = DNSRecord.question(name, rtype).send("127.0.0.1", self.port, timeout=2)
+        return DNSRecord.parse(packet)

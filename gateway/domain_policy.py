@@ -68,3 +68,36 @@ def load_symbol_catalogue(directory: Path | None = None) -> dict[str, SymbolInfo
 
 def default_weights(catalogue: Mapping[str, SymbolInfo]) -> Mapping[str, float]:
     return MappingProxyType({name: info.weight for name, info in catalogue.items()})
+
+
+class PolicyBook:
+    """Answers "which policy applies to this domain?" for the pipeline.
+
+    The global defaults come from the operator's settings; per-domain policy
+    files (filters.rules) replace them for their domain. The book is read on
+    every message, so a reload swaps it atomically.
+    """
+
+    def __init__(self, default: DomainPolicy, domains: Mapping[str, DomainPolicy] | None = None):
+        self.default = default
+        self.domains = dict(domains or {})
+
+    def for_domain(self, domain: str) -> DomainPolicy:
+        domain = domain.lower()
+        return self.domains.get(domain) or replace(self.default, domain=domain)
+
+    @classmethod
+    def from_settings(cls, settings: Any) -> PolicyBook:
+        """Defaults from `gateway.config.Settings` and the shipped symbol catalogue."""
+        p = settings.policy
+        weights = dict(default_weights(load_symbol_catalogue()))
+        weights.update(p.symbols)
+        default = DomainPolicy(
+            domain="*",
+            thresholds=Thresholds(
+                tag=p.thresholds.tag, quarantine=p.thresholds.quarantine, reject=p.thresholds.reject
+            ),
+            weights=MappingProxyType(weights),
+            subject_tag=p.subject_tag,
+        )
+        return cls(default)

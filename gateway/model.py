@@ -163,6 +163,15 @@ class VirusOutcome:
 
 
 @dataclass(frozen=True)
+class AvPolicy:
+    """One mailbox's antivirus settings, as service agreements describe them."""
+
+    enabled: bool = True
+    mode: str = "clean"  # clean: remove infected parts, deliver the rest | detect: flag only
+    keep_original: bool = True  # keep the infected original in quarantine for abuse@ staff
+
+
+@dataclass(frozen=True)
 class Decision:
     """The outcome for one recipient."""
 

@@ -128,12 +128,20 @@ class Part:
         return body
 
 
+_UU_CTES = ("x-uuencode", "uuencode", "x-uue", "uue")
+
+
 def decode_payload(part: email.message.Message) -> tuple[bytes, frozenset[str]]:
     """Transfer-decode a leaf part: base64, quoted-printable, uuencode, 7bit/8bit."""
     cte = str(part.get("content-transfer-encoding", "7bit")).strip().lower()
     raw = part.get_payload(decode=False)
     if isinstance(raw, list):  # a multipart seen as leaf (depth limit)
         return b"", frozenset({"not_leaf"})
+    if isinstance(raw, str) and not raw.isascii() and cte not in ("base64", *_UU_CTES):
+        # decode=False decodes raw 8-bit bytes with the declared charset (ASCII when
+        # none) and errors="replace": an undeclared GB2312 body becomes U+FFFD. decode=True
+        # returns the bytes as received (undoing quoted-printable itself).
+        return bytes(part.get_payload(decode=True) or b""), frozenset()
     data = raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else bytes(raw or b"")
     flags: set[str] = set()
     if cte == "base64":
@@ -149,7 +157,7 @@ def decode_payload(part: email.message.Message) -> tuple[bytes, frozenset[str]]:
             return data, frozenset(flags)
     if cte == "quoted-printable":
         return quopri.decodestring(data), frozenset(flags)
-    if cte in ("x-uuencode", "uuencode", "x-uue", "uue"):
+    if cte in _UU_CTES:
         decoded = uudecode(data)
         if decoded is None:
             flags.add("bad_uuencode")

@@ -1,0 +1,109 @@
+"""`mailwarden train`: fit a model on labelled corpora and write it with skops."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any
+
+from gateway.cli import CliError
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "train",
+        help="train the spam classifier on labelled corpora",
+        description="Train on corpora (tar.gz with ham/ and spam/, a directory with ham/ and "
+        "spam/ (plain files, Maildir or mbox), or ham=PATH / spam=PATH), choose the "
+        "threshold on held-out ham and write the model with skops.",
+    )
+    p.add_argument("--corpus", action="append", required=True, metavar="PATH",
+                   help="a labelled corpus; repeat for several")
+    p.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
+    p.add_argument("--max-fpr", type=float, default=0.0001,
+                   help="false-positive rate allowed on held-out ham (default 0.0001)")
+    p.add_argument("--update", metavar="MODEL",
+                   help="instead of training from zero, update MODEL with every message "
+                   "of the corpora (partial_fit, e.g. confirmed feedback); keeps its threshold")
+    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
+                   help="worker processes for feature extraction (default: up to 2)")
+    p.add_argument("--epochs", type=int, default=15, help="passes over the training data")
+    p.add_argument("--alpha", type=float, default=1e-6, help="regularisation strength")
+    p.add_argument("--name", default="mailwarden", help="model name (prefix of its version)")
+    p.add_argument("--json", action="store_true", help="print the model metadata as JSON")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from training.corpus import CorpusError, parse_spec
+    from training.model import ModelError
+    from training.train import TrainOptions, train, update
+
+    if not 0 < args.max_fpr < 1:
+        raise CliError(f"--max-fpr: must be between 0 and 1, got {args.max_fpr}")
+    if args.jobs < 1 or args.epochs < 1:
+        raise CliError("--jobs and --epochs must be at least 1")
+    try:
+        specs = [parse_spec(text) for text in args.corpus]
+        options = TrainOptions(
+            max_fpr=args.max_fpr, alpha=args.alpha, epochs=args.epochs, jobs=args.jobs,
+            name=args.name,
+        )
+        with tqdm(desc="reading", unit="msg", file=sys.stderr, disable=None) as bar:
+            if args.update:
+                model = update(args.update, specs, options, on_read=bar.update)
+            else:
+                with tqdm(desc="fitting", unit="epoch", total=args.epochs, file=sys.stderr,
+                          disable=None, position=1) as epochs:
+                    model = train(specs, options, on_read=bar.update, on_epoch=epochs.update)
+        version = model.save(args.out)
+    except (CorpusError, ModelError) as exc:
+        raise CliError(str(exc)) from None
+    except ValueError as exc:
+        raise CliError(f"cannot train: {exc}") from None
+    except OSError as exc:
+        raise CliError(f"{args.out}: cannot write model: {exc.strerror}") from None
+    if args.json:
+        print(json.dumps(model.metadata, indent=2, sort_keys=True))
+    else:
+        print(summary(model.metadata, args.out, version))
+    return 0
+
+
+def summary(meta: dict[str, Any], path: str, version: str) -> str:
+    """A few lines a person reads after training."""
+    lines = [f"wrote {path} (version {version})"]
+    split = meta.get("split")
+    if split:
+        tr, va = split["train"], split["validation"]
+        lines.append(
+            f"messages read {split['messages_read']}, near-duplicates dropped "
+            f"{split['near_duplicates_dropped']}; train {tr['ham']} ham / {tr['spam']} spam, "
+            f"validation {va['ham']} ham / {va['spam']} spam"
+        )
+    val = meta.get("validation")
+    if val:
+        lines.append(
+            f"threshold {meta['threshold']:.4f} (max FPR {meta['max_fpr']:g} on held-out ham): "
+            f"spam recall {val['spam_recall']:.4f} {_ci(val['spam_recall_ci95'])}, "
+            f"false positives {val['false_positives']}/{val['ham']} "
+            f"(one-sided 95% upper bound {val['fp_rate_upper95']:.3g}), AUC {val['auc']:.5f}"
+        )
+        for name, per in val.get("per_corpus", {}).items():
+            recall = "n/a" if per["spam_recall"] is None else f"{per['spam_recall']:.4f}"
+            lines.append(
+                f"  {name}: {per['ham']} ham, {per['spam']} spam, recall {recall}, "
+                f"false positives {per['false_positives']}"
+            )
+        lines.extend(f"note: {note}" for note in val.get("notes", []))
+    for upd in meta.get("updates", [])[-1:]:
+        lines.append(f"updated with {upd['ham']} ham and {upd['spam']} spam (threshold kept)")
+    return "\n".join(lines)
+
+
+def _ci(pair: list[float] | None) -> str:
+    return "" if not pair else f"(95% CI {pair[0]:.4f}-{pair[1]:.4f})"

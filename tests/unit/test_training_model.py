@@ -1,0 +1,97 @@
+"""Training on generated mail, the skops round trip, refusing foreign files, partial_fit."""
+
+from __future__ import annotations
+
+import json
+import operator
+import random
+
+import numpy as np
+import pytest
+import skops.io as sio
+from sklearn.preprocessing import FunctionTransformer
+
+from tests.support.corpusgen import write_tar
+from tests.support.mailgen import make_message
+from training.corpus import parse_spec
+from training.features import extract_raw
+from training.model import FORMAT, ModelError, SpamModel
+from training.train import TrainOptions, train
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    corpus = write_tar(tmp_path_factory.mktemp("c") / "gen.tar.gz", 150, 150)
+    model = train([parse_spec(str(corpus))], TrainOptions(epochs=5, max_fpr=0.01))
+    return model, corpus
+
+
+def test_training_picks_a_threshold_and_records_metadata(trained):
+    model, corpus = trained
+    meta = model.metadata
+    val = meta["validation"]
+    assert val["ham"] + meta["split"]["train"]["ham"] == 150
+    assert val["false_positives"] <= 0.01 * val["ham"]
+    assert val["auc"] > 0.95
+    assert meta["training_data"][0]["counts"] == {"ham": 150, "spam": 150}
+    assert len(meta["training_data"][0]["sha256"]) == 64
+    assert set(meta["libraries"]) >= {"scikit-learn", "numpy", "scipy", "skops", "python"}
+    assert meta["score_points"]["unsure"] <= meta["threshold"] <= meta["score_points"]["confident"]
+
+
+def test_skops_round_trip_gives_the_same_scores(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "m.skops"
+    version = model.save(path)
+    assert path.read_bytes()[:2] == b"PK"  # a skops zip, not a pickle
+    loaded = SpamModel.load(path)
+    assert loaded.version == version and loaded.threshold == model.threshold
+    rng = random.Random(7)
+    raws = [make_message(i % 2 == 1, rng, i) for i in range(10)]
+    tokens = [extract_raw(r).tokens for r in raws]
+    assert np.allclose(loaded.scores(tokens), model.scores(tokens))
+    assert 0.0 <= loaded.probability(loaded.score_raw(raws[1])) <= 1.0
+
+
+def test_load_refuses_files_with_types_it_did_not_write(tmp_path):
+    evil = tmp_path / "evil.skops"
+    payload = {"format": FORMAT, "estimator": FunctionTransformer(operator.add), "metadata": "{}"}
+    sio.dump(payload, evil)
+    with pytest.raises(ModelError, match="refusing to load types.*_operator.add"):
+        SpamModel.load(evil)
+    junk = tmp_path / "junk.skops"
+    junk.write_bytes(b"\x80\x04not a zip")  # e.g. a pickle
+    with pytest.raises(ModelError, match="not a skops model file"):
+        SpamModel.load(junk)
+    with pytest.raises(ModelError, match="model file not found"):
+        SpamModel.load(tmp_path / "absent.skops")
+
+
+def test_load_refuses_a_model_built_for_other_features(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "old.skops"
+    model.save(path)
+    payload = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    meta = json.loads(payload["metadata"])
+    meta["features"]["version"] = "mw-features-0"
+    payload["metadata"] = json.dumps(meta)
+    sio.dump(payload, path)
+    with pytest.raises(ModelError, match="retrain"):
+        SpamModel.load(path)
+
+
+def test_partial_fit_moves_scores_toward_confirmed_labels(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "m.skops"
+    model.save(path)
+    fresh = SpamModel.load(path)
+    # a "ham" message full of words the model learned as spam, confirmed as ham 20 times
+    raw = b"Subject: casino bonus\n\ncasino bonus prize winner lottery casino bonus\n"
+    tokens = extract_raw(raw).tokens
+    before = fresh.scores([tokens])[0]
+    fresh.partial_fit([tokens] * 20, [0] * 20)
+    after = fresh.scores([tokens])[0]
+    assert after < before
+    assert fresh.metadata["updates"][-1] == {"ham": 20, "spam": 0}
+    fresh.save(path)
+    assert SpamModel.load(path).metadata["updates"][-1] == {"ham": 20, "spam": 0}

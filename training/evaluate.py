@@ -1,0 +1,140 @@
+"""Metrics that say how sure we are: rates with exact intervals, thresholds, recall at FPR.
+
+The claim users sign is "at most 0.01% of legitimate mail misjudged". Zero false
+positives out of 5,000 ham does not show that: the one-sided 95% upper bound is then
+about 3/5,000 = 0.06%. Every rate here therefore comes with its count and a
+Clopper-Pearson (exact binomial) interval, and `support_note` says in words when the
+ham count is too small for the claim.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+from scipy.stats import beta, norm
+from sklearn.metrics import roc_auc_score
+
+CONFIDENCE = 0.95
+
+
+def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Exact two-sided interval for a binomial proportion k/n (conservative)."""
+    if n <= 0:
+        return (0.0, 1.0)
+    alpha = 1.0 - confidence
+    lower = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
+    upper = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return (lower, upper)
+
+
+def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """Wilson score interval: tighter than Clopper-Pearson, close to nominal coverage."""
+    if n <= 0:
+        return (0.0, 1.0)
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    p = k / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return (max(0.0, centre - half), min(1.0, centre + half))
+
+
+def upper_bound(k: int, n: int, confidence: float = CONFIDENCE) -> float:
+    """One-sided exact upper bound: the rate we can claim 'at most' with this confidence.
+
+    For k = 0 it is 1 - (1 - confidence)^(1/n), about 3/n (the "rule of three").
+    """
+    if n <= 0:
+        return 1.0
+    if k >= n:
+        return 1.0
+    return float(beta.ppf(confidence, k + 1, n - k))
+
+
+def ham_needed(target: float, confidence: float = CONFIDENCE) -> int:
+    """Ham messages with zero false positives needed to claim FPR <= target."""
+    return math.ceil(math.log(1 - confidence) / math.log(1 - target))
+
+
+def support_note(false_positives: int, ham: int, target: float) -> str | None:
+    """A sentence when the ham count cannot support 'FPR <= target', else None."""
+    bound = upper_bound(false_positives, ham)
+    if bound <= target:
+        return None
+    return (
+        f"not enough ham to support the claim FPR <= {target:g}: {false_positives} false "
+        f"positives in {ham} ham give a one-sided 95% upper bound of {bound:.3g}; "
+        f"the claim needs at least {ham_needed(target)} ham with no false positive"
+    )
+
+
+def threshold_for_fpr(ham_scores: Sequence[float] | np.ndarray, max_fpr: float) -> float:
+    """The lowest score threshold whose false-positive rate on these ham is <= max_fpr.
+
+    A message is judged spam when score >= threshold. With k = floor(max_fpr * n)
+    allowed false positives, the threshold sits just above the (k+1)-th highest ham
+    score; when n * max_fpr < 1 that is just above the highest ham score.
+    """
+    scores = np.sort(np.asarray(ham_scores, dtype=np.float64))[::-1]
+    if scores.size == 0:
+        raise ValueError("no ham to choose a threshold on")
+    allowed = math.floor(max_fpr * scores.size + 1e-9)
+    if allowed >= scores.size:
+        return float(scores[-1])
+    return float(np.nextafter(scores[allowed], np.inf))
+
+
+def recall_at_fpr(ham_scores: np.ndarray, spam_scores: np.ndarray, max_fpr: float) -> float:
+    """Share of spam caught at the threshold that keeps ham FPR <= max_fpr."""
+    if len(ham_scores) == 0 or len(spam_scores) == 0:
+        return float("nan")
+    t = threshold_for_fpr(ham_scores, max_fpr)
+    return float(np.mean(np.asarray(spam_scores) >= t))
+
+
+def metrics(
+    labels: np.ndarray,
+    scores: np.ndarray,
+    threshold: float,
+    targets: Sequence[float] = (0.001, 0.0001),
+    max_fpr: float = 0.0001,
+) -> dict[str, Any]:
+    """The evaluation report for one set of labelled scores (spam = 1)."""
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=np.float64)
+    ham_scores, spam_scores = scores[labels == 0], scores[labels == 1]
+    n_ham, n_spam = int(ham_scores.size), int(spam_scores.size)
+    fp = int(np.sum(ham_scores >= threshold))
+    fn = int(np.sum(spam_scores < threshold))
+    caught = n_spam - fn
+    out: dict[str, Any] = {
+        "ham": n_ham,
+        "spam": n_spam,
+        "false_positives": fp,
+        "false_negatives": fn,
+        "spam_recall": caught / n_spam if n_spam else None,
+        "spam_recall_ci95": list(clopper_pearson(caught, n_spam)) if n_spam else None,
+        "fp_rate": fp / n_ham if n_ham else None,
+        "fp_rate_ci95": list(clopper_pearson(fp, n_ham)) if n_ham else None,
+        "fp_rate_upper95": upper_bound(fp, n_ham) if n_ham else None,
+        "auc": float(roc_auc_score(labels, scores)) if n_ham and n_spam else None,
+        "recall_at_fpr": {
+            f"{t:g}": (recall_at_fpr(ham_scores, spam_scores, t) if n_ham and n_spam else None)
+            for t in targets
+        },
+        "interval_method": "clopper-pearson",
+    }
+    notes = []
+    if n_ham:
+        note = support_note(fp, n_ham, max_fpr)
+        if note:
+            notes.append(note)
+    else:
+        notes.append("no ham in this corpus: the false-positive rate is not measured")
+    if not n_spam:
+        notes.append("no spam in this corpus: spam recall is not measured")
+    out["notes"] = notes
+    return out

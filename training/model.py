@@ -1,0 +1,170 @@
+"""The spam model as a file: a scikit-learn estimator plus its metadata, saved with skops.
+
+Pickle runs code from the file it loads; skops does not, provided we say which types we
+expect. `load` therefore checks the file's types against an explicit list (only what
+`save` writes) and refuses anything else, instead of `trusted=True`.
+
+The model's score is the estimator's decision function (log-odds for a logistic loss);
+the operating threshold is stored in the same units and chosen on held-out ham
+(training.train). `probability` is the logistic of the score, for people and the ledger.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import skops.io as sio
+
+from gateway.paths import rules_dir
+from training.features import FEATURES_VERSION, N_FEATURES, extract, extract_raw, vectorize
+
+FORMAT = "mailwarden-classifier/1"
+BASELINE_NAME = "baseline.skops"
+
+
+def default_model_path() -> Path:
+    """The baseline model shipped in rules/models/ (used when config names none)."""
+    return rules_dir() / "models" / BASELINE_NAME
+
+# Every type a model written by `save` contains; anything else in a file is refused.
+TRUSTED_TYPES = [
+    "sklearn.linear_model._stochastic_gradient.SGDClassifier",
+    "sklearn.linear_model._sgd_fast.Hinge",
+    "sklearn.linear_model._sgd_fast.Log",
+    "sklearn.linear_model._sgd_fast.ModifiedHuber",
+    "sklearn._loss._loss.CyHalfBinomialLoss",
+    "sklearn.utils._bunch.Bunch",
+    "numpy.dtype",
+    "numpy.ndarray",
+    "numpy.float64",
+    "numpy.float32",
+    "numpy.int64",
+    "numpy.int8",
+    "builtins.slice",
+]
+
+
+class ModelError(Exception):
+    """A model file that cannot be used, phrased for the operator."""
+
+
+class SpamModel:
+    """Estimator + metadata (threshold, versions, training data, validation metrics)."""
+
+    def __init__(self, estimator: Any, metadata: dict[str, Any]) -> None:
+        self.estimator = estimator
+        self.metadata = metadata
+
+    # -- scoring ----------------------------------------------------------------------
+
+    @property
+    def threshold(self) -> float:
+        """Scores >= threshold are spam (FPR <= max_fpr on the held-out ham)."""
+        return float(self.metadata["threshold"])
+
+    @property
+    def version(self) -> str:
+        return str(self.metadata.get("version", "unversioned"))
+
+    def decision(self, X: Any) -> np.ndarray:
+        return np.asarray(self.estimator.decision_function(X), dtype=np.float64)
+
+    def scores(self, token_lists: Sequence[list[str]]) -> np.ndarray:
+        return self.decision(vectorize(token_lists))
+
+    def score_raw(self, raw: bytes) -> float:
+        return float(self.scores([extract_raw(raw).tokens])[0])
+
+    def score_message(self, msg: Any, parts: Sequence[Any] | None = None) -> float:
+        """Score an already parsed message (the gateway's MessageContext.message/parts)."""
+        return float(self.scores([extract(msg, parts).tokens])[0])
+
+    def probability(self, score: float) -> float:
+        """Spam probability: the score through the Platt scaling fitted on validation."""
+        cal = self.metadata.get("calibration") or {"a": 1.0, "b": 0.0}
+        score = float(cal["a"]) * score + float(cal["b"])
+        if score >= 0:
+            return 1.0 / (1.0 + math.exp(-score))
+        z = math.exp(score)
+        return z / (1.0 + z)
+
+    # -- learning from feedback ------------------------------------------------------
+
+    def partial_fit(self, token_lists: Sequence[list[str]], labels: Sequence[int]) -> None:
+        """Update the estimator with confirmed messages (spam = 1) without retraining.
+
+        The threshold is kept: it was validated on held-out ham and is re-validated only
+        by a new `mailwarden train`. The update is counted in the metadata.
+        """
+        self.partial_fit_vectors(vectorize(token_lists), labels)
+
+    def partial_fit_vectors(self, X: Any, labels: Sequence[int] | np.ndarray) -> None:
+        y = np.asarray(labels, dtype=np.int8)
+        self.estimator.partial_fit(X, y, classes=np.array([0, 1]))
+        updates = self.metadata.setdefault("updates", [])
+        updates.append({"ham": int((y == 0).sum()), "spam": int((y == 1).sum())})
+
+    # -- files -----------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> str:
+        """Write the model with skops; returns its version (the content hash)."""
+        self.metadata["format"] = FORMAT
+        self.metadata["features"] = {"version": FEATURES_VERSION, "n_features": N_FEATURES}
+        body = json.dumps(self.metadata, sort_keys=True, default=_json_default)
+        estimator_bytes = sio.dumps(self.estimator)
+        digest = hashlib.sha256(estimator_bytes + body.encode()).hexdigest()[:12]
+        name = str(self.metadata.get("name", "mailwarden"))
+        self.metadata["version"] = f"{name}-{digest}"
+        body = json.dumps(self.metadata, sort_keys=True, default=_json_default)
+        payload = {"format": FORMAT, "estimator": self.estimator, "metadata": body}
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp")
+        sio.dump(payload, tmp, compression=8)  # zipfile.ZIP_DEFLATED
+        tmp.replace(path)
+        return self.metadata["version"]
+
+    @classmethod
+    def load(cls, path: str | Path) -> SpamModel:
+        """Read a model written by `save`, refusing files with unexpected types."""
+        path = Path(path)
+        if not path.is_file():
+            raise ModelError(f"{path}: model file not found")
+        try:
+            untrusted = sio.get_untrusted_types(file=path)
+        except Exception as exc:  # noqa: BLE001 - zip/JSON errors of many kinds
+            raise ModelError(f"{path}: not a skops model file ({exc})") from None
+        unexpected = sorted(set(untrusted) - set(TRUSTED_TYPES))
+        if unexpected:
+            raise ModelError(
+                f"{path}: refusing to load types not written by mailwarden: "
+                + ", ".join(unexpected)
+            )
+        try:
+            payload = sio.load(path, trusted=[t for t in untrusted if t in TRUSTED_TYPES])
+        except Exception as exc:  # noqa: BLE001
+            raise ModelError(f"{path}: cannot load model ({exc})") from None
+        if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+            raise ModelError(f"{path}: not a mailwarden classifier ({FORMAT})")
+        metadata = json.loads(payload["metadata"])
+        features = metadata.get("features", {})
+        if features.get("version") != FEATURES_VERSION:
+            raise ModelError(
+                f"{path}: built for features {features.get('version')!r}, this mailwarden "
+                f"extracts {FEATURES_VERSION!r}: retrain with `mailwarden train`"
+            )
+        return cls(payload["estimator"], metadata)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"cannot store {type(value).__name__} in model metadata")

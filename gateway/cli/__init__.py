@@ -17,6 +17,10 @@ from gateway.config import ConfigError
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
     "eval",
+    "quarantine",
+    "queue",
+    "scan",
+    "serve",
     "train",
 ]
 
@@ -48,7 +52,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

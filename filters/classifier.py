@@ -6,9 +6,10 @@ Symbols (weights in rules/symbols/classifier.toml; defaults fit tag 5 / quaranti
   FPR <= max_fpr on held-out ham). Its factor grows from 1.0 at the threshold to 2.5 at
   the median score of caught validation spam, so the classifier alone tags borderline
   spam and quarantines confident spam, but never rejects without other evidence.
-- CLASSIFIER_UNSURE (4.0): between the 1%-FPR point and the threshold; factor 0..1, so
-  it adds at most 4 (< tag) and needs other evidence to judge a message spam.
-- CLASSIFIER_HAM (-1.0): below the 1%-FPR point.
+- CLASSIFIER_UNSURE (3.0): between the 0.1%-FPR point and the threshold; factor 0..1,
+  so it adds at most 3 (< tag) and needs other evidence to judge a message spam; only
+  about 0.1% of ham gets it at all.
+- CLASSIFIER_HAM (-1.0): below the 0.1%-FPR point.
 
 Scoring (parse, features, linear model: a few ms, up to ~50 ms on a 1 MB message) runs
 in `lookup` on a worker thread so the SMTP event loop keeps serving other sessions;

@@ -7,10 +7,14 @@ before it (custom rules come last). Lookups all run concurrently.
 from __future__ import annotations
 
 from filters.base import Filter
+from filters.classifier import ClassifierFilter
 from filters.message_checks import MessageChecks
 from gateway.config import Settings
 
 
 def build_chain(settings: Settings) -> list[Filter]:
     chain: list[Filter] = [MessageChecks()]
+    classifier = ClassifierFilter.from_settings(settings)  # None when disabled
+    if classifier is not None:
+        chain.append(classifier)
     return chain

@@ -116,8 +116,6 @@ def extract(
     texts, urls = _body(parts)
     body = "\n".join(texts)[:MAX_TEXT]
     _text_tokens(body, "", tokens)
-    if _BIGRAMS:
-        _bigram_tokens(body, tokens)
     _style_tokens(body, tokens)
     _url_tokens(urls, tokens)
     _structure_tokens(msg, parts, tokens)
@@ -246,17 +244,6 @@ def _text_tokens(text: str, prefix: str, out: list[str]) -> None:
             _cjk_tokens(word, prefix, out)
         else:
             out.append(prefix + word)
-
-
-import os  # noqa: E402
-
-_BIGRAMS = os.environ.get("MW_BIGRAMS") == "1"
-_WORD = re.compile(r"[a-z]{2,20}")
-
-
-def _bigram_tokens(text: str, out: list[str]) -> None:
-    words = _WORD.findall(text[:20000].lower())
-    out.extend([f"{a}_{b}" for a, b in zip(words, words[1:], strict=False)])
 
 
 def _cjk_tokens(run: str, prefix: str, out: list[str]) -> None:

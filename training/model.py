@@ -19,7 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
 import skops.io as sio
+from sklearn.preprocessing import normalize
 
 from gateway.paths import rules_dir
 from training.features import FEATURES_VERSION, N_FEATURES, extract, extract_raw, vectorize
@@ -31,6 +33,7 @@ BASELINE_NAME = "baseline.skops"
 def default_model_path() -> Path:
     """The baseline model shipped in rules/models/ (used when config names none)."""
     return rules_dir() / "models" / BASELINE_NAME
+
 
 # Every type a model written by `save` contains; anything else in a file is refused.
 TRUSTED_TYPES = [
@@ -57,9 +60,18 @@ class ModelError(Exception):
 class SpamModel:
     """Estimator + metadata (threshold, versions, training data, validation metrics)."""
 
-    def __init__(self, estimator: Any, metadata: dict[str, Any]) -> None:
+    def __init__(
+        self, estimator: Any, metadata: dict[str, Any], idf: np.ndarray | None = None
+    ) -> None:
         self.estimator = estimator
         self.metadata = metadata
+        self.idf = None if idf is None else np.asarray(idf, dtype=np.float32)
+
+    def transform(self, X: Any) -> Any:
+        """Hashed, normalised counts -> idf-weighted and normalised again (TF-IDF)."""
+        if self.idf is None:
+            return X
+        return normalize((X @ sp.diags(self.idf)).tocsr(), copy=False)
 
     # -- scoring ----------------------------------------------------------------------
 
@@ -73,7 +85,8 @@ class SpamModel:
         return str(self.metadata.get("version", "unversioned"))
 
     def decision(self, X: Any) -> np.ndarray:
-        return np.asarray(self.estimator.decision_function(X), dtype=np.float64)
+        """Scores of rows from `features.vectorize` (idf applied here)."""
+        return np.asarray(self.estimator.decision_function(self.transform(X)), dtype=np.float64)
 
     def scores(self, token_lists: Sequence[list[str]]) -> np.ndarray:
         return self.decision(vectorize(token_lists))
@@ -106,7 +119,7 @@ class SpamModel:
 
     def partial_fit_vectors(self, X: Any, labels: Sequence[int] | np.ndarray) -> None:
         y = np.asarray(labels, dtype=np.int8)
-        self.estimator.partial_fit(X, y, classes=np.array([0, 1]))
+        self.estimator.partial_fit(self.transform(X), y, classes=np.array([0, 1]))
         updates = self.metadata.setdefault("updates", [])
         updates.append({"ham": int((y == 0).sum()), "spam": int((y == 1).sum())})
 
@@ -118,11 +131,12 @@ class SpamModel:
         self.metadata["features"] = {"version": FEATURES_VERSION, "n_features": N_FEATURES}
         body = json.dumps(self.metadata, sort_keys=True, default=_json_default)
         estimator_bytes = sio.dumps(self.estimator)
-        digest = hashlib.sha256(estimator_bytes + body.encode()).hexdigest()[:12]
+        idf_bytes = b"" if self.idf is None else self.idf.tobytes()
+        digest = hashlib.sha256(estimator_bytes + idf_bytes + body.encode()).hexdigest()[:12]
         name = str(self.metadata.get("name", "mailwarden"))
         self.metadata["version"] = f"{name}-{digest}"
         body = json.dumps(self.metadata, sort_keys=True, default=_json_default)
-        payload = {"format": FORMAT, "estimator": self.estimator, "metadata": body}
+        payload = {"format": FORMAT, "estimator": self.estimator, "metadata": body, "idf": self.idf}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -159,7 +173,7 @@ class SpamModel:
                 f"{path}: built for features {features.get('version')!r}, this mailwarden "
                 f"extracts {FEATURES_VERSION!r}: retrain with `mailwarden train`"
             )
-        return cls(payload["estimator"], metadata)
+        return cls(payload["estimator"], metadata, payload.get("idf"))
 
 
 def _json_default(value: Any) -> Any:

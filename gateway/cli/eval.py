@@ -17,13 +17,25 @@ def register(subparsers: Any) -> None:
         description="Score labelled corpora and report spam recall, false positives with "
         "95%% intervals, AUC, recall at fixed false-positive rates and speed.",
     )
-    p.add_argument("--corpus", action="append", required=True, metavar="PATH",
-                   help="a labelled corpus (as for train); repeat for several")
-    p.add_argument("--model", metavar="MODEL",
-                   help="model file (default: the baseline shipped in rules/models/)")
-    p.add_argument("--split", choices=("auto", "all", "validation"), default="auto",
-                   help="auto (default): for corpora the model was trained on, score only "
-                   "its held-out side; all: every message; validation: held-out side always")
+    p.add_argument(
+        "--corpus",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a labelled corpus (as for train); repeat for several",
+    )
+    p.add_argument(
+        "--model",
+        metavar="MODEL",
+        help="model file (default: the baseline shipped in rules/models/)",
+    )
+    p.add_argument(
+        "--split",
+        choices=("auto", "all", "validation"),
+        default="auto",
+        help="auto (default): for corpora the model was trained on, score only "
+        "its held-out side; all: every message; validation: held-out side always",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 

@@ -19,18 +19,40 @@ def register(subparsers: Any) -> None:
         "spam/ (plain files, Maildir or mbox), or ham=PATH / spam=PATH), choose the "
         "threshold on held-out ham and write the model with skops.",
     )
-    p.add_argument("--corpus", action="append", required=True, metavar="PATH",
-                   help="a labelled corpus; repeat for several")
+    p.add_argument(
+        "--corpus",
+        action="append",
+        required=True,
+        metavar="PATH",
+        help="a labelled corpus; repeat for several",
+    )
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
-    p.add_argument("--max-fpr", type=float, default=0.0001,
-                   help="false-positive rate allowed on held-out ham (default 0.0001)")
-    p.add_argument("--update", metavar="MODEL",
-                   help="instead of training from zero, update MODEL with every message "
-                   "of the corpora (partial_fit, e.g. confirmed feedback); keeps its threshold")
-    p.add_argument("--jobs", type=int, default=min(2, os.cpu_count() or 1),
-                   help="worker processes for feature extraction (default: up to 2)")
+    p.add_argument(
+        "--max-fpr",
+        type=float,
+        default=0.0001,
+        help="false-positive rate allowed on held-out ham (default 0.0001)",
+    )
+    p.add_argument(
+        "--update",
+        metavar="MODEL",
+        help="instead of training from zero, update MODEL with every message "
+        "of the corpora (partial_fit, e.g. confirmed feedback); keeps its threshold",
+    )
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=min(2, os.cpu_count() or 1),
+        help="worker processes for feature extraction (default: up to 2)",
+    )
     p.add_argument("--epochs", type=int, default=15, help="passes over the training data")
-    p.add_argument("--alpha", type=float, default=1e-6, help="regularisation strength")
+    p.add_argument("--alpha", type=float, default=3e-6, help="regularisation strength")
+    p.add_argument(
+        "--ham-weight",
+        type=float,
+        default=10.0,
+        help="weight of a ham error relative to a spam error (default 10)",
+    )
     p.add_argument("--name", default="mailwarden", help="model name (prefix of its version)")
     p.add_argument("--json", action="store_true", help="print the model metadata as JSON")
     p.set_defaults(func=run)
@@ -50,15 +72,25 @@ def run(args: argparse.Namespace) -> int:
     try:
         specs = [parse_spec(text) for text in args.corpus]
         options = TrainOptions(
-            max_fpr=args.max_fpr, alpha=args.alpha, epochs=args.epochs, jobs=args.jobs,
+            max_fpr=args.max_fpr,
+            alpha=args.alpha,
+            epochs=args.epochs,
+            jobs=args.jobs,
             name=args.name,
+            ham_weight=args.ham_weight,
         )
         with tqdm(desc="reading", unit="msg", file=sys.stderr, disable=None) as bar:
             if args.update:
                 model = update(args.update, specs, options, on_read=bar.update)
             else:
-                with tqdm(desc="fitting", unit="epoch", total=args.epochs, file=sys.stderr,
-                          disable=None, position=1) as epochs:
+                with tqdm(
+                    desc="fitting",
+                    unit="epoch",
+                    total=args.epochs,
+                    file=sys.stderr,
+                    disable=None,
+                    position=1,
+                ) as epochs:
                     model = train(specs, options, on_read=bar.update, on_epoch=epochs.update)
         version = model.save(args.out)
     except (CorpusError, ModelError) as exc:

@@ -14,7 +14,7 @@ import trustme
 from sqlalchemy import select
 
 from gateway import ledger
-from tests.support.gateway import REPO
+from tests.support.gateway import REPO, write_config
 from tests.support.mail import RawSmtp, message
 
 
@@ -97,9 +97,13 @@ def test_scan_prints_the_verdict_as_json_and_writes_the_copy(tmp_path):
     eml = tmp_path / "in.eml"
     eml.write_bytes(b"To: bob@example.test\r\nSubject: no sender\r\n\r\nbody\r\n")
     out = tmp_path / "out.eml"
+    # header checks alone: the classifier's own scan test is in test_classifier_gateway.py
+    config = write_config(tmp_path, "127.0.0.1:2626", {"classifier": {"enabled": False}})
     result = mailwarden(
         "scan",
         str(eml),
+        "--config",
+        str(config),
         "--rcpt",
         "bob@example.test",
         "--rcpt",

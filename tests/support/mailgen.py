@@ -5,17 +5,86 @@ from __future__ import annotations
 import random
 from email.message import EmailMessage
 
-SPAM_WORDS = (
-    "viagra cheap pills discount offer winner prize casino bonus free money click "
-    "unsubscribe limited lottery cash loan mortgage rates pharmacy replica watches "
-    "guaranteed million dollars urgent verify account password bank"
-).split()
-HAM_WORDS = (
-    "meeting agenda project schedule review report quarterly budget team lunch thanks "
-    "attached draft comments tomorrow colleague patch release build test deploy "
-    "conference minutes proposal contract invoice regards question"
-).split()
-COMMON = "the a and to of in for on with is this that you we it please".split()
+SPAM_WORDS = [
+    "viagra",
+    "cheap",
+    "pills",
+    "discount",
+    "offer",
+    "winner",
+    "prize",
+    "casino",
+    "bonus",
+    "free",
+    "money",
+    "click",
+    "unsubscribe",
+    "limited",
+    "lottery",
+    "cash",
+    "loan",
+    "mortgage",
+    "rates",
+    "pharmacy",
+    "replica",
+    "watches",
+    "guaranteed",
+    "million",
+    "dollars",
+    "urgent",
+    "verify",
+    "account",
+    "password",
+    "bank",
+]
+HAM_WORDS = [
+    "meeting",
+    "agenda",
+    "project",
+    "schedule",
+    "review",
+    "report",
+    "quarterly",
+    "budget",
+    "team",
+    "lunch",
+    "thanks",
+    "attached",
+    "draft",
+    "comments",
+    "tomorrow",
+    "colleague",
+    "patch",
+    "release",
+    "build",
+    "test",
+    "deploy",
+    "conference",
+    "minutes",
+    "proposal",
+    "contract",
+    "invoice",
+    "regards",
+    "question",
+]
+COMMON = [
+    "the",
+    "a",
+    "and",
+    "to",
+    "of",
+    "in",
+    "for",
+    "on",
+    "with",
+    "is",
+    "this",
+    "that",
+    "you",
+    "we",
+    "it",
+    "please",
+]
 
 
 def make_message(spam: bool, rng: random.Random, index: int = 0) -> bytes:
@@ -32,8 +101,10 @@ def make_message(spam: bool, rng: random.Random, index: int = 0) -> bytes:
         msg["Reply-To"] = "claims@elsewhere.example"
     body = " ".join(words)
     if spam:
-        msg.set_content(f"<html><body><p>{body}</p><a href='http://win.example/x'>go</a>"
-                        "</body></html>", subtype="html")
+        msg.set_content(
+            f"<html><body><p>{body}</p><a href='http://win.example/x'>go</a></body></html>",
+            subtype="html",
+        )
     else:
         msg.set_content(body + "\n")
     return msg.as_bytes()

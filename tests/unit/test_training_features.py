@@ -29,7 +29,7 @@ def test_gb2312_encoded_word_subject_gives_chinese_bigrams():
 def test_gbk_bytes_declared_gb2312_decode_as_gb18030():
     # 「瑢」 exists in GBK but not in GB2312: strict gb2312 decoding would fail
     text = "瑢" + CN_BODY
-    raw = b'Subject: x\nContent-Type: text/plain; charset=gb2312\n\n' + text.encode("gbk")
+    raw = b"Subject: x\nContent-Type: text/plain; charset=gb2312\n\n" + text.encode("gbk")
     assert "瑢" in extract_raw(raw).tokens
 
 
@@ -109,7 +109,9 @@ def test_near_duplicates_share_a_fingerprint_and_others_do_not():
     text = b" Lots of words so the message is long enough to be compared fairly."
     a = extract_raw(base % (100, b"aa", 1) + text).fingerprint
     b = extract_raw(base % (999, b"bb", 7) + text).fingerprint
-    c = extract_raw(base % (100, b"aa", 1) + b" An entirely different text about meetings.").fingerprint
+    c = extract_raw(
+        base % (100, b"aa", 1) + b" An entirely different text about meetings."
+    ).fingerprint
     assert a == b != c
     short1 = extract_raw(b"Subject: hi\n\nok\n").fingerprint
     short2 = extract_raw(b"Subject: hi\n\nok \n").fingerprint

@@ -27,7 +27,7 @@ def trained(tmp_path_factory):
 
 
 def test_training_picks_a_threshold_and_records_metadata(trained):
-    model, corpus = trained
+    model, _ = trained
     meta = model.metadata
     val = meta["validation"]
     assert val["ham"] + meta["split"]["train"]["ham"] == 150
@@ -57,7 +57,7 @@ def test_load_refuses_files_with_types_it_did_not_write(tmp_path):
     evil = tmp_path / "evil.skops"
     payload = {"format": FORMAT, "estimator": FunctionTransformer(operator.add), "metadata": "{}"}
     sio.dump(payload, evil)
-    with pytest.raises(ModelError, match="refusing to load types.*_operator.add"):
+    with pytest.raises(ModelError, match=r"refusing to load types.*_operator\.add"):
         SpamModel.load(evil)
     junk = tmp_path / "junk.skops"
     junk.write_bytes(b"\x80\x04not a zip")  # e.g. a pickle

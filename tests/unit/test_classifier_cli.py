@@ -1,0 +1,41 @@
+"""`mailwarden train` / `eval` on bad input: one line naming the file, exit code 2."""
+
+from __future__ import annotations
+
+import pytest
+
+from gateway.cli import main
+from tests.support.corpusgen import write_tar
+
+
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_missing_corpus(command, tmp_path, capsys):
+    extra = ["--out", str(tmp_path / "m.skops")] if command == "train" else []
+    assert main([command, "--corpus", str(tmp_path / "nope.tar.gz"), *extra]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == f"mailwarden: {tmp_path / 'nope.tar.gz'}: corpus not found"
+
+
+def test_corrupt_tar(tmp_path, capsys):
+    good = write_tar(tmp_path / "good.tar.gz", 20, 20).read_bytes()
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(good[: len(good) // 2])
+    assert main(["train", "--corpus", str(bad), "--out", str(tmp_path / "m.skops")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"mailwarden: {bad}: not a readable tar archive") and "\n" not in err
+    assert not (tmp_path / "m.skops").exists()
+
+
+def test_model_that_is_not_a_model(tmp_path, capsys):
+    corpus = write_tar(tmp_path / "c.tar.gz", 5, 5)
+    fake = tmp_path / "fake.skops"
+    fake.write_bytes(b"not a zip")
+    assert main(["eval", "--corpus", str(corpus), "--model", str(fake)]) == 2
+    assert "not a skops model file" in capsys.readouterr().err
+
+
+def test_bad_max_fpr(tmp_path, capsys):
+    corpus = write_tar(tmp_path / "c.tar.gz", 5, 5)
+    out = str(tmp_path / "m.skops")
+    assert main(["train", "--corpus", str(corpus), "--out", out, "--max-fpr", "2"]) == 2
+    assert "--max-fpr" in capsys.readouterr().err

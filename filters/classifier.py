@@ -44,6 +44,7 @@ def load_model(path: str | Path | None = None) -> SpamModel:
         model = _models.get(resolved)
         if model is None:
             model = SpamModel.load(resolved)
+            model.score_raw(b"Subject: warm-up\r\n\r\nfirst use loads lazy code paths\r\n")
             _models[resolved] = model
         return model
 

@@ -95,6 +95,25 @@ def recall_at_fpr(ham_scores: np.ndarray, spam_scores: np.ndarray, max_fpr: floa
     return float(np.mean(np.asarray(spam_scores) >= t))
 
 
+def counts(labels: np.ndarray, judged_spam: np.ndarray) -> dict[str, Any]:
+    """Confusion counts and rates with intervals from yes/no verdicts (spam = 1)."""
+    labels = np.asarray(labels)
+    judged = np.asarray(judged_spam, dtype=bool)
+    n_ham, n_spam = int(np.sum(labels == 0)), int(np.sum(labels == 1))
+    fp = int(np.sum(judged & (labels == 0)))
+    fn = int(np.sum(~judged & (labels == 1)))
+    caught = n_spam - fn
+    return {
+        "false_positives": fp,
+        "false_negatives": fn,
+        "spam_recall": caught / n_spam if n_spam else None,
+        "spam_recall_ci95": list(clopper_pearson(caught, n_spam)) if n_spam else None,
+        "fp_rate": fp / n_ham if n_ham else None,
+        "fp_rate_ci95": list(clopper_pearson(fp, n_ham)) if n_ham else None,
+        "fp_rate_upper95": upper_bound(fp, n_ham) if n_ham else None,
+    }
+
+
 def metrics(
     labels: np.ndarray,
     scores: np.ndarray,

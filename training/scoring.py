@@ -10,9 +10,11 @@ in CPU time of this process so that other load on a shared machine does not halv
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -32,6 +34,7 @@ class Scored:
     corpora: list[str] = field(default_factory=list)
     seconds: float = 0.0
     selection: dict[str, str] = field(default_factory=dict)  # corpus -> what was scored
+    judged_spam: list[bool] = field(default_factory=list)  # pipeline mode: policy verdicts
 
 
 def trained_on(model: SpamModel, spec: CorpusSpec) -> bool:
@@ -41,6 +44,32 @@ def trained_on(model: SpamModel, spec: CorpusSpec) -> bool:
     )
 
 
+def _unseen(
+    model: SpamModel, spec: CorpusSpec, split_mode: str, out: Scored
+) -> Callable[[bytes], bool]:
+    """A predicate on fingerprints: True for messages the evaluation should count."""
+    percent = int(model.metadata.get("options", {}).get("validation_percent", 20))
+    validation_only = split_mode == "validation" or (
+        split_mode == "auto" and trained_on(model, spec)
+    )
+    out.selection[spec.name] = (
+        f"validation side only ({percent}%, near-duplicates dropped): the model trained on the rest"
+        if validation_only
+        else "every message"
+    )
+    seen: set[bytes] = set()
+
+    def keep(fingerprint: bytes) -> bool:
+        if not validation_only:
+            return True
+        if fingerprint in seen or not dataset.is_validation(fingerprint, percent):
+            return False
+        seen.add(fingerprint)
+        return True
+
+    return keep
+
+
 def score_corpora(
     model: SpamModel,
     specs: Sequence[CorpusSpec],
@@ -48,30 +77,17 @@ def score_corpora(
     progress: Callable[[int], None] | None = None,
     batch: int = 128,
 ) -> Scored:
-    percent = int(model.metadata.get("options", {}).get("validation_percent", 20))
+    """The model's score for every message to count (batched, one core)."""
     out = Scored()
     for spec in specs:
-        validation_only = split_mode == "validation" or (
-            split_mode == "auto" and trained_on(model, spec)
-        )
-        out.selection[spec.name] = (
-            f"validation side only ({percent}%, near-duplicates dropped): "
-            "the model trained on the rest"
-            if validation_only
-            else "every message"
-        )
-        seen: set[bytes] = set()
+        keep = _unseen(model, spec, split_mode, out)
         pending: list[tuple[int, list[str]]] = []
         for message in read_corpus(spec):
             started = time.process_time()
             feats = extract_raw(message.raw)
+            if not keep(feats.fingerprint):
+                continue  # not counted, and neither is its time
             out.seconds += time.process_time() - started
-            if validation_only:
-                if feats.fingerprint in seen or not dataset.is_validation(
-                    feats.fingerprint, percent
-                ):
-                    continue
-                seen.add(feats.fingerprint)
             pending.append((message.label, feats.tokens))
             if len(pending) >= batch:
                 _flush(model, pending, spec.name, out)
@@ -87,30 +103,87 @@ def score_corpora(
 
 def _flush(model: SpamModel, pending: list[tuple[int, list[str]]], name: str, out: Scored):
     started = time.process_time()
-    scores = model.decision(vectorize([tokens for _, tokens in pending]))
+    scores = model.decision(vectorize([tokens for _, tokens in pending]), copy=False)
     out.seconds += time.process_time() - started
     out.labels.extend(label for label, _ in pending)
     out.scores.extend(scores.tolist())
     out.corpora.extend([name] * len(pending))
 
 
-def report(model: SpamModel, scored: Scored) -> dict[str, Any]:
-    """The `mailwarden eval --json` document."""
+CONTENT_FILTERS = frozenset({"message", "classifier", "rules"})  # no network evidence
+
+
+async def _pipeline_scores(
+    settings: Any, model: SpamModel, specs: Sequence[CorpusSpec], split_mode: str, progress
+) -> Scored:
+    from gateway.adapters import Ports
+    from gateway.chain import build_chain
+    from gateway.domain_policy import PolicyBook
+    from gateway.model import Envelope, MessageContext
+    from gateway.pipeline import Pipeline
+
+    chain = [f for f in build_chain(settings) if f.name in CONTENT_FILTERS]
+    pipeline = Pipeline(chain, PolicyBook.from_settings(settings), Ports(), budget=60.0)
+    envelope = Envelope(mail_from="", rcpt_tos=("user@eval.invalid",), client_ip="192.0.2.1")
+    out = Scored()
+    for spec in specs:
+        keep = _unseen(model, spec, split_mode, out)
+        for index, message in enumerate(read_corpus(spec)):
+            if not keep(extract_raw(message.raw).fingerprint):
+                continue
+            ctx = MessageContext(f"eval{index}", envelope, message.raw, datetime.now(UTC))
+            started = time.process_time()
+            decision = (await pipeline.run(ctx)).decisions[0]
+            out.seconds += time.process_time() - started
+            out.labels.append(message.label)
+            out.scores.append(decision.score)
+            out.judged_spam.append(decision.spam)
+            out.corpora.append(spec.name)
+            if progress:
+                progress(1)
+    return out
+
+
+def score_corpora_pipeline(
+    settings: Any,
+    model: SpamModel,
+    specs: Sequence[CorpusSpec],
+    split_mode: str = "auto",
+    progress: Callable[[int], None] | None = None,
+) -> Scored:
+    """Each message through the content filters, policy and thresholds, as `scan` does."""
+    return asyncio.run(_pipeline_scores(settings, model, specs, split_mode, progress))
+
+
+def report(model: SpamModel, scored: Scored, tag: float | None = None) -> dict[str, Any]:
+    """The `mailwarden eval --json` document.
+
+    With `tag` (pipeline mode) scores are the policy's total scores and a message counts
+    as spam when the policy judged it spam; otherwise they are the model's scores and
+    its threshold decides.
+    """
     labels = np.asarray(scored.labels, dtype=np.int8)
     scores = np.asarray(scored.scores, dtype=np.float64)
     corpora = np.asarray(scored.corpora, dtype=object)
     max_fpr = float(model.metadata.get("max_fpr", 0.0001))
-    out = evaluate.metrics(labels, scores, model.threshold, max_fpr=max_fpr)
+    threshold = model.threshold if tag is None else tag
+
+    def measure(rows: np.ndarray) -> dict[str, Any]:
+        result = evaluate.metrics(labels[rows], scores[rows], threshold, max_fpr=max_fpr)
+        if tag is not None:  # count what the policy decided (forces included)
+            judged = np.asarray(scored.judged_spam, dtype=bool)[rows]
+            result.update(evaluate.counts(labels[rows], judged))
+        return result
+
+    out = measure(np.ones(labels.size, dtype=bool))
     out["messages_per_second"] = (
         round(labels.size / scored.seconds, 1) if scored.seconds > 0 else None
     )
-    out["threshold"] = model.threshold
+    out["mode"] = "model" if tag is None else "pipeline"
+    out["threshold"] = threshold
     out["model_version"] = model.version
     out["selection"] = scored.selection
     out["per_corpus"] = {
-        str(name): evaluate.metrics(
-            labels[corpora == name], scores[corpora == name], model.threshold, max_fpr=max_fpr
-        )
-        for name in dict.fromkeys(scored.corpora)
+        str(name): measure(corpora == name) for name in dict.fromkeys(scored.corpora)
     }
     return out

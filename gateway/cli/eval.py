@@ -36,6 +36,19 @@ def register(subparsers: Any) -> None:
         help="auto (default): for corpora the model was trained on, score only "
         "its held-out side; all: every message; validation: held-out side always",
     )
+    p.add_argument(
+        "--pipeline",
+        action="store_true",
+        help="run every content filter (header checks, classifier, rules) and the "
+        "policy, and count a message as spam when the policy judges it spam "
+        "(tag or harsher), instead of the model's score against its threshold",
+    )
+    p.add_argument(
+        "--config",
+        "-c",
+        metavar="FILE",
+        help="gateway configuration for --pipeline (weights, thresholds, model)",
+    )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
 
@@ -43,20 +56,33 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from gateway.config import Settings, load_settings
     from training.corpus import CorpusError, parse_spec
     from training.model import ModelError, SpamModel, default_model_path
-    from training.scoring import report, score_corpora
+    from training.scoring import report, score_corpora, score_corpora_pipeline
 
+    settings = load_settings(args.config) if args.config else Settings()
+    if args.model:
+        section = settings.classifier.model_copy(update={"model": args.model, "enabled": True})
+        settings = settings.model_copy(update={"classifier": section})
     try:
         specs = [parse_spec(text) for text in args.corpus]
-        model = SpamModel.load(args.model or default_model_path())
+        model = SpamModel.load(settings.classifier.model or default_model_path())
         with tqdm(desc="scoring", unit="msg", file=sys.stderr, disable=None) as bar:
-            scored = score_corpora(model, specs, args.split, progress=bar.update)
+            if args.pipeline:
+                scored = score_corpora_pipeline(settings, model, specs, args.split, bar.update)
+            else:
+                scored = score_corpora(model, specs, args.split, progress=bar.update)
     except (CorpusError, ModelError) as exc:
         raise CliError(str(exc)) from None
     if not scored.labels:
         raise CliError("no messages to evaluate in the given corpora")
-    result = report(model, scored)
+    tag = None
+    if args.pipeline:
+        tag = settings.policy.thresholds.tag
+        if tag is None:
+            raise CliError("--pipeline: policy.thresholds.tag is not set: nothing is judged spam")
+    result = report(model, scored, tag)
     if args.json:
         print(json.dumps(result, indent=2))
     else:
@@ -73,7 +99,9 @@ def text_report(r: dict[str, Any]) -> str:
             f"false positives {m['false_positives']} (rate {fpr})"
         )
 
-    lines = [f"model {r['model_version']}, threshold {r['threshold']:.4f}", line("all", r)]
+    what = "policy score, tag" if r["mode"] == "pipeline" else "model"
+    head = f"{what} threshold {r['threshold']:.4f} (model {r['model_version']})"
+    lines = [head, line("all", r)]
     if r["auc"] is not None:
         lines.append(
             f"AUC {r['auc']:.5f}; recall at FPR 0.001: {r['recall_at_fpr']['0.001']:.4f}, "

@@ -15,7 +15,7 @@ from training.model import SpamModel
 
 CORPORA = corpora_dir()
 NAMES = ("spamassassin", "trec06c_subset")  # English and Chinese
-PER_LABEL = 200
+PER_LABEL = 120
 
 pytestmark = pytest.mark.skipif(
     not all((CORPORA / f"{n}.tar.gz").is_file() for n in NAMES),
@@ -95,3 +95,17 @@ def test_eval_json_on_the_held_out_side(trained, capsys):
     assert set(report["recall_at_fpr"]) == {"0.001", "0.0001"}
     assert report["messages_per_second"] > 0
     assert report["false_positives"] == round(report["fp_rate"] * report["ham"])
+
+
+def test_eval_pipeline_mode_counts_the_policy_verdicts(trained, capsys):
+    slices, model = trained
+    capsys.readouterr()
+    args = ["eval", "--model", str(model), "--json", "--pipeline", "--corpus", slices[1]]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["mode"] == "pipeline" and report["threshold"] == 5.0  # the default tag
+    meta = SpamModel.load(model).metadata
+    per = meta["validation"]["per_corpus"][NAMES[1]]
+    assert (report["ham"], report["spam"]) == (per["ham"], per["spam"])
+    assert report["false_positives"] + report["false_negatives"] <= report["ham"] + report["spam"]
+    assert 0 <= report["spam_recall"] <= 1 and report["auc"] > 0.5

@@ -39,3 +39,52 @@ def test_bad_max_fpr(tmp_path, capsys):
     out = str(tmp_path / "m.skops")
     assert main(["train", "--corpus", str(corpus), "--out", out, "--max-fpr", "2"]) == 2
     assert "--max-fpr" in capsys.readouterr().err
+
+
+def test_update_folds_confirmed_mail_into_a_model_and_keeps_its_threshold(tmp_path, capsys):
+    import mailbox
+
+    from tests.support.mailgen import labelled
+    from training.model import SpamModel
+
+    corpus = write_tar(tmp_path / "c.tar.gz", 60, 60)
+    base = tmp_path / "base.skops"
+    assert (
+        main(
+            [
+                "train",
+                "--corpus",
+                str(corpus),
+                "--out",
+                str(base),
+                "--epochs",
+                "3",
+                "--jobs",
+                "1",
+                "--max-fpr",
+                "0.05",
+            ]
+        )
+        == 0
+    )
+    box = mailbox.mbox(tmp_path / "reported.mbox", create=True)
+    for _, raw in labelled(0, 7, seed=9):
+        box.add(raw)
+    box.flush()
+    updated = tmp_path / "updated.skops"
+    args = [
+        "train",
+        "--update",
+        str(base),
+        "--corpus",
+        f"spam={tmp_path / 'reported.mbox'}",
+        "--out",
+        str(updated),
+        "--jobs",
+        "1",
+    ]
+    assert main(args) == 0
+    assert "updated with 0 ham and 7 spam (threshold kept)" in capsys.readouterr().out
+    before, after = SpamModel.load(base), SpamModel.load(updated)
+    assert after.threshold == before.threshold and after.version != before.version
+    assert after.metadata["updates"] == [{"ham": 0, "spam": 7}]

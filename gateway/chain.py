@@ -6,6 +6,7 @@ before it (custom rules come last). Lookups all run concurrently.
 
 from __future__ import annotations
 
+from filters.antivirus import Antivirus
 from filters.base import Filter
 from filters.message_checks import MessageChecks
 from gateway.config import Settings
@@ -13,4 +14,6 @@ from gateway.config import Settings
 
 def build_chain(settings: Settings) -> list[Filter]:
     chain: list[Filter] = [MessageChecks()]
+    if settings.clamav is not None:
+        chain.append(Antivirus(settings.clamav))
     return chain

@@ -24,6 +24,8 @@ metadata = MetaData()
 TABLE_MODULES: list[str] = [
     "gateway.ledger",
     "gateway.quarantine",
+    "gateway.av_policy",
+    "gateway.attachments",
 ]
 
 T = TypeVar("T")

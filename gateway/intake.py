@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import ledger, quarantine
+from gateway import attachments, ledger, quarantine
 from gateway.db import Database
 from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
 from gateway.pipeline import Pipeline, Verdict, rcpt_domain
@@ -48,6 +48,7 @@ class Intake:
         node: str,
         on_spooled: Callable[[list[Job]], None] = lambda jobs: None,
         drop_field: Callable[[bytes], bool] | None = None,
+        keep_attachments: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.spool = spool
@@ -56,6 +57,7 @@ class Intake:
         self.node = node
         self.on_spooled = on_spooled
         self.drop_field = drop_field
+        self.keep_attachments = keep_attachments  # for `mailwarden rescan`
         self.in_flight = 0
         self._disk = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool")
 
@@ -132,6 +134,8 @@ class Intake:
             return TEMPFAIL_REPLY
         if jobs:
             self.on_spooled([job for job, _ in jobs])
+            if self.keep_attachments:
+                await self._keep_attachments(verdict)
         log.info(
             "%s: accepted from %s for %s: %s",
             qid,
@@ -140,6 +144,22 @@ class Intake:
             ", ".join(f"{d.rcpt}={d.action}" for d in verdict.decisions),
         )
         return reply
+
+    async def _keep_attachments(self, verdict: Verdict) -> None:
+        """Keep delivered attachments for retro-detection; a failure never refuses mail."""
+        infections = [
+            i
+            for by_filter in verdict.results.values()
+            for r in by_filter.values()
+            for i in r.infections
+        ]
+        kept = attachments.kept_after_delivery(verdict.ctx.parts, infections)
+        if not kept:
+            return
+        try:
+            await self.db.run(_store_attachments, verdict.ctx.queue_id, kept)
+        except Exception:
+            log.exception("%s: could not keep attachments for rescans", verdict.ctx.queue_id)
 
     def _delivery_jobs(self, verdict: Verdict, item_of: dict[str, str]) -> list[tuple[Job, bytes]]:
         """One job per distinct rendering (and kept-original item, named in notices)."""
@@ -198,3 +218,8 @@ def _insert(engine, row, rows, items) -> None:
         ledger.record(conn, row, rows)
         if items:
             conn.execute(quarantine.quarantine.insert(), items)
+
+
+def _store_attachments(engine, queue_id: str, kept: list[attachments.Attachment]) -> None:
+    with engine.begin() as conn:
+        attachments.store_attachments(conn, queue_id, kept, datetime.now(UTC))

@@ -16,9 +16,9 @@ every other leaf decodes to exactly the bytes it had.
 
 from __future__ import annotations
 
+import base64
 import email.parser
 import email.policy
-import quopri
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -158,7 +158,7 @@ def _split_multipart(
     children: list[tuple[int, int]] = []
     index = 0
     while index < len(lines):
-        at, after, is_close = lines[index]
+        _, after, is_close = lines[index]
         if is_close and index > 0:
             break
         # consecutive boundary lines (closing ones too) are skipped as one separator
@@ -189,14 +189,12 @@ def _notice_entity(data: bytes, span: Span, text: str) -> bytes:
             keep = not name.startswith(b"content-")
         if keep:
             kept.append(line if _NEWLINE.search(line) else line + nl)
-    body = text.rstrip("\r\n") + "\n"
-    try:
-        encoded = body.encode("ascii")
-        cte = "7bit"
-    except UnicodeEncodeError:
-        encoded = quopri.encodestring(body.encode("utf-8"))
-        cte = "quoted-printable"
-    encoded = nl.join(encoded.splitlines()) + nl
+    lines = text.rstrip("\r\n").splitlines() or [""]
+    if all(line.isascii() and not line.startswith("-") and len(line) < 990 for line in lines):
+        cte, encoded = "7bit", nl.join(line.encode("ascii") for line in lines) + nl
+    else:  # base64 cannot contain a line that looks like a boundary
+        data = base64.encodebytes("\n".join(lines).encode("utf-8") + b"\n")
+        cte, encoded = "base64", nl.join(data.splitlines()) + nl
     added = [
         b'Content-Type: text/plain; charset="utf-8"',
         b"Content-Transfer-Encoding: " + cte.encode(),
@@ -254,8 +252,8 @@ def _verify(before: list, after: list, wanted: dict[str, str]) -> None:
         raise MimeEditError("editing changed the MIME structure")
     for part_id, part in new.items():
         if part_id in wanted:
-            expected = wanted[part_id].rstrip("\r\n")
-            if part.content_type != "text/plain" or part.text().rstrip("\r\n") != expected:
+            expected = wanted[part_id].splitlines()
+            if part.content_type != "text/plain" or part.text().splitlines() != expected:
                 raise MimeEditError(f"part {part_id} was not replaced cleanly")
         elif part.payload != old[part_id].payload or part.filename != old[part_id].filename:
             raise MimeEditError(f"part {part_id} would have changed")

@@ -16,6 +16,7 @@ this chain decides. Order of precedence:
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from gateway.domain_policy import DomainPolicy
 from gateway.model import (
@@ -77,14 +78,12 @@ def decide(
 ) -> Decision:
     symbols = score_symbols(results, policy)
     score = sum(s.score for s in symbols)
-    forces = [
-        r.force
-        for name, r in results.items()
-        if r.force is not None and (av.enabled or name != ANTIVIRUS)
-    ]
+    forces = [r.force for name, r in results.items() if r.force is not None and name != ANTIVIRUS]
+    av_result = results.get(ANTIVIRUS)
+    av_force = av_result.force if av_result is not None and av.enabled else None
     headers = [h for r in results.values() for h in r.headers]
 
-    tempfails = [f for f in forces if f.kind == ForceKind.TEMPFAIL]
+    tempfails = [f for f in (*forces, av_force) if f is not None and f.kind == ForceKind.TEMPFAIL]
     if tempfails:
         return Decision(
             rcpt,
@@ -95,18 +94,28 @@ def decide(
             reply=Reply(451, "4.3.0", "Temporary failure while checking the message, try later"),
         )
 
-    virus = _virus_outcome(results.get(ANTIVIRUS), av)
+    virus = _virus_outcome(av_result, av)
     reasons: list[str] = []
     action = Action.ACCEPT
+    av_reply: Reply | None = None
     replace_parts: tuple[PartNotice, ...] = ()
-    if virus is not None:
-        headers.extend(virus_headers(virus, results.get(ANTIVIRUS)))
+    if virus is not None and av_result is not None:
+        # a part clamd could not scan (too large, over its limits): [clamav] on_unscannable
+        held = _FORCED_ACTION.get(av_force.kind) if av_force and virus.mode == "clean" else None
+        if held is not None and av_force is not None:
+            action = held
+            reasons.append(f"{av_force.source}: {av_force.reason}")
+            if held == Action.REJECT:
+                av_reply = Reply(550, "5.7.1", av_force.reply_text or "Message refused")
+            virus = replace(virus, cleaned=False)
+        headers.extend(virus_headers(virus, av_result))
         if virus.viruses:
             reasons.append("virus: " + ", ".join(virus.viruses))
-            if virus.mode == "clean":
-                infections = results[ANTIVIRUS].infections
+            if virus.mode == "clean" and held is None:
                 if virus.cleaned:
-                    replace_parts = tuple(_notice(i, virus.original_kept) for i in infections)
+                    replace_parts = tuple(
+                        _notice(i, virus.original_kept) for i in av_result.infections
+                    )
                 else:
                     action = Action.QUARANTINE
                     reasons.append("virus could not be separated from the message")
@@ -116,6 +125,8 @@ def decide(
     reasons.extend(spam_reasons)
     if spam_action.severity > action.severity:
         action = spam_action
+    if action == Action.REJECT and reply is None:
+        reply = av_reply
     headers.extend(spam_headers(score, spam, policy, symbols))
     subject_tag = policy.subject_tag if action == Action.TAG and policy.subject_tag else None
     if action != Action.REJECT:
@@ -193,9 +204,11 @@ def _notice(infection: Infection, original_kept: bool) -> PartNotice:
 def virus_headers(virus: VirusOutcome, result: FilterResult | None) -> list[tuple[str, str]]:
     if not virus.scanned:
         return []
-    engine = str((result.facts if result else {}).get("engine", "ClamAV"))
+    facts = result.facts if result else {}
+    engine = str(facts.get("engine", "ClamAV"))
+    unscannable = [str(u) for u in facts.get("unscannable", ())]
     if not virus.viruses:
-        status = "Clean"
+        status = "Not fully scanned (" + "; ".join(unscannable) + ")" if unscannable else "Clean"
     elif virus.cleaned:
         status = "Cleaned (" + ", ".join(virus.viruses) + ")"
     else:

@@ -11,10 +11,13 @@ import signal
 import socket
 import time
 from datetime import UTC, datetime
+from functools import partial
 
 from gateway import ledger, quarantine
 from gateway.adapters import Ports
+from gateway.adapters.clamd import ClamdClient
 from gateway.adapters.dns import Resolver
+from gateway.av_policy import load_av_policies
 from gateway.chain import build_chain
 from gateway.config import Settings
 from gateway.db import Database
@@ -32,15 +35,18 @@ RELEASE_POLL_SECONDS = 2.0
 
 
 def build_ports(settings: Settings, db: Database | None) -> Ports:
-    return Ports(dns=Resolver(settings.dns), store=db)
+    clamd = ClamdClient.from_settings(settings.clamav) if settings.clamav else None
+    return Ports(dns=Resolver(settings.dns), clamd=clamd, store=db)
 
 
 def build_pipeline(settings: Settings, ports: Ports) -> Pipeline:
+    db = ports.store
     return Pipeline(
         build_chain(settings),
         PolicyBook.from_settings(settings),
         ports,
         settings.pipeline.budget,
+        av_policies=partial(load_av_policies, db) if db is not None else None,
     )
 
 
@@ -67,6 +73,7 @@ class Gateway:
             s.smtp.hostname,
             self.node,
             on_spooled=self.delivery.submit,
+            keep_attachments=bool(s.clamav and s.clamav.attachment_retention_days > 0),
         )
         jobs = await asyncio.to_thread(self.spool.recover)
         await self._restore_ledger(jobs)
@@ -84,6 +91,8 @@ class Gateway:
             self._release_task.cancel()
             await asyncio.gather(self._release_task, return_exceptions=True)
         await self.delivery.stop()
+        if self.ports.clamd is not None:
+            await asyncio.to_thread(self.ports.clamd.close)
         await asyncio.to_thread(self.db.close)
         log.info("stopped")
 

@@ -16,10 +16,14 @@ from gateway.config import ConfigError
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "eval_av",
+    "policy",
     "quarantine",
     "queue",
+    "rescan",
     "scan",
     "serve",
+    "signatures",
 ]
 
 

@@ -97,7 +97,11 @@ class ClamdServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                err = self.process.stderr.read().decode(errors="replace") if self.process.stderr else ""
+                err = (
+                    self.process.stderr.read().decode(errors="replace")
+                    if self.process.stderr
+                    else ""
+                )
                 raise RuntimeError(f"clamd exited with {self.process.returncode}: {err[-2000:]}")
             if self.ping():
                 return self
@@ -150,7 +154,9 @@ class ClamdServer:
         self.close()
 
 
-def build_cud(files: dict[str, bytes], version: int, built_at: datetime, name: str = "daily") -> bytes:
+def build_cud(
+    files: dict[str, bytes], version: int, built_at: datetime, name: str = "daily"
+) -> bytes:
     """An unsigned ClamAV database (what `sigtool --build=NAME.cud --unsigned` writes).
 
     Layout: a 512-byte text header, then a tar.gz holding NAME.info (the header

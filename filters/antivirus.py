@@ -134,13 +134,13 @@ def classify(virus: str) -> str:
     return "virus"
 
 
-def _separable(raw: bytes, part_ids: Iterable[str]) -> bool:
+def _separable(ctx: MessageContext, part_ids: Iterable[str]) -> bool:
     """Can these parts be replaced by notices? (a trial run of the real edit)"""
     ids = sorted(set(part_ids))
     if not ids:
         return True
     try:
-        replace_parts(raw, [PartNotice(pid, "removed") for pid in ids])
+        replace_parts(ctx.raw, [PartNotice(pid, "removed") for pid in ids], ctx.parts)
     except MimeEditError:
         return False
     return True
@@ -192,7 +192,7 @@ class Antivirus:
         }
         separable = True
         if infected:
-            separable = await asyncio.to_thread(_separable, ctx.raw, infected)
+            separable = await asyncio.to_thread(_separable, ctx, infected)
         return AvEvidence(
             scans=tuple(scans),
             version=version,  # type: ignore[arg-type]

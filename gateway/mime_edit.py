@@ -23,7 +23,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from gateway.mime import MAX_DEPTH, leaf_parts
+from gateway.mime import MAX_DEPTH, Part, leaf_parts
 from gateway.model import PartNotice
 
 _HEADER_LINE = re.compile(rb"From |[\x21-\x39\x3b-\x7e]*:|[\t ]")  # feedparser's headerRE
@@ -110,8 +110,8 @@ def _walk(
     if default_type:
         headers.set_default_type(default_type)
     try:
-        ctype = headers.get_content_type()
-        maintype = headers.get_content_maintype()
+        ctype = headers.get_content_type()  # parsed once: policy.default parsing is costly
+        maintype = ctype.split("/")[0]
     except Exception as exc:  # noqa: BLE001 - garbage headers; refuse rather than guess
         raise MimeEditError(f"unreadable Content-Type: {exc}") from None
     part_id = prefix or "1"
@@ -205,19 +205,23 @@ def _notice_entity(data: bytes, span: Span, text: str) -> bytes:
     return b"".join(kept) + nl.join(added) + nl + nl + encoded
 
 
-def replace_parts(raw: bytes, notices: Sequence[PartNotice]) -> bytes:
+def replace_parts(
+    raw: bytes, notices: Sequence[PartNotice], parts: Sequence[Part] | None = None
+) -> bytes:
     """`raw` with each noticed leaf part replaced by a text/plain notice.
 
-    Part ids are gateway.mime.leaf_parts ids. Every byte outside the replaced
-    parts stays as it was. Raises MimeEditError (and changes nothing) when a
-    part id does not exist or the structure cannot be edited safely.
+    Part ids are gateway.mime.leaf_parts ids; `parts` may pass leaf_parts of
+    `raw` already parsed (MessageContext.parts) to save parsing it again. Every
+    byte outside the replaced parts stays as it was. Raises MimeEditError (and
+    changes nothing) when a part id does not exist or the structure cannot be
+    edited safely.
     """
     if not notices:
         return raw
     wanted: dict[str, str] = {}
     for notice in notices:
         wanted.setdefault(notice.part_id, notice.text)
-    before = _parsed_leaves(raw)
+    before = list(parts) if parts is not None else _parsed_leaves(raw)
     spans = leaf_spans(raw)
     if [s.part_id for s in spans] != _unique(p.part_id for p in before):
         raise MimeEditError("MIME structure is ambiguous; part numbering does not agree")

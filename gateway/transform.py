@@ -149,7 +149,7 @@ def render(
             PartNotice(n.part_id, n.text.replace("{quarantine_id}", quarantine_id or "-"))
             for n in rendering.replace_parts
         ]
-        raw = replace_parts(raw, notices)
+        raw = replace_parts(raw, notices, ctx.parts)
     fields, body = split_message(raw)
     fields = [
         f

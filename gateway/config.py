@@ -86,7 +86,7 @@ class DomainsSettings(Section):
 
 class DeliverySettings(Section):
     next_hop: HostPort = "127.0.0.1:2626"
-    workers: int = Field(4, gt=0)
+    workers: int = Field(8, gt=0)
     retry_schedule: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [60.0, 300.0, 900.0, 1800.0, 3600.0]
     )

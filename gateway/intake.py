@@ -96,7 +96,7 @@ class Intake:
         row = ledger.message_row(verdict, outcome, str(reply), self.node, datetime.now(UTC))
         rows = ledger.recipient_rows(verdict, status, {})
         try:
-            await self.db.run(_insert, row, rows, [])
+            await self.db.write(_insert, row, rows, [])
         except Exception:
             log.exception("%s: could not record the %s message", verdict.ctx.queue_id, outcome)
         log.info("%s: %s: %s", verdict.ctx.queue_id, outcome, reply)
@@ -122,7 +122,7 @@ class Intake:
         try:
             if jobs:
                 await loop.run_in_executor(self._disk, self.spool.write, jobs)
-            await self.db.run(_insert, row, rows, items)
+            await self.db.write(_insert, row, rows, items)
         except Exception:
             log.exception("%s: could not store the message durably; answering 451", qid)
             if jobs:
@@ -193,8 +193,7 @@ class Intake:
         return items, item_of
 
 
-def _insert(engine, row, rows, items) -> None:
-    with engine.begin() as conn:
-        ledger.record(conn, row, rows)
-        if items:
-            conn.execute(quarantine.quarantine.insert(), items)
+def _insert(conn, row, rows, items) -> None:
+    ledger.record(conn, row, rows)
+    if items:
+        conn.execute(quarantine.quarantine.insert(), items)

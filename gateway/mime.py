@@ -73,15 +73,11 @@ def header_values(msg: email.message.Message, name: str) -> list[str]:
     """All values of a header as readable text; malformed encodings never raise."""
     values = []
     for raw in msg.get_all(name, []) or []:
-        try:
-            values.append(str(raw))
-        except Exception:  # noqa: BLE001 - policy.default can fail on garbage
-            values.append(decode_rfc2047(_raw_header_text(raw)))
+        text = raw if isinstance(raw, str) else str(raw)
+        if "=?" in text:
+            text = decode_rfc2047(text)
+        values.append(" ".join(text.split()) if "\n" in text else text)
     return values
-
-
-def _raw_header_text(value: object) -> str:
-    return value if isinstance(value, str) else str(getattr(value, "_parse_tree", "") or "")
 
 
 def decode_rfc2047(value: str) -> str:

@@ -94,11 +94,7 @@ class Gateway:
             if not rows or await self.db.run(ledger.has_message, job.queue_id):
                 continue
 
-            def insert(engine, rows=rows) -> None:
-                with engine.begin() as conn:
-                    ledger.record(conn, rows["message"], rows["recipients"])
-
-            await self.db.run(insert)
+            await self.db.write(ledger.record, rows["message"], rows["recipients"])
             log.warning("%s: ledger rows restored from the spool after a crash", job.queue_id)
 
     async def _releases(self) -> None:
@@ -131,7 +127,7 @@ class Gateway:
         if not await self.db.run(quarantine.claim_release, item["id"]):
             await asyncio.to_thread(self.spool.remove, [job.id])  # another node took it
             return
-        await self.db.run(_release_feedback, item, when)
+        await self.db.write(_release_feedback, item, when)
         self.delivery.submit([job])
         log.info("%s: released to %s", item["id"], ", ".join(item["rcpts"]))
 
@@ -146,26 +142,25 @@ def _sender_of(engine, message_id: str) -> str | None:
     return None if row is None else row.mail_from
 
 
-def _release_feedback(engine, item: dict, when: datetime) -> None:
+def _release_feedback(conn, item: dict, when: datetime) -> None:
     """A release of held spam says the verdict was wrong: a false positive."""
     if item["kind"] not in (quarantine.SPAM, quarantine.REJECTED, quarantine.POLICY):
         return
-    with engine.begin() as conn:
-        conn.execute(
-            ledger.feedback.insert(),
-            [
-                {
-                    "message_id": item["message_id"],
-                    "rcpt": rcpt,
-                    "kind": ledger.FALSE_POSITIVE,
-                    "source": "release",
-                    "actor": item.get("decided_by"),
-                    "created_at": when,
-                    "details": {"quarantine_id": item["id"], "held_as": item["kind"]},
-                }
-                for rcpt in item["rcpts"]
-            ],
-        )
+    conn.execute(
+        ledger.feedback.insert(),
+        [
+            {
+                "message_id": item["message_id"],
+                "rcpt": rcpt,
+                "kind": ledger.FALSE_POSITIVE,
+                "source": "release",
+                "actor": item.get("decided_by"),
+                "created_at": when,
+                "details": {"quarantine_id": item["id"], "held_as": item["kind"]},
+            }
+            for rcpt in item["rcpts"]
+        ],
+    )
 
 
 async def serve(settings: Settings) -> None:

@@ -143,6 +143,9 @@ class LoopbackDns:
             DNSServer(resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger)
             for tcp in (False, True)
         ]
+        for server in self._servers:
+            # a slow answer may come after stop(): nothing to report then
+            server.server.handle_error = lambda *args: None
 
     @property
     def nameserver(self) -> str:

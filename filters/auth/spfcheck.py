@@ -37,6 +37,28 @@ def _dispatch(name, qtype, strict=True, timeout=None):  # pyspf's signature
 spf.DNSLookup = _dispatch
 
 
+class _Query(spf.query):
+    """pyspf's query with one RFC 7208 rule it leaves to its DNS layer."""
+
+    def validated_ptrs(self):
+        """RFC 7208 5.5: a DNS error on a PTR name's address lookup skips that name.
+
+        pyspf lets the TempError escape (temperror for the whole check); with a
+        recursive resolver a CNAME loop or a broken zone behind a PTR name is
+        exactly such an error, and it must not decide the sender's result.
+        """
+        limit = spf.MAX_PTR if self.strict else spf.MAX_PTR * 4
+        valid = []
+        for name in self.dns_ptr(self.i)[:limit]:
+            try:
+                addresses = self.dns_a(name, self.A)
+            except spf.TempError:
+                continue
+            if self.cidrmatch(addresses, self.cidrmax):
+                valid.append(name)
+        return valid
+
+
 @dataclass(frozen=True)
 class SpfOutcome:
     """One SPF check_host() result for one identity."""
@@ -51,7 +73,7 @@ class SpfOutcome:
 def _run(lookups: BlockingLookups, ip: str, sender: str, helo: str, receiver: str):
     token = _current.set(lookups)
     try:
-        q = spf.query(
+        q = _Query(
             i=ip, s=sender, h=helo, receiver=receiver, strict=True, timeout=3600, querytime=0
         )
         result, _code, explanation = q.check()

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 
-from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSLabel, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 _RDATA = {
@@ -40,7 +40,9 @@ def _free_port() -> int:
 
 
 def _norm(name: str) -> str:
-    return name.lower().rstrip(".") + "."
+    """The zone key of a name: lower case, trailing dot, odd bytes escaped as dnslib
+    prints a query name (so "a b.example" matches a query for it)."""
+    return str(DNSLabel(name.rstrip(".") + ".")).lower()
 
 
 class _ZoneResolver(BaseResolver):
@@ -158,9 +160,9 @@ class LoopbackDns:
         self.zone = zone or TestZone()
         self.port = _free_port()
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-        resolver = _ZoneResolver(self.zone)
+        self._resolver = _ZoneResolver(self.zone)
         self._servers = [
-            DNSServer(resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger)
+            DNSServer(self._resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger)
             for tcp in (False, True)
         ]
 
@@ -168,9 +170,18 @@ class LoopbackDns:
     def nameserver(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def use(self, zone: TestZone) -> None:
+        """Serve another zone from now on (one server for many scenarios)."""
+        self.zone = zone
+        self._resolver.zone = zone
+
     def start(self) -> LoopbackDns:
         for server in self._servers:
-            server.start_thread()
+            # a short poll interval: stop() returns in milliseconds, not half a second
+            server.thread = threading.Thread(
+                target=server.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
+            server.thread.start()
         return self
 
     def stop(self) -> None:

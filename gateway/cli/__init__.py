@@ -16,6 +16,10 @@ from gateway.config import ConfigError
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "quarantine",
+    "queue",
+    "scan",
+    "serve",
 ]
 
 
@@ -46,7 +50,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -20,6 +20,7 @@ from typing import Any
 
 from filters.auth.dkimcheck import ArcOutcome, DkimOutcome, verify_arc, verify_dkim
 from filters.auth.dmarc import DmarcLookup, DmarcVerdict, FromDomain, discover, from_domain, verdict
+from filters.auth.domains import org_domain
 from filters.auth.results import authentication_results
 from filters.auth.spfcheck import SpfOutcome, check_helo, check_mailfrom
 from filters.base import Scope
@@ -65,8 +66,11 @@ class AuthFilter:
     name = "auth"
     on_error = OnError.CONTINUE  # authentication is evidence, not a reason to hold mail
 
-    def __init__(self, authserv_id: str) -> None:
+    def __init__(self, authserv_id: str, max_seconds: float | None = None) -> None:
+        """`max_seconds`: the pipeline's budget, so ours ends first and we still answer."""
         self.authserv_id = authserv_id
+        self.max_seconds = max_seconds
+        org_domain("example.com")  # read the public suffix list now, not on the first message
 
     async def lookup(self, ctx: MessageContext, ports: Ports) -> AuthEvidence:
         started = time.monotonic()
@@ -75,7 +79,10 @@ class AuthFilter:
         resolver = ports.dns
         if resolver is None:
             return _unanswered(env.mail_from, env.helo, sender, "no DNS resolver configured")
-        budget: Budget = resolver.budget()
+        seconds = resolver.settings.budget
+        if self.max_seconds is not None:
+            seconds = max(0.1, min(seconds, self.max_seconds - 2 * GRACE))
+        budget: Budget = resolver.budget(seconds)
         blocking = resolver.blocking(budget)
         loop = asyncio.get_running_loop()
         pool = _executor()

@@ -10,6 +10,7 @@ sanitised comment, and the header is one line (the transform may fold it).
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 from filters.auth.dkimcheck import ArcOutcome, DkimOutcome
 from filters.auth.dmarc import DmarcVerdict
@@ -147,3 +148,16 @@ def claims_authserv_id(header_value: str, authserv_id: str) -> bool:
     if value is None:
         return False
     return value.strip().rstrip(".").lower() == authserv_id.strip().rstrip(".").lower()
+
+
+def forged_results_dropper(authserv_id: str) -> Callable[[bytes], bool]:
+    """A `drop_field` for gateway.transform.render: True for an incoming
+    Authentication-Results field (raw bytes, folded) that claims `authserv_id`."""
+
+    def drop(field: bytes) -> bool:
+        name, sep, value = field.partition(b":")
+        if not sep or name.strip().lower() != b"authentication-results":
+            return False
+        return claims_authserv_id(value.decode("utf-8", "replace"), authserv_id)
+
+    return drop

@@ -58,3 +58,15 @@ def test_unreachable_server_gives_temperror(dns_server):
     auth = AuthHarness(f"127.0.0.1:{port}", timeout=0.3, budget=1.0)
     run = auth.run(context(sign(message(), "rsa1", "example.test", rsa_key())))
     assert {"SPF_TEMPERROR", "DKIM_TEMPERROR", "DMARC_TEMPERROR"} <= run.names
+
+
+def test_budget_ends_before_the_pipeline_budget(dns_server):
+    """With [dns] budget larger than the pipeline's, ours ends first so we still answer."""
+    dns_server.zone.add("example.test", "TXT", "v=spf1 -all")
+    dns_server.zone.slow("example.test", 5.0)
+    auth = AuthHarness(dns_server.nameserver, timeout=4.0, budget=8.0)
+    auth.filter.max_seconds = 2.0
+    started = time.monotonic()
+    run = auth.run(context(message()))
+    assert time.monotonic() - started < 2.0
+    assert "SPF_TEMPERROR" in run.names

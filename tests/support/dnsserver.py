@@ -186,6 +186,8 @@ class LoopbackDns:
 
     def stop(self) -> None:
         for server in self._servers:
+            # a slow answer still being sent after the socket closed is not an error
+            server.server.handle_error = lambda request, client_address: None
             server.stop()
             server.server.server_close()
 

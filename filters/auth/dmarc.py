@@ -158,8 +158,8 @@ class DmarcVerdict:
 
 
 def sampled(pct: int, key: str) -> bool:
-    """pct= sampling (RFC 7489 6.6.4), deterministic per message so every recipient
-    domain and every rescan of the same message gets the same answer."""
+    """pct= sampling (RFC 7489 6.6.4), deterministic per key (the queue id), so every
+    recipient domain of one message gets the same answer."""
     if pct >= 100:
         return True
     if pct <= 0:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import authres
 import pytest
 
-from filters.auth import authentication_results, claims_authserv_id
+from filters.auth import authentication_results, claims_authserv_id, forged_results_dropper
 from filters.auth.dkimcheck import ArcOutcome, DkimOutcome
 from filters.auth.dmarc import DmarcVerdict
 from filters.auth.spfcheck import SpfOutcome
@@ -112,3 +112,14 @@ def test_dmarc_failure_shows_policy_and_disposition():
     v = DmarcVerdict("fail", "example.test", "quarantine", "reject", sampled_out=True)
     value = _header(dmarc=v, dis="quarantine")
     assert "dmarc=fail (p=reject dis=quarantine pct) header.from=example.test" in value
+
+
+def test_dropper_works_on_raw_folded_fields():
+    drop = forged_results_dropper("mx.local.test")
+    assert drop(b"Authentication-Results: (x)\r\n\tMX.local.test; spf=pass\r\n")
+    assert drop(b"authentication-results :mx.local.test 1; none\r\n")
+    assert not drop(b"Authentication-Results: other.test; spf=pass\r\n")
+    assert not drop(b"ARC-Authentication-Results: i=1; mx.local.test; spf=pass\r\n")
+    assert not drop(b"X-Note: mx.local.test; spf=pass\r\n")
+    assert not drop(b"Authentication-Results mx.local.test\r\n")  # not a field
+    assert drop(b"Authentication-Results: mx.local.test; x=\xff\xfe\r\n")

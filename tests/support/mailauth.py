@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import base64
 import datetime
-import subprocess
+import secrets
 from dataclasses import dataclass
 from functools import cache
 
@@ -29,11 +29,8 @@ class DkimKey:
 
 @cache
 def rsa_key(bits: int = 2048) -> DkimKey:
-    if bits < 1024:  # `cryptography` refuses to make weak keys; openssl still can
-        pem = subprocess.run(
-            ["openssl", "genrsa", "-traditional", str(bits)], capture_output=True, check=True
-        ).stdout
-        key = serialization.load_pem_private_key(pem, password=None)
+    if bits < 1024:  # `cryptography` refuses to generate weak keys, but loads them
+        key = _weak_rsa(bits)
     else:
         key = rsa.generate_private_key(public_exponent=65537, key_size=bits)
     private = key.private_bytes(
@@ -46,6 +43,28 @@ def rsa_key(bits: int = 2048) -> DkimKey:
     )
     record = "v=DKIM1; k=rsa; p=" + base64.b64encode(public).decode()
     return DkimKey(b"rsa-sha256", private, record)
+
+
+def _probable_prime(bits: int) -> int:
+    while True:
+        n = secrets.randbits(bits) | (1 << (bits - 1)) | 1
+        if all(pow(a, n - 1, n) == 1 for a in (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37)):
+            return n
+
+
+def _weak_rsa(bits: int) -> rsa.RSAPrivateKey:
+    """An RSA key too short for real use, to test that verifiers refuse it."""
+    e = 65537
+    while True:
+        p, q = _probable_prime(bits // 2), _probable_prime(bits // 2)
+        phi = (p - 1) * (q - 1)
+        if p != q and phi % e:
+            break
+    d = pow(e, -1, phi)
+    numbers = rsa.RSAPrivateNumbers(
+        p, q, d, d % (p - 1), d % (q - 1), pow(q, -1, p), rsa.RSAPublicNumbers(e, p * q)
+    )
+    return numbers.private_key()
 
 
 def with_algorithm(key: DkimKey, algorithm: bytes) -> DkimKey:

@@ -6,11 +6,15 @@ before it (custom rules come last). Lookups all run concurrently.
 
 from __future__ import annotations
 
+from filters.auth import AuthFilter
 from filters.base import Filter
 from filters.message_checks import MessageChecks
 from gateway.config import Settings
 
 
 def build_chain(settings: Settings) -> list[Filter]:
-    chain: list[Filter] = [MessageChecks()]
+    chain: list[Filter] = [
+        MessageChecks(),
+        AuthFilter(settings.smtp.hostname, max_seconds=settings.pipeline.budget),
+    ]
     return chain

@@ -127,6 +127,9 @@ class PolicySettings(Section):
     thresholds: ThresholdSettings = ThresholdSettings()
     subject_tag: str = "[SPAM]"
     symbols: dict[str, float] = Field(default_factory=dict)  # weight overrides
+    # what a failed DMARC p=reject does by default (domain policies may differ):
+    # honour = reject, quarantine = quarantine instead, score = symbols only
+    dmarc: Literal["honour", "quarantine", "score"] = "honour"
 
 
 class PipelineSettings(Section):

@@ -12,6 +12,7 @@ import socket
 import time
 from datetime import UTC, datetime
 
+from filters.auth import forged_results_dropper
 from gateway import ledger, quarantine
 from gateway.adapters import Ports
 from gateway.adapters.dns import Resolver
@@ -67,6 +68,7 @@ class Gateway:
             s.smtp.hostname,
             self.node,
             on_spooled=self.delivery.submit,
+            drop_field=forged_results_dropper(s.smtp.hostname),
         )
         jobs = await asyncio.to_thread(self.spool.recover)
         await self._restore_ledger(jobs)

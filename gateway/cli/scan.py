@@ -57,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
     verdict = asyncio.run(_run_pipeline(settings, ctx))
     first = verdict.decisions[0]
     if args.out:
-        copy = render(ctx, first.rendering, [first.rcpt], settings.smtp.hostname)
+        from filters.auth import forged_results_dropper
+
+        hostname = settings.smtp.hostname
+        copy = render(
+            ctx, first.rendering, [first.rcpt], hostname, forged_results_dropper(hostname)
+        )
         args.out.write_bytes(copy)
     if args.json:
         print_json(

@@ -118,7 +118,7 @@ class FilterResult:
     headers: tuple[tuple[str, str], ...] = ()  # added to delivered copies
     infections: tuple[Infection, ...] = ()
     error: str | None = None  # the lookup failed or ran out of time
-    facts: Mapping[str, Any] = field(default=EMPTY)  # for the ledger and later filters
+    facts: Mapping[str, Any] = field(default_factory=lambda: EMPTY)  # for ledger, later filters
 
 
 @dataclass(frozen=True)
@@ -210,15 +210,21 @@ class Decision:
 class MessageContext:
     """One received message: envelope, raw bytes as received, the MIME tree parsed once."""
 
-    __slots__ = ("__dict__", "envelope", "queue_id", "raw", "received_at")
+    __slots__ = ("__dict__", "envelope", "intake_notes", "queue_id", "raw", "received_at")
 
     def __init__(
-        self, queue_id: str, envelope: Envelope, raw: bytes, received_at: datetime
+        self,
+        queue_id: str,
+        envelope: Envelope,
+        raw: bytes,
+        received_at: datetime,
+        intake_notes: frozenset[str] = frozenset(),
     ) -> None:
         self.queue_id = queue_id
         self.envelope = envelope
         self.raw = raw
         self.received_at = received_at
+        self.intake_notes = intake_notes  # what receiving noticed, e.g. {"bare_lf"}
 
     @cached_property
     def message(self) -> email.message.EmailMessage:

@@ -1,0 +1,216 @@
+"""From filter results to one recipient's Decision: a pure function.
+
+Mailman's split: filters answer what they saw (symbols, forces, infections);
+this chain decides. Order of precedence:
+
+1. a TEMPFAIL force (a required lookup failed) -> 451, the client retries; an
+   antivirus failure only counts for recipients whose antivirus is on;
+2. viruses, per the mailbox's AvPolicy: "clean" replaces the infected parts
+   (or quarantines the message when a virus is not in a separable part),
+   "detect" only flags; both add X-Virus-* headers;
+3. spam: an ALLOW force skips spam scoring; otherwise the harshest of the
+   score thresholds and the forced actions. abuse@ and postmaster@ are never
+   quarantined or rejected for spam (RFC 2142): at most tagged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from gateway.domain_policy import DomainPolicy
+from gateway.model import (
+    Action,
+    AvPolicy,
+    Decision,
+    FilterResult,
+    Force,
+    ForceKind,
+    Infection,
+    PartNotice,
+    Rendering,
+    Reply,
+    ScoredSymbol,
+    VirusOutcome,
+)
+
+ANTIVIRUS = "antivirus"  # the antivirus filter's name
+ROLE_ACCOUNTS = frozenset({"abuse", "postmaster"})
+
+_FORCED_ACTION = {
+    ForceKind.TAG: Action.TAG,
+    ForceKind.QUARANTINE: Action.QUARANTINE,
+    ForceKind.REJECT: Action.REJECT,
+}
+
+
+def is_role_account(rcpt: str) -> bool:
+    return rcpt.rpartition("@")[0].lower() in ROLE_ACCOUNTS
+
+
+def score_symbols(
+    results: Mapping[str, FilterResult], policy: DomainPolicy
+) -> tuple[ScoredSymbol, ...]:
+    return tuple(
+        ScoredSymbol(s.name, policy.weight(s.name) * s.factor, s.options)
+        for result in results.values()
+        for s in result.symbols
+    )
+
+
+def action_for_score(score: float, policy: DomainPolicy) -> Action:
+    t = policy.thresholds
+    for threshold, action in (
+        (t.reject, Action.REJECT),
+        (t.quarantine, Action.QUARANTINE),
+        (t.tag, Action.TAG),
+    ):
+        if threshold is not None and score >= threshold:
+            return action
+    return Action.ACCEPT
+
+
+def decide(
+    rcpt: str,
+    policy: DomainPolicy,
+    results: Mapping[str, FilterResult],
+    av: AvPolicy,
+) -> Decision:
+    symbols = score_symbols(results, policy)
+    score = sum(s.score for s in symbols)
+    forces = [
+        r.force
+        for name, r in results.items()
+        if r.force is not None and (av.enabled or name != ANTIVIRUS)
+    ]
+    headers = [h for r in results.values() for h in r.headers]
+
+    tempfails = [f for f in forces if f.kind == ForceKind.TEMPFAIL]
+    if tempfails:
+        return Decision(
+            rcpt,
+            Action.TEMPFAIL,
+            score,
+            symbols,
+            reasons=tuple(f.reason for f in tempfails),
+            reply=Reply(451, "4.3.0", "Temporary failure while checking the message, try later"),
+        )
+
+    virus = _virus_outcome(results.get(ANTIVIRUS), av)
+    reasons: list[str] = []
+    action = Action.ACCEPT
+    replace_parts: tuple[PartNotice, ...] = ()
+    if virus is not None:
+        headers.extend(virus_headers(virus, results.get(ANTIVIRUS)))
+        if virus.viruses:
+            reasons.append("virus: " + ", ".join(virus.viruses))
+            if virus.mode == "clean":
+                infections = results[ANTIVIRUS].infections
+                if virus.cleaned:
+                    replace_parts = tuple(_notice(i, virus.original_kept) for i in infections)
+                else:
+                    action = Action.QUARANTINE
+                    reasons.append("virus could not be separated from the message")
+
+    spam_action, spam_reasons, reply = _spam_action(rcpt, score, forces, policy)
+    spam = spam_action != Action.ACCEPT
+    reasons.extend(spam_reasons)
+    if spam_action.severity > action.severity:
+        action = spam_action
+    headers.extend(spam_headers(score, spam, policy, symbols))
+    subject_tag = policy.subject_tag if action == Action.TAG and policy.subject_tag else None
+    if action != Action.REJECT:
+        reply = None
+    return Decision(
+        rcpt,
+        action,
+        score,
+        symbols,
+        reasons=tuple(reasons),
+        reply=reply,
+        rendering=Rendering(tuple(headers), subject_tag, replace_parts),
+        virus=virus,
+        spam=spam,
+    )
+
+
+def _spam_action(
+    rcpt: str, score: float, forces: list[Force], policy: DomainPolicy
+) -> tuple[Action, list[str], Reply | None]:
+    if any(f.kind == ForceKind.ALLOW for f in forces):
+        allow = next(f for f in forces if f.kind == ForceKind.ALLOW)
+        return Action.ACCEPT, [f"allowed: {allow.reason}"], None
+    action = action_for_score(score, policy)
+    reasons = [f"score {score:.2f}"] if action != Action.ACCEPT else []
+    reply = None
+    for force in forces:
+        forced = _FORCED_ACTION.get(force.kind)
+        if forced is None:
+            continue
+        reasons.append(f"{force.source}: {force.reason}")
+        if forced.severity > action.severity:
+            action = forced
+        if forced == Action.REJECT and reply is None:
+            reply = Reply(550, "5.7.1", force.reply_text or "Message refused by policy")
+    if action == Action.REJECT and reply is None:
+        reply = Reply(550, "5.7.1", "Message refused as spam")
+    if is_role_account(rcpt) and action.severity > Action.TAG.severity:
+        reasons.append(f"{rcpt} is a role account: tagged, never refused")
+        action, reply = Action.TAG, None
+    return action, reasons, reply
+
+
+def _virus_outcome(result: FilterResult | None, av: AvPolicy) -> VirusOutcome | None:
+    if result is None:
+        return None
+    if not av.enabled or result.error is not None:
+        return VirusOutcome(scanned=False, mode=av.mode)
+    viruses = tuple(dict.fromkeys(i.virus for i in result.infections))
+    separable = all(i.part_id for i in result.infections)
+    cleaned = bool(viruses) and av.mode == "clean" and separable
+    return VirusOutcome(
+        scanned=True,
+        viruses=viruses,
+        mode=av.mode,
+        cleaned=cleaned,
+        original_kept=bool(viruses) and av.keep_original,
+    )
+
+
+def _notice(infection: Infection, original_kept: bool) -> PartNotice:
+    name = f" ({infection.filename})" if infection.filename else ""
+    text = (
+        f"This attachment{name} contained the virus {infection.virus} and was removed "
+        "by the mail gateway."
+    )
+    if original_kept:
+        text += " The original is kept in quarantine; ask abuse@ staff if you need it."
+    return PartNotice(infection.part_id, text + "\n")
+
+
+def virus_headers(virus: VirusOutcome, result: FilterResult | None) -> list[tuple[str, str]]:
+    if not virus.scanned:
+        return []
+    engine = str((result.facts if result else {}).get("engine", "ClamAV"))
+    if not virus.viruses:
+        status = "Clean"
+    elif virus.cleaned:
+        status = "Cleaned (" + ", ".join(virus.viruses) + ")"
+    else:
+        status = "Infected (" + ", ".join(virus.viruses) + ")"
+    return [("X-Virus-Scanned", f"mailwarden using {engine}"), ("X-Virus-Status", status)]
+
+
+def spam_headers(
+    score: float, spam: bool, policy: DomainPolicy, symbols: tuple[ScoredSymbol, ...]
+) -> list[tuple[str, str]]:
+    required = policy.thresholds.tag
+    tests = ",".join(sorted({s.name for s in symbols if s.score}))
+    status = f"{'Yes' if spam else 'No'}, score={score:.2f}"
+    if required is not None:
+        status += f" required={required:.2f}"
+    status += f" tests={tests or 'none'}"
+    return [
+        ("X-Spam-Flag", "YES" if spam else "NO"),
+        ("X-Spam-Score", f"{score:.2f}"),
+        ("X-Spam-Status", status),
+    ]

@@ -171,6 +171,12 @@ def _check_code(value: str) -> str:
     return str(address)
 
 
+def _check_meaning(value: str) -> str:
+    if not value.strip() or not value.isascii() or not value.isprintable() or len(value) > 80:
+        raise ValueError("meaning must be short plain ASCII text (it appears in SMTP replies)")
+    return value.strip()
+
+
 ZoneName = Annotated[str, AfterValidator(_check_zone)]
 ReturnCode = Annotated[str, AfterValidator(_check_code)]
 
@@ -178,7 +184,7 @@ ReturnCode = Annotated[str, AfterValidator(_check_code)]
 class ZoneCode(Section):
     """The meaning of one return code (127.0.0.x) of a list, and what it weighs."""
 
-    meaning: str
+    meaning: Annotated[str, AfterValidator(_check_meaning)]
     weight: float | None = None  # None: the zone's weight
     reject: bool | None = None  # None: the zone's reject (DNSBL only)
 

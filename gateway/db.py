@@ -23,6 +23,7 @@ metadata = MetaData()
 # modules that define tables on `metadata`; one line each
 TABLE_MODULES: list[str] = [
     "gateway.ledger",
+    "gateway.lists",
 ]
 
 T = TypeVar("T")

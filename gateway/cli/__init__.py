@@ -16,6 +16,8 @@ from gateway.config import ConfigError
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "lists",
+    "rules",
 ]
 
 

@@ -9,6 +9,7 @@ import email.utils
 
 from filters.base import NoLookup, Scope
 from gateway.model import FilterResult, MessageContext, Symbol
+from gateway.transform import has_long_lines
 
 LARGE = 10 * 1024 * 1024
 
@@ -43,6 +44,8 @@ class MessageChecks(NoLookup):
             symbols.append(Symbol("HEADER_8BIT_RAW"))
         if not env.body_8bitmime and not env.smtputf8 and any(b > 127 for b in ctx.raw):
             symbols.append(Symbol("BODY_8BIT_WITHOUT_8BITMIME"))
+        if has_long_lines(ctx.raw):
+            symbols.append(Symbol("LINE_TOO_LONG"))
         if "bare_lf" in ctx.intake_notes:
             symbols.append(Symbol("BARE_LF"))
         flags = {flag for part in ctx.parts for flag in part.flags}

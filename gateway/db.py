@@ -24,6 +24,7 @@ metadata = MetaData()
 TABLE_MODULES: list[str] = [
     "gateway.ledger",
     "gateway.lists",
+    "gateway.quarantine",
 ]
 
 T = TypeVar("T")

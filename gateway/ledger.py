@@ -9,6 +9,10 @@ quarantined mail as legitimate).
 
 from __future__ import annotations
 
+import hashlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
 from sqlalchemy import (
     JSON,
     Boolean,
@@ -21,9 +25,17 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    insert,
+    select,
+    update,
 )
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.db import metadata
+from gateway.model import FilterResult
+
+if TYPE_CHECKING:
+    from gateway.pipeline import Verdict
 
 messages = Table(
     "messages",
@@ -102,3 +114,161 @@ feedback = Table(
 )
 Index("ix_feedback_message", feedback.c.message_id)
 Index("ix_feedback_created", feedback.c.created_at)
+
+
+# --- writing -----------------------------------------------------------------
+
+_DATETIME_COLUMNS = ("received_at", "decided_at", "delivered_at", "created_at")
+
+
+def to_jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with datetimes as ISO strings (so it can ride in a spool job)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def from_jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in _DATETIME_COLUMNS:
+        if isinstance(out.get(key), str):
+            out[key] = datetime.fromisoformat(out[key])
+    return out
+
+
+def message_row(
+    verdict: Verdict, outcome: str, reply: str, node: str, decided_at: datetime
+) -> dict[str, Any]:
+    ctx = verdict.ctx
+    env = ctx.envelope
+    first = verdict.results[next(iter(verdict.results))] if verdict.results else {}
+    viruses = sorted({v for d in verdict.decisions if d.virus for v in d.virus.viruses})
+    return {
+        "id": ctx.queue_id,
+        "node": node,
+        "received_at": ctx.received_at,
+        "decided_at": decided_at,
+        "client_ip": env.client_ip,
+        "client_hostname": env.client_hostname,
+        "helo": env.helo[:255],
+        "tls": env.tls,
+        "mail_from": env.mail_from[:512],
+        "header_from": _first(ctx.header("From"), 998),
+        "subject": _first(ctx.header("Subject"), 2000),
+        "message_id_header": _first(ctx.header("Message-ID"), 998),
+        "size": len(ctx.raw),
+        "sha256": hashlib.sha256(ctx.raw).hexdigest(),
+        "outcome": outcome,
+        "smtp_reply": reply[:512],
+        "virus_found": bool(viruses),
+        "viruses": viruses,
+        "av_db_version": _fact(verdict, "antivirus", "db_version"),
+        "model_version": _fact(verdict, "classifier", "model_version"),
+        "filters": {
+            domain: {name: _result_json(r) for name, r in by_filter.items()}
+            for domain, by_filter in verdict.results.items()
+        }
+        if len(verdict.results) > 1
+        else {name: _result_json(r) for name, r in first.items()},
+        "timings_ms": dict(verdict.timings_ms),
+    }
+
+
+def recipient_rows(
+    verdict: Verdict, status: dict[str, str], quarantine_ids: dict[str, str]
+) -> list[dict[str, Any]]:
+    rows = []
+    for d in verdict.decisions:
+        rows.append(
+            {
+                "message_id": verdict.ctx.queue_id,
+                "rcpt": d.rcpt,
+                "domain": d.rcpt.rpartition("@")[2].lower(),
+                "action": str(d.action),
+                "score": round(d.score, 3),
+                "spam": d.spam,
+                "symbols": [s.as_json() for s in d.symbols],
+                "reasons": list(d.reasons),
+                "av_enabled": d.virus.scanned if d.virus else None,
+                "av_mode": d.virus.mode if d.virus else None,
+                "virus_found": bool(d.virus and d.virus.viruses),
+                "cleaned": bool(d.virus and d.virus.cleaned),
+                "original_kept": bool(d.virus and d.virus.original_kept),
+                "status": status[d.rcpt],
+                "attempts": 0,
+                "quarantine_id": quarantine_ids.get(d.rcpt),
+            }
+        )
+    return rows
+
+
+def _first(values: list[str], limit: int) -> str | None:
+    return values[0][:limit] if values else None
+
+
+def _fact(verdict: Verdict, filter_name: str, key: str) -> str | None:
+    value = verdict.facts(filter_name).get(key)
+    return None if value is None else str(value)[:128]
+
+
+def _result_json(result: FilterResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "symbols": [
+            {"name": s.name, "options": list(s.options), "factor": s.factor} for s in result.symbols
+        ],
+    }
+    if result.error:
+        out["error"] = result.error
+    if result.force:
+        out["force"] = {"kind": str(result.force.kind), "reason": result.force.reason}
+    if result.infections:
+        out["infections"] = [
+            {"part": i.part_id, "virus": i.virus, "filename": i.filename} for i in result.infections
+        ]
+    if result.facts:
+        out["facts"] = {k: v for k, v in result.facts.items() if _is_plain(v)}
+    return out
+
+
+def _is_plain(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None) | list | dict | tuple)
+
+
+def record(
+    conn: Connection,
+    message: dict[str, Any],
+    rcpt_rows: list[dict[str, Any]],
+) -> None:
+    """Insert a message and its recipient outcomes (inside the caller's transaction)."""
+    conn.execute(insert(messages), [from_jsonable(message)])
+    if rcpt_rows:
+        conn.execute(insert(recipients), [from_jsonable(r) for r in rcpt_rows])
+
+
+def has_message(engine: Engine, queue_id: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(select(messages.c.id).where(messages.c.id == queue_id)).first()
+    return found is not None
+
+
+def mark_recipients(
+    engine: Engine,
+    queue_id: str,
+    rcpts: list[str],
+    status: str,
+    when: datetime | None = None,
+    error: str | None = None,
+    attempts: int | None = None,
+) -> None:
+    """Record a delivery outcome (delivered, bounced, deferred) for some recipients."""
+    if not rcpts:
+        return
+    values: dict[str, Any] = {"status": status, "last_error": error}
+    if when is not None:
+        values["delivered_at"] = when
+    if attempts is not None:
+        values["attempts"] = attempts
+    with engine.begin() as conn:
+        conn.execute(
+            update(recipients)
+            .where(recipients.c.message_id == queue_id, recipients.c.rcpt.in_(rcpts))
+            .values(**values)
+        )

@@ -183,7 +183,10 @@ def _notice(infection: Infection, original_kept: bool) -> PartNotice:
         "by the mail gateway."
     )
     if original_kept:
-        text += " The original is kept in quarantine; ask abuse@ staff if you need it."
+        text += (
+            " The original is kept in quarantine as {quarantine_id};"
+            " ask abuse@ staff if you need it."
+        )
     return PartNotice(infection.part_id, text + "\n")
 
 

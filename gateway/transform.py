@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Sequence
 from email.utils import format_datetime
 
-from gateway.model import Envelope, MessageContext, Rendering
+from gateway.model import Envelope, MessageContext, PartNotice, Rendering
 
 # Headers only this gateway may set: incoming copies are removed so the mail
 # server behind us can trust them.
@@ -27,6 +27,31 @@ def normalise_line_endings(raw: bytes) -> tuple[bytes, bool]:
     if b"\n" not in raw.replace(b"\r\n", b""):
         return raw, False
     return _BARE_LF.sub(b"\r\n", raw), True
+
+
+MAX_LINE = 998  # RFC 5321 4.5.3.1.6, without the CRLF
+_LONG_LINE = re.compile(rb"[^\r\n]{%d,}" % (MAX_LINE + 1))
+
+
+def has_long_lines(raw: bytes) -> bool:
+    return _LONG_LINE.search(raw) is not None
+
+
+def break_long_lines(raw: bytes) -> bytes:
+    """Break lines over 998 octets so any next hop takes the copy, as Postfix does:
+    header lines continue with CRLF SP (staying folded), body lines with CRLF."""
+    if not has_long_lines(raw):
+        return raw
+    fields, body = split_message(raw)
+
+    def cut(line: bytes, sep: bytes, width: int) -> bytes:
+        return sep.join(line[i : i + width] for i in range(0, len(line), width))
+
+    head = b"".join(
+        _LONG_LINE.sub(lambda m: cut(m.group(0), b"\r\n ", MAX_LINE - 1), f) for f in fields
+    )
+    body = _LONG_LINE.sub(lambda m: cut(m.group(0), b"\r\n", MAX_LINE), body)
+    return head + b"\r\n" + body
 
 
 _FIELD = re.compile(rb"^[\x21-\x39\x3b-\x7e]+[ \t]*:")
@@ -110,14 +135,20 @@ def render(
     rcpts: Sequence[str],
     hostname: str,
     drop_field: Callable[[bytes], bool] | None = None,
+    quarantine_id: str | None = None,
 ) -> bytes:
     """The copy for `rcpts`: our Received and added headers on top, owned headers
-    removed, the subject tagged and infected parts replaced as the rendering says."""
+    removed, the subject tagged and infected parts replaced as the rendering says
+    (notices name the quarantined original as {quarantine_id})."""
     raw = ctx.raw
     if rendering.replace_parts:
         from gateway.mime_edit import replace_parts
 
-        raw = replace_parts(raw, rendering.replace_parts)
+        notices = [
+            PartNotice(n.part_id, n.text.replace("{quarantine_id}", quarantine_id or "-"))
+            for n in rendering.replace_parts
+        ]
+        raw = replace_parts(raw, notices)
     fields, body = split_message(raw)
     fields = [
         f
@@ -128,4 +159,4 @@ def render(
         fields = tag_subject(fields, rendering.subject_tag)
     top = [received_header(ctx.envelope, hostname, ctx.queue_id, rcpts, ctx.received_at)]
     top.extend(fold(name, value) for name, value in rendering.add_headers)
-    return b"".join(top) + b"".join(fields) + b"\r\n" + body
+    return break_long_lines(b"".join(top) + b"".join(fields) + b"\r\n" + body)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.support.dnsserver import LoopbackDns
+from tests.support.gateway import InProcessGateway, write_config
+from tests.support.smtp_sink import SmtpSink
 
 
 @pytest.fixture
@@ -12,3 +14,32 @@ def dns_server():
     """A real DNS server on 127.0.0.1 (UDP and TCP); add records to `.zone`."""
     with LoopbackDns() as server:
         yield server
+
+
+@pytest.fixture
+def sink():
+    """A real SMTP server on loopback standing in for the protected mail server."""
+    with SmtpSink() as server:
+        yield server
+
+
+@pytest.fixture
+def make_gateway(tmp_path, sink):
+    """Start an in-process gateway relaying to `sink`; extra config sections as kwargs."""
+    started: list[InProcessGateway] = []
+
+    def start(**extra) -> InProcessGateway:
+        directory = tmp_path / f"gw{len(started)}"
+        directory.mkdir()
+        gw = InProcessGateway(write_config(directory, sink.address, extra)).start()
+        started.append(gw)
+        return gw
+
+    yield start
+    for gw in started:
+        gw.stop()
+
+
+@pytest.fixture
+def gateway(make_gateway):
+    return make_gateway()

@@ -17,7 +17,11 @@ from gateway.config import ConfigError
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
     "lists",
+    "quarantine",
+    "queue",
     "rules",
+    "scan",
+    "serve",
 ]
 
 
@@ -48,7 +52,3 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

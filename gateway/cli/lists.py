@@ -18,7 +18,7 @@ from pathlib import Path
 
 from gateway import lists
 from gateway.cli import CliError
-from gateway.cli.config_option import add_config_argument, require_settings
+from gateway.cli.common import add_config_argument, settings_from
 from gateway.config import Settings
 from gateway.db import create_schema, make_engine
 from gateway.list_import import parse_list_file
@@ -123,7 +123,7 @@ def _value(value: str, kind: str | None) -> tuple[str, str]:
 
 
 def cmd_add(args: argparse.Namespace) -> int:
-    settings = require_settings(args)
+    settings = settings_from(args)
     now = datetime.now(UTC)
     kind, value = _value(args.value, args.kind)
     entry = Entry(
@@ -140,7 +140,7 @@ def cmd_add(args: argparse.Namespace) -> int:
 
 
 def cmd_remove(args: argparse.Namespace) -> int:
-    settings = require_settings(args)
+    settings = settings_from(args)
     engine = _engine(settings)
     if args.source:
         if args.list or args.value:
@@ -178,7 +178,7 @@ def _entry_json(entry: Entry) -> dict:
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    settings = require_settings(args)
+    settings = settings_from(args)
     engine = _engine(settings)
     now = datetime.now(UTC)
     _, entries = lists.load_entries(engine)
@@ -217,7 +217,7 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    settings = require_settings(args)
+    settings = settings_from(args)
     domain = _domain(settings, args.domain)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", args.source):
         raise CliError("--source: use letters, digits, '-', '_' and '.'")

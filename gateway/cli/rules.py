@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from gateway.cli import CliError
-from gateway.cli.config_option import add_config_argument
+from gateway.cli.common import add_config_argument
 from gateway.config import Settings, load_settings, settings_from_dict
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -27,7 +27,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     check = rsub.add_parser("check", help="validate a rule file; every error with its line")
     check.add_argument("file", type=Path)
-    add_config_argument(check)
+    add_config_argument(check, required=False)
     check.set_defaults(func=cmd_check)
 
     test = rsub.add_parser("test", help="which rules fire on a message, and the decision")
@@ -41,7 +41,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     test.add_argument("--ip", default="127.0.0.1", help="client IP (default 127.0.0.1)")
     test.add_argument("--helo", default="localhost", help="HELO name")
     test.add_argument("--json", action="store_true", help="print JSON")
-    add_config_argument(test)
+    add_config_argument(test, required=False)
     test.set_defaults(func=cmd_test)
 
 

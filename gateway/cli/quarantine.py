@@ -1,0 +1,95 @@
+"""`mailwarden quarantine list|show|release|delete`: review held mail.
+
+`show` prints headers and the MIME structure only; HTML is never rendered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import email
+import email.policy
+import getpass
+
+from gateway import quarantine
+from gateway.cli import CliError
+from gateway.cli.common import add_config_argument, print_json
+from gateway.config import load_settings
+from gateway.db import Database
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("quarantine", help="review, release or delete held mail")
+    verbs = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+    lst = verbs.add_parser("list", help="held items, newest first")
+    add_config_argument(lst)
+    lst.add_argument("--domain", help="only this recipient domain")
+    lst.add_argument("--status", default=quarantine.HELD, help="held (default), released...")
+    lst.add_argument("--json", action="store_true")
+    for verb, text in (
+        ("show", "headers and structure of one item"),
+        ("release", "deliver an item to its recipients"),
+        ("delete", "discard an item"),
+    ):
+        p = verbs.add_parser(verb, help=text)
+        add_config_argument(p)
+        p.add_argument("item", metavar="ID")
+        if verb != "show":
+            p.add_argument("--actor", default=getpass.getuser(), help="who decides (logged)")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    db = Database(settings.store.url)
+    try:
+        return _VERBS[args.verb](db, args)
+    finally:
+        db.close()
+
+
+def _list(db: Database, args: argparse.Namespace) -> int:
+    items = quarantine.list_items(db.engine, args.domain, args.status or None)
+    if args.json:
+        print_json(items)
+        return 0
+    for it in items:
+        print(
+            f"{it['id']:28} {it['created_at']:%Y-%m-%d %H:%M} {it['kind']:14} {it['domain']:20} "
+            f"{', '.join(it['rcpts'])}  {it['reason'] or ''}"
+        )
+    print(f"{len(items)} item(s)")
+    return 0
+
+
+def _show(db: Database, args: argparse.Namespace) -> int:
+    item = quarantine.get(db.engine, args.item)
+    raw = quarantine.original(db.engine, args.item)
+    if item is None or raw is None:
+        raise CliError(f"{args.item}: no such quarantine item")
+    print_json({k: v for k, v in item.items()})
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    for name in ("From", "To", "Subject", "Date", "Message-ID"):
+        for value in msg.get_all(name, []):
+            print(f"{name}: {value}")
+    print("structure:")
+    for part in msg.walk():
+        name = part.get_filename()
+        print(f"  {part.get_content_type()}" + (f"  name={name!r}" if name else ""))
+    return 0
+
+
+def _release(db: Database, args: argparse.Namespace) -> int:
+    if not quarantine.request_release(db.engine, args.item, args.actor):
+        raise CliError(f"{args.item}: not held (unknown, already released or deleted)")
+    print(f"{args.item}: release requested; a running gateway delivers it within seconds")
+    return 0
+
+
+def _delete(db: Database, args: argparse.Namespace) -> int:
+    if not quarantine.delete(db.engine, args.item, args.actor):
+        raise CliError(f"{args.item}: not held (unknown, released or already deleted)")
+    print(f"{args.item}: deleted")
+    return 0
+
+
+_VERBS = {"list": _list, "show": _show, "release": _release, "delete": _delete}

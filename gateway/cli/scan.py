@@ -1,0 +1,98 @@
+"""`mailwarden scan FILE.eml`: the server's pipeline on one message, without SMTP.
+
+Shows why a mail was treated as it was: per recipient action, score, symbols,
+timings; `--out` writes the copy the first recipient would receive.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+from gateway.cli import CliError
+from gateway.cli.common import add_config_argument, print_json, settings_from
+from gateway.model import Envelope, MessageContext
+from gateway.spool import new_queue_id
+from gateway.transform import normalise_line_endings, render
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("scan", help="run the filter pipeline on one message file")
+    parser.add_argument("file", type=Path, metavar="FILE.eml")
+    add_config_argument(parser, required=False)
+    parser.add_argument("--mail-from", default="", metavar="A", help="envelope sender")
+    parser.add_argument(
+        "--rcpt", action="append", default=[], metavar="B", help="envelope recipient (repeat)"
+    )
+    parser.add_argument("--client-ip", default="127.0.0.1", metavar="IP")
+    parser.add_argument("--helo", default="localhost", metavar="NAME")
+    parser.add_argument("--json", action="store_true", help="print the verdict as JSON")
+    parser.add_argument("--out", type=Path, metavar="FILE", help="write the delivered copy")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    try:
+        raw = args.file.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    raw, bare_lf = normalise_line_endings(raw)
+    rcpts = tuple(args.rcpt) or (f"postmaster@{(settings.domains.accept or ['localhost'])[0]}",)
+    for rcpt in rcpts:
+        if "@" not in rcpt:
+            raise CliError(f"--rcpt {rcpt!r}: not an address")
+    envelope = Envelope(
+        mail_from=args.mail_from, rcpt_tos=rcpts, client_ip=args.client_ip, helo=args.helo
+    )
+    ctx = MessageContext(
+        new_queue_id(),
+        envelope,
+        raw,
+        datetime.now(UTC),
+        frozenset({"bare_lf"}) if bare_lf else frozenset(),
+    )
+    verdict = asyncio.run(_run_pipeline(settings, ctx))
+    first = verdict.decisions[0]
+    if args.out:
+        copy = render(ctx, first.rendering, [first.rcpt], settings.smtp.hostname)
+        args.out.write_bytes(copy)
+    if args.json:
+        print_json(
+            {
+                "queue_id": ctx.queue_id,
+                "action": {d.rcpt: str(d.action) for d in verdict.decisions},
+                "score": round(first.score, 3),
+                "symbols": [s.as_json() for s in first.symbols],
+                "recipients": [d.as_json() for d in verdict.decisions],
+                "timings_ms": dict(verdict.timings_ms),
+            }
+        )
+    else:
+        for d in verdict.decisions:
+            print(f"{d.rcpt}: {d.action} (score {d.score:.2f})")
+            for s in d.symbols:
+                options = f" [{', '.join(s.options)}]" if s.options else ""
+                print(f"  {s.name:32} {s.score:6.2f}{options}")
+            for reason in d.reasons:
+                print(f"  reason: {reason}")
+    return 0
+
+
+async def _run_pipeline(settings, ctx):
+    from gateway.db import Database
+    from gateway.server import build_pipeline, build_ports
+
+    db = Database(settings.store.url) if _has_store(settings) else None
+    try:
+        return await build_pipeline(settings, build_ports(settings, db)).run(ctx)
+    finally:
+        if db is not None:
+            db.close()
+
+
+def _has_store(settings) -> bool:
+    """Only a configured gateway has a store worth reading (policies, lists)."""
+    return "store" in settings.model_fields_set

@@ -1,0 +1,332 @@
+"""SMTP out: spool jobs to the next hop, with retries, backoff and bounces.
+
+Per recipient: 2xx done; 4xx (or no connection) retried on the configured
+schedule; 5xx, or still failing when the retry window has passed, bounced with
+a DSN to the sender (never to the null sender). A job leaves the spool only
+when no recipient is pending. Bounces go to the next hop when the sender is in
+one of our domains, otherwise to [delivery] bounce_relay or the sender's MX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosmtplib
+
+from gateway import ledger
+from gateway.adapters.dns import DnsError, NoRecord, Resolver
+from gateway.config import Settings, parse_host_port
+from gateway.db import Database
+from gateway.dsn import build_dsn
+from gateway.spool import BOUNCED, DELIVERED, PENDING, Job, RcptState, Spool, new_queue_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One recipient's result from one attempt."""
+
+    kind: str  # ok | temp | perm
+    text: str
+    status: str | None = None  # enhanced status code for DSNs
+
+
+def outcome_for(code: int, message: str) -> Outcome:
+    text = f"{code} {message}".strip()
+    parts = message.split(" ", 1)
+    status = parts[0] if parts and parts[0].count(".") == 2 else None
+    if 200 <= code < 300:
+        return Outcome("ok", text)
+    if 400 <= code < 500:
+        return Outcome("temp", text, status)
+    return Outcome("perm", text, status or "5.0.0")
+
+
+def _has_8bit(data: bytes) -> bool:
+    return any(b > 127 for b in data)
+
+
+class Delivery:
+    """A scheduler and N workers sharing the spool; all state lives in the spool."""
+
+    def __init__(
+        self, settings: Settings, spool: Spool, db: Database | None, resolver: Resolver | None
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.delivery
+        self.spool = spool
+        self.db = db
+        self.resolver = resolver
+        self.hostname = settings.smtp.hostname
+        self._heap: list[tuple[float, int, str]] = []
+        self._jobs: dict[str, Job] = {}
+        self._busy: set[str] = set()
+        self._seq = itertools.count()
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._tls = ssl.create_default_context()
+        self._tls.check_hostname = False
+        self._tls.verify_mode = ssl.CERT_NONE  # opportunistic: encrypt, do not authenticate
+
+    # --- scheduling --------------------------------------------------------
+
+    def submit(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self._jobs[job.id] = job
+            heapq.heappush(self._heap, (job.next_attempt, next(self._seq), job.id))
+        self._wake.set()
+
+    async def start(self, jobs: Iterable[Job]) -> None:
+        self.submit(jobs)
+        self._tasks.append(asyncio.create_task(self._scheduler(), name="delivery-scheduler"))
+        for i in range(self.cfg.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"delivery-{i}"))
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let attempts in progress finish (up to `grace`), then cancel the rest.
+
+        An attempt cut short keeps its job in the spool: it is retried after restart.
+        """
+        scheduler, workers = self._tasks[:1], self._tasks[1:]
+        for task in scheduler:
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    @property
+    def pending_jobs(self) -> int:
+        return len(self._jobs)
+
+    async def _scheduler(self) -> None:
+        while True:
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, job_id = heapq.heappop(self._heap)
+                job = self._jobs.get(job_id)
+                if job is not None and job_id not in self._busy:
+                    self._busy.add(job_id)
+                    self._queue.put_nowait(job)
+            delay = self._heap[0][0] - now if self._heap else self.cfg.poll_interval
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self.attempt(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: delivery attempt failed unexpectedly", job.id)
+                job.next_attempt = time.time() + self._backoff(job)
+                self.submit([job])
+            finally:
+                self._busy.discard(job.id)
+
+    def _backoff(self, job: Job) -> float:
+        schedule = self.cfg.retry_schedule
+        return schedule[min(max(job.attempts, 1) - 1, len(schedule) - 1)]
+
+    # --- one attempt -------------------------------------------------------
+
+    async def attempt(self, job: Job) -> None:
+        data = await asyncio.to_thread(self.spool.read, job.id)
+        pending = job.pending
+        job.attempts += 1
+        hosts, route_error = await self._route(job)
+        if hosts:
+            outcomes, remote = await self._send(hosts, job, data, [r.rcpt for r in pending])
+        else:
+            outcomes, remote = {r.rcpt: route_error for r in pending}, "-"
+        now = time.time()
+        expired = now - job.received_at > self.cfg.retry_window
+        for r in pending:
+            o = outcomes[r.rcpt]
+            r.last_error = None if o.kind == "ok" else o.text
+            if o.kind == "ok":
+                r.status = DELIVERED
+            elif o.kind == "perm":
+                r.status, r.dsn_status = BOUNCED, o.status
+            elif expired:
+                r.status, r.dsn_status = BOUNCED, "4.4.7"
+                r.last_error = f"expired after {job.attempts} attempts: {o.text}"
+        delivered = [r for r in pending if r.status == DELIVERED]
+        bounced = [r for r in pending if r.status == BOUNCED]
+        deferred = [r for r in pending if r.status == PENDING]
+        if bounced and job.mail_from and job.kind != "dsn":
+            await self._send_dsn(job, bounced, data, remote)
+        await self._record(job, delivered, bounced, deferred)
+        if deferred:
+            job.last_error = deferred[0].last_error
+            job.next_attempt = now + self._backoff(job)
+            await asyncio.to_thread(self.spool.update, job)
+            log.info("%s: deferred %d recipient(s): %s", job.id, len(deferred), job.last_error)
+            self.submit([job])
+        else:
+            await asyncio.to_thread(self.spool.remove, [job.id])
+            self._jobs.pop(job.id, None)
+        for r in delivered:
+            log.info("%s: delivered to <%s> via %s", job.id, r.rcpt, remote)
+        for r in bounced:
+            log.info("%s: bounced <%s>: %s", job.id, r.rcpt, r.last_error)
+
+    async def _record(
+        self, job: Job, delivered: list[RcptState], bounced: list[RcptState], deferred: list
+    ) -> None:
+        if self.db is None or job.kind == "dsn":
+            return
+        now = datetime.now(UTC)
+        done = "released" if job.kind == "release" else "delivered"
+        try:
+            for status, group, when in (
+                (done, delivered, now),
+                ("bounced", bounced, None),
+                ("pending", deferred, None),
+            ):
+                for error, rcpts in _by_error(group).items():
+                    await self.db.run(
+                        ledger.mark_recipients,
+                        job.queue_id,
+                        rcpts,
+                        status,
+                        when,
+                        error,
+                        job.attempts,
+                    )
+        except Exception:
+            log.exception("%s: could not record delivery in the ledger", job.id)
+
+    async def _send_dsn(
+        self, job: Job, bounced: list[RcptState], original: bytes, remote: str
+    ) -> None:
+        dsn_id = new_queue_id()
+        dsn = Job(
+            id=f"{dsn_id}.0",
+            queue_id=dsn_id,
+            mail_from="",
+            rcpts=[RcptState(job.mail_from)],
+            received_at=time.time(),
+            kind="dsn",
+            meta={"bounce_of": job.queue_id},
+        )
+        data = build_dsn(job, bounced, original, self.hostname, remote)
+        await asyncio.to_thread(self.spool.write, [(dsn, data)])
+        self.submit([dsn])
+
+    async def _route(self, job: Job) -> tuple[list[tuple[str, int]], Outcome | None]:
+        """Where a job goes: the next hop for our domains, else relay or MX."""
+        next_hop = [parse_host_port(self.cfg.next_hop)]
+        if job.kind != "dsn":
+            return next_hop, None
+        domain = job.rcpts[0].rcpt.rpartition("@")[2].lower()
+        if self.settings.accepts(domain):
+            return next_hop, None
+        if self.cfg.bounce_relay:
+            return [parse_host_port(self.cfg.bounce_relay)], None
+        if self.resolver is None:
+            return [], Outcome("temp", "no resolver for MX lookups")
+        try:
+            mx = await self.resolver.mx(domain)
+        except NoRecord:
+            mx = [(0, domain)]  # RFC 5321 5.1: no MX, use the address records
+        except DnsError as exc:
+            return [], Outcome("temp", f"MX lookup for {domain} failed: {exc}")
+        if mx == [(0, "")] or mx == [(0, ".")]:
+            return [], Outcome("perm", f"{domain} accepts no mail (null MX)", "5.1.10")
+        return [(host, 25) for _, host in mx], None
+
+    async def _send(
+        self, hosts: list[tuple[str, int]], job: Job, data: bytes, rcpts: list[str]
+    ) -> tuple[dict[str, Outcome], str]:
+        last = Outcome("temp", "no host tried")
+        for host, port in hosts:
+            remote = f"{host}:{port}" if port != 25 else host
+            try:
+                return await self._transaction(host, port, job, data, rcpts), remote
+            except (OSError, aiosmtplib.SMTPException, TimeoutError) as exc:
+                last = Outcome("temp", f"{remote}: {exc.__class__.__name__}: {exc}")
+                log.debug("%s: %s", job.id, last.text)
+        return {r: last for r in rcpts}, "-"
+
+    async def _transaction(
+        self, host: str, port: int, job: Job, data: bytes, rcpts: list[str]
+    ) -> dict[str, Outcome]:
+        client = aiosmtplib.SMTP(
+            hostname=host,
+            port=port,
+            local_hostname=self.hostname,
+            timeout=self.cfg.command_timeout,
+            start_tls=False,
+        )
+        await client.connect(timeout=self.cfg.connect_timeout)
+        try:
+            await client.ehlo()
+            if client.supports_extension("starttls"):
+                try:
+                    await client.starttls(tls_context=self._tls)
+                    await client.ehlo()
+                except aiosmtplib.SMTPException as exc:
+                    log.info("%s: STARTTLS to %s failed (%s); going on in clear", job.id, host, exc)
+            options, encoding = [], "ascii"
+            if _has_8bit(data) and client.supports_extension("8bitmime"):
+                options.append("BODY=8BITMIME")
+            if job.smtputf8:
+                if not client.supports_extension("smtputf8"):
+                    o = Outcome("perm", f"{host} does not support SMTPUTF8", "5.6.7")
+                    return {r: o for r in rcpts}
+                options.append("SMTPUTF8")
+                encoding = "utf-8"
+            try:
+                await client.mail(job.mail_from, options=options, encoding=encoding)
+            except aiosmtplib.SMTPResponseException as exc:
+                o = outcome_for(exc.code, exc.message)
+                return {r: o for r in rcpts}
+            outcomes: dict[str, Outcome] = {}
+            accepted = []
+            for rcpt in rcpts:
+                try:
+                    await client.rcpt(rcpt, encoding=encoding)
+                    accepted.append(rcpt)
+                except aiosmtplib.SMTPResponseException as exc:
+                    outcomes[rcpt] = outcome_for(exc.code, exc.message)
+            if accepted:
+                try:
+                    response = await client.data(data)
+                    o = outcome_for(response.code, response.message)
+                except aiosmtplib.SMTPResponseException as exc:
+                    o = outcome_for(exc.code, exc.message)
+                outcomes.update({r: o for r in accepted})
+            else:
+                await client.rset()
+            return outcomes
+        finally:
+            try:
+                await client.quit()
+            except (OSError, aiosmtplib.SMTPException, TimeoutError):
+                client.close()
+
+
+def _by_error(group: list[RcptState]) -> dict[str | None, list[str]]:
+    out: dict[str | None, list[str]] = {}
+    for r in group:
+        out.setdefault(r.last_error, []).append(r.rcpt)
+    return out

@@ -1,0 +1,181 @@
+"""The composition root: builds the gateway's parts from settings and runs them.
+
+`build_pipeline` is shared with `mailwarden scan`, so both run the same chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from datetime import UTC, datetime
+
+from gateway import ledger, quarantine
+from gateway.adapters import Ports
+from gateway.adapters.dns import Resolver
+from gateway.chain import build_chain
+from gateway.config import Settings
+from gateway.db import Database
+from gateway.delivery import Delivery
+from gateway.domain_policy import PolicyBook
+from gateway.intake import Intake
+from gateway.pipeline import Pipeline
+from gateway.smtp import GatewayHandler, SmtpServer
+from gateway.spool import Job, RcptState, Spool
+from gateway.transform import break_long_lines, fold
+
+log = logging.getLogger(__name__)
+
+RELEASE_POLL_SECONDS = 2.0
+
+
+def build_ports(settings: Settings, db: Database | None) -> Ports:
+    return Ports(dns=Resolver(settings.dns), store=db)
+
+
+def build_pipeline(settings: Settings, ports: Ports) -> Pipeline:
+    return Pipeline(
+        build_chain(settings),
+        PolicyBook.from_settings(settings),
+        ports,
+        settings.pipeline.budget,
+    )
+
+
+class Gateway:
+    """SMTP in, pipeline, spool, delivery and quarantine releases, in one process."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.node = socket.gethostname()
+        self.address: tuple[str, int] | None = None
+        self._release_task: asyncio.Task | None = None
+
+    async def start(self) -> None:
+        s = self.settings
+        self.db = await asyncio.to_thread(Database, s.store.url)
+        self.spool = Spool(s.spool.path)
+        self.ports = build_ports(s, self.db)
+        self.pipeline = build_pipeline(s, self.ports)
+        self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
+        self.intake = Intake(
+            self.pipeline,
+            self.spool,
+            self.db,
+            s.smtp.hostname,
+            self.node,
+            on_spooled=self.delivery.submit,
+        )
+        jobs = await asyncio.to_thread(self.spool.recover)
+        await self._restore_ledger(jobs)
+        await self.delivery.start(jobs)
+        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake))
+        self.address = await self.smtp.start()
+        self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
+        log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))
+
+    async def stop(self) -> None:
+        grace = self.settings.smtp.shutdown_grace
+        log.info("stopping: no new connections; sessions in progress get %.0fs", grace)
+        await self.smtp.stop(grace)
+        if self._release_task:
+            self._release_task.cancel()
+            await asyncio.gather(self._release_task, return_exceptions=True)
+        await self.delivery.stop()
+        await asyncio.to_thread(self.db.close)
+        log.info("stopped")
+
+    async def _restore_ledger(self, jobs: list[Job]) -> None:
+        """Ledger rows of messages spooled just before a crash (they ride in the job)."""
+        for job in jobs:
+            rows = job.meta.get("ledger")
+            if not rows or await self.db.run(ledger.has_message, job.queue_id):
+                continue
+
+            def insert(engine, rows=rows) -> None:
+                with engine.begin() as conn:
+                    ledger.record(conn, rows["message"], rows["recipients"])
+
+            await self.db.run(insert)
+            log.warning("%s: ledger rows restored from the spool after a crash", job.queue_id)
+
+    async def _releases(self) -> None:
+        """Deliver quarantined items that staff asked to release (from any node)."""
+        while True:
+            try:
+                for item in await self.db.run(quarantine.release_requests):
+                    await self._release(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("quarantine release poll failed")
+            await asyncio.sleep(RELEASE_POLL_SECONDS)
+
+    async def _release(self, item: dict) -> None:
+        raw = await self.db.run(quarantine.original, item["id"])
+        sender = await self.db.run(_sender_of, item["message_id"])
+        when = datetime.now(UTC)
+        note = f"{item['id']} by {item.get('decided_by') or 'staff'} at {when.isoformat()}"
+        data = break_long_lines(fold("X-Mailwarden-Released", note) + raw)
+        job = Job(
+            id=f"{item['id']}.r",
+            queue_id=item["message_id"],
+            mail_from=sender or "",
+            rcpts=[RcptState(r) for r in item["rcpts"]],
+            received_at=time.time(),
+            kind="release",
+        )
+        await asyncio.to_thread(self.spool.write, [(job, data)])
+        if not await self.db.run(quarantine.claim_release, item["id"]):
+            await asyncio.to_thread(self.spool.remove, [job.id])  # another node took it
+            return
+        await self.db.run(_release_feedback, item, when)
+        self.delivery.submit([job])
+        log.info("%s: released to %s", item["id"], ", ".join(item["rcpts"]))
+
+
+def _sender_of(engine, message_id: str) -> str | None:
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(ledger.messages.c.mail_from).where(ledger.messages.c.id == message_id)
+        ).first()
+    return None if row is None else row.mail_from
+
+
+def _release_feedback(engine, item: dict, when: datetime) -> None:
+    """A release of held spam says the verdict was wrong: a false positive."""
+    if item["kind"] not in (quarantine.SPAM, quarantine.REJECTED, quarantine.POLICY):
+        return
+    with engine.begin() as conn:
+        conn.execute(
+            ledger.feedback.insert(),
+            [
+                {
+                    "message_id": item["message_id"],
+                    "rcpt": rcpt,
+                    "kind": ledger.FALSE_POSITIVE,
+                    "source": "release",
+                    "actor": item.get("decided_by"),
+                    "created_at": when,
+                    "details": {"quarantine_id": item["id"], "held_as": item["kind"]},
+                }
+                for rcpt in item["rcpts"]
+            ],
+        )
+
+
+async def serve(settings: Settings) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully."""
+    gateway = Gateway(settings)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    print(f"mailwarden listening on {gateway.address[0]}:{gateway.address[1]}", flush=True)
+    await stop.wait()
+    await gateway.stop()

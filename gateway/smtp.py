@@ -1,0 +1,301 @@
+"""SMTP in: aiosmtpd with relay control, session limits and enhanced status codes.
+
+The handler refuses what it can as early as it can (relay, recipient count,
+session checks), and hands DATA to the intake, which filters before answering:
+a rejection is an SMTP reply, never a bounce to a forged sender.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from aiosmtpd.smtp import SMTP, Session
+from aiosmtpd.smtp import Envelope as SmtpEnvelope
+
+from gateway.config import Settings, parse_host_port
+from gateway.intake import Intake
+from gateway.model import Envelope
+from gateway.session_checks import SessionCheck, SessionInfo
+
+log = logging.getLogger(__name__)
+
+# Enhanced status codes (RFC 3463) for aiosmtpd's own replies that lack one.
+_REWRITES = {
+    "553 5.1.3 Error: malformed address": "501 5.1.3 Bad address syntax",
+    "552 Error: Too much mail data": "552 5.3.4 Message size exceeds fixed limit",
+}
+_DEFAULT_STATUS = {
+    421: "4.3.2",
+    450: "4.2.0",
+    451: "4.3.0",
+    452: "4.3.1",
+    454: "4.7.0",
+    500: "5.5.2",
+    501: "5.5.4",
+    502: "5.5.1",
+    503: "5.5.1",
+    504: "5.5.4",
+    530: "5.7.0",
+    550: "5.0.0",
+    552: "5.3.4",
+    553: "5.1.3",
+    554: "5.0.0",
+    555: "5.5.4",
+}
+_NEEDS_STATUS = re.compile(r"^([45]\d\d) (?!\d\.\d{1,3}\.\d{1,3}\b)")
+
+
+def with_enhanced_status(reply: str) -> str:
+    """Give every 4xx/5xx reply an enhanced status code."""
+    reply = _REWRITES.get(reply, reply)
+    match = _NEEDS_STATUS.match(reply)
+    if not match:
+        return reply
+    code = int(match.group(1))
+    status = _DEFAULT_STATUS.get(code, f"{code // 100}.0.0")
+    return f"{code} {status} {reply[4:]}"
+
+
+NULL_SENDER = "<>"  # how aiosmtpd hands us the null reverse-path
+
+
+class SessionLimiter:
+    """Concurrent sessions in total and per client IP (answered with 421 when full)."""
+
+    def __init__(self, total: int, per_ip: int) -> None:
+        self.total, self.per_ip = total, per_ip
+        self.by_ip: Counter[str] = Counter()
+
+    @property
+    def active(self) -> int:
+        return sum(self.by_ip.values())
+
+    def acquire(self, ip: str) -> str | None:
+        if self.active >= self.total:
+            return "421 4.7.0 Too many connections, try again later"
+        if self.by_ip[ip] >= self.per_ip:
+            return "421 4.7.0 Too many connections from your address, try again later"
+        self.by_ip[ip] += 1
+        return None
+
+    def release(self, ip: str) -> None:
+        self.by_ip[ip] -= 1
+        if self.by_ip[ip] <= 0:
+            del self.by_ip[ip]
+
+
+class GatewaySMTP(SMTP):
+    """aiosmtpd's SMTP with session limits, 421 on timeout and enhanced codes."""
+
+    def __init__(self, *args: Any, limiter: SessionLimiter, sessions: set, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self._limiter = limiter
+        self._sessions = sessions
+        self._client_ip: str | None = None
+        self._refused = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        if self._client_ip is None and not self._refused:  # not the STARTTLS re-entry
+            peer = transport.get_extra_info("peername") or ("unknown", 0)
+            refusal = self._limiter.acquire(peer[0])
+            if refusal:
+                self._refused = True
+                transport.write(refusal.encode() + b"\r\n")  # type: ignore[attr-defined]
+                transport.close()
+                return
+            self._client_ip = peer[0]
+            self._sessions.add(self)
+        super().connection_made(transport)
+
+    def connection_lost(self, error: Exception | None) -> None:
+        if self._refused:
+            return
+        if self._client_ip is not None:
+            self._limiter.release(self._client_ip)
+            self._sessions.discard(self)
+            self._client_ip = None
+        super().connection_lost(error)
+
+    async def push(self, status: str) -> None:
+        await super().push(with_enhanced_status(status))
+
+    def _timeout_cb(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.4.2 Timeout, closing connection\r\n")  # type: ignore[attr-defined]
+        super()._timeout_cb()
+
+    def close_for_shutdown(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.write(b"421 4.3.2 Service shutting down, try later\r\n")  # type: ignore[attr-defined]
+            self.transport.close()
+
+
+_LOCAL_DOT_ATOM = re.compile(r"^[^\s\"(),:;<>@\[\\\]]+$")
+_DOMAIN = re.compile(r"^(\[[^\]\s]+\]|[^\s@\[\]\\\"(),:;<>]+)$")
+
+
+def split_address(address: str) -> tuple[str, str] | None:
+    """(local part, lower-cased domain) of a mailbox, or None if it is malformed."""
+    local, at, domain = address.rpartition("@")
+    if not at or not local or not domain or len(address) > 512:
+        return None
+    quoted = len(local) >= 2 and local[0] == local[-1] == '"'
+    if not quoted and (
+        not _LOCAL_DOT_ATOM.match(local) or ".." in local or local[0] == "." or local[-1] == "."
+    ):
+        return None
+    if not _DOMAIN.match(domain) or (not domain.startswith("[") and "" in domain.split(".")):
+        return None
+    return local, domain.lower().rstrip(".")
+
+
+class GatewayHandler:
+    """aiosmtpd handler hooks: relay control, limits, session checks, then intake."""
+
+    def __init__(self, settings: Settings, intake: Intake, checks: Sequence[SessionCheck] = ()):
+        self.settings = settings
+        self.intake = intake
+        self.checks = list(checks)
+
+    @staticmethod
+    def _info(session: Session) -> SessionInfo:
+        return SessionInfo(
+            client_ip=session.peer[0] if session.peer else "unknown",
+            helo=session.host_name or "",
+            tls=session.ssl is not None,
+        )
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        session.host_name = hostname
+        out = [r for r in responses[:-1] if not r.startswith("250-AUTH")]
+        out += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
+        return out
+
+    async def handle_MAIL(self, server, session, envelope: SmtpEnvelope, address, mail_options):
+        sender = "" if address == NULL_SENDER else address
+        if sender and split_address(sender) is None:
+            return "501 5.1.7 Bad sender address syntax"
+        info = self._info(session)
+        for check in self.checks:
+            refusal = await check.check_mail(info, sender)
+            if refusal is not None:
+                return str(refusal)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def handle_RCPT(self, server, session, envelope: SmtpEnvelope, address, rcpt_options):
+        parts = split_address(address)
+        if parts is None:
+            return "501 5.1.3 Bad recipient address syntax"
+        if not self.settings.accepts(parts[1]):
+            return "550 5.7.1 Relaying denied: we do not accept mail for that domain"
+        if address.lower() in (r.lower() for r in envelope.rcpt_tos):
+            return "250 2.1.5 Ok (duplicate recipient)"
+        if len(envelope.rcpt_tos) >= self.settings.smtp.max_recipients:
+            return "452 4.5.3 Too many recipients"
+        info = self._info(session)
+        for check in self.checks:
+            refusal = await check.check_rcpt(info, _sender(envelope), address)
+            if refusal is not None:
+                return str(refusal)
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.extend(rcpt_options)
+        return "250 2.1.5 Ok"
+
+    async def handle_DATA(self, server, session: Session, envelope: SmtpEnvelope):
+        options = {o.upper() for o in envelope.mail_options}
+        env = Envelope(
+            mail_from=_sender(envelope),
+            rcpt_tos=tuple(envelope.rcpt_tos),
+            client_ip=session.peer[0] if session.peer else "unknown",
+            helo=session.host_name or "",
+            tls=session.ssl is not None,
+            smtputf8=envelope.smtp_utf8,
+            body_8bitmime="BODY=8BITMIME" in options,
+        )
+        reply = await self.intake.receive(env, envelope.original_content or b"")
+        return str(reply)
+
+
+def _sender(envelope: SmtpEnvelope) -> str:
+    return "" if envelope.mail_from in (None, NULL_SENDER) else envelope.mail_from
+
+
+def tls_context(settings: Settings) -> ssl.SSLContext | None:
+    smtp = settings.smtp
+    if smtp.tls_cert is None or smtp.tls_key is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(str(smtp.tls_cert), str(smtp.tls_key))
+    return context
+
+
+class SmtpServer:
+    """The listening socket, its sessions and a graceful stop."""
+
+    def __init__(self, settings: Settings, handler: GatewayHandler) -> None:
+        self.settings = settings
+        self.handler = handler
+        self.limiter = SessionLimiter(settings.smtp.max_sessions, settings.smtp.max_sessions_per_ip)
+        self.sessions: set[GatewaySMTP] = set()
+        self._server: asyncio.base_events.Server | None = None
+        self._tls = tls_context(settings)
+        limit = settings.smtp.max_message_size + 4096
+
+        # A whole message may be one long line: accept it (bounded by the size
+        # limit) rather than refuse real-world mail with lines over 998 chars.
+        class _Protocol(GatewaySMTP):
+            line_length_limit = limit
+
+        self._protocol_class = _Protocol
+
+    def _protocol(self) -> GatewaySMTP:
+        smtp = self.settings.smtp
+        return self._protocol_class(
+            self.handler,
+            limiter=self.limiter,
+            sessions=self.sessions,
+            data_size_limit=smtp.max_message_size,
+            enable_SMTPUTF8=True,
+            decode_data=False,
+            hostname=smtp.hostname,
+            ident="mailwarden ESMTP",
+            tls_context=self._tls,
+            require_starttls=smtp.require_tls,
+            timeout=smtp.timeout,
+        )
+
+    async def start(self) -> tuple[str, int]:
+        host, port = parse_host_port(self.settings.smtp.listen)
+        loop = asyncio.get_running_loop()
+        self._server = await loop.create_server(self._protocol, host=host, port=port)
+        sock = self._server.sockets[0].getsockname()
+        log.info("listening on %s:%s", sock[0], sock[1])
+        return sock[0], sock[1]
+
+    async def stop(self, grace: float) -> None:
+        """Stop accepting; let sessions finish for `grace` seconds; then close them."""
+        if self._server is None:
+            return
+        self._server.close()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.sessions and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for session in list(self.sessions):
+            session.close_for_shutdown()
+        await self.intake_idle(deadline=loop.time() + grace)
+        self._server = None
+
+    async def intake_idle(self, deadline: float) -> None:
+        """Wait for messages being committed (their 250 may not have gone out)."""
+        loop = asyncio.get_running_loop()
+        while self.handler.intake.in_flight and loop.time() < deadline:
+            await asyncio.sleep(0.05)

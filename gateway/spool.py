@@ -1,0 +1,177 @@
+"""The durable spool: what we acknowledged with 250 and have not yet handed on.
+
+A job is two files in queue/: `<id>.eml` (the copy to deliver, never changed)
+and `<id>.json` (envelope and per-recipient delivery state, replaced
+atomically). Both are written to tmp/, fsynced, renamed into queue/, and the
+directory is fsynced before the client hears 250. A job leaves the spool only
+after the next hop accepted (or we bounced) every recipient.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+PENDING, DELIVERED, BOUNCED = "pending", "delivered", "bounced"
+
+
+def new_queue_id() -> str:
+    """Unique across nodes and sortable by time: microseconds in hex + 32 random bits."""
+    return f"{time.time_ns() // 1000:013X}{secrets.token_hex(4).upper()}"
+
+
+@dataclass
+class RcptState:
+    rcpt: str
+    status: str = PENDING
+    last_error: str | None = None
+    dsn_status: str | None = None  # enhanced status for a bounce, e.g. "5.1.1"
+
+
+@dataclass
+class Job:
+    """One copy of a message for a group of recipients (or a bounce we send)."""
+
+    id: str
+    queue_id: str
+    mail_from: str
+    rcpts: list[RcptState]
+    received_at: float  # epoch seconds; the retry window counts from here
+    kind: str = "message"  # message | dsn | release
+    smtputf8: bool = False
+    attempts: int = 0
+    next_attempt: float = 0.0
+    last_error: str | None = None
+    meta: dict = field(default_factory=dict)
+
+    @property
+    def pending(self) -> list[RcptState]:
+        return [r for r in self.rcpts if r.status == PENDING]
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), ensure_ascii=False, indent=0).encode("utf-8")
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Job:
+        raw = json.loads(data)
+        raw["rcpts"] = [RcptState(**r) for r in raw["rcpts"]]
+        return cls(**raw)
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _write_synced(path: Path, data: bytes) -> None:
+    with open(path, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+
+
+class Spool:
+    """Blocking file operations; callers run them in a thread."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+        self.queue = self.root / "queue"
+        self.tmp = self.root / "tmp"
+        for d in (self.queue, self.tmp):
+            d.mkdir(parents=True, exist_ok=True)
+
+    def _paths(self, job_id: str) -> tuple[Path, Path]:
+        return self.queue / f"{job_id}.eml", self.queue / f"{job_id}.json"
+
+    def write(self, jobs: Iterable[tuple[Job, bytes]]) -> None:
+        """Make every job durable: data and state fsynced, renamed, directory fsynced."""
+        staged = []
+        for job, data in jobs:
+            tmp_eml, tmp_json = self.tmp / f"{job.id}.eml", self.tmp / f"{job.id}.json"
+            _write_synced(tmp_eml, data)
+            _write_synced(tmp_json, job.to_json())
+            staged.append((job.id, tmp_eml, tmp_json))
+        for job_id, tmp_eml, tmp_json in staged:
+            eml, meta = self._paths(job_id)
+            os.replace(tmp_eml, eml)  # data first: a .json always has its .eml
+            os.replace(tmp_json, meta)
+        _fsync_dir(self.queue)
+
+    def update(self, job: Job) -> None:
+        """Replace a job's state atomically (after a delivery attempt)."""
+        tmp = self.tmp / f"{job.id}.json"
+        _write_synced(tmp, job.to_json())
+        os.replace(tmp, self._paths(job.id)[1])
+        _fsync_dir(self.queue)
+
+    def remove(self, job_ids: Iterable[str]) -> None:
+        """Forget jobs: state first (so a crash leaves an orphan .eml, never a
+        .json without data), then the data."""
+        removed = False
+        for job_id in job_ids:
+            eml, meta = self._paths(job_id)
+            meta.unlink(missing_ok=True)
+            eml.unlink(missing_ok=True)
+            removed = True
+        if removed:
+            _fsync_dir(self.queue)
+
+    def read(self, job_id: str) -> bytes:
+        return self._paths(job_id)[0].read_bytes()
+
+    def load(self, job_id: str) -> Job:
+        return Job.from_json(self._paths(job_id)[1].read_bytes())
+
+    def recover(self) -> list[Job]:
+        """All jobs on disk, after clearing what a crash left half-written.
+
+        Files in tmp/ and .eml files without .json were never acknowledged (the
+        250 comes after the rename and the directory fsync), so they go.
+        """
+        for leftover in self.tmp.iterdir():
+            leftover.unlink(missing_ok=True)
+        jobs = []
+        for meta in sorted(self.queue.glob("*.json")):
+            eml = meta.with_suffix(".eml")
+            if not eml.exists():
+                log.error("spool: %s has no data file; removing its state", meta.name)
+                meta.unlink()
+                continue
+            try:
+                jobs.append(Job.from_json(meta.read_bytes()))
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("spool: %s is unreadable (%s); moved aside", meta.name, exc)
+                meta.rename(meta.with_suffix(".json.corrupt"))
+        known = {j.id for j in jobs}
+        for eml in self.queue.glob("*.eml"):
+            if eml.stem not in known and not eml.with_suffix(".json.corrupt").exists():
+                log.warning("spool: removing unacknowledged partial write %s", eml.name)
+                eml.unlink()
+        return jobs
+
+    def list_jobs(self) -> list[Job]:
+        """Jobs on disk, read-only (for `mailwarden queue` while the server runs)."""
+        jobs = []
+        for meta in sorted(self.queue.glob("*.json")):
+            try:
+                jobs.append(Job.from_json(meta.read_bytes()))
+            except (OSError, ValueError, TypeError, KeyError):
+                continue  # removed or being replaced right now
+        return jobs
+
+    def size_of(self, job_id: str) -> int:
+        try:
+            return self._paths(job_id)[0].stat().st_size
+        except OSError:
+            return 0

@@ -21,9 +21,14 @@ class LocalListsFilter:
     on_error = OnError.CONTINUE
 
     async def lookup(self, ctx: MessageContext, ports: Ports) -> ListSnapshot | None:
-        """The node's current snapshot (already in memory: no I/O)."""
+        """The node's current snapshot (in memory; read from the database only the first
+        time, e.g. for `mailwarden scan`, which runs no background sync)."""
         store = ports.lists
-        return store.snapshot if store is not None else None
+        if store is None:
+            return None
+        if store.loaded_at is None:
+            await store.reload()
+        return store.snapshot
 
     def evaluate(
         self, ctx: MessageContext, evidence: ListSnapshot | None, scope: Scope

@@ -98,43 +98,39 @@ def _sender(args: argparse.Namespace, message: Any) -> str:
 
 
 async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> dict[str, Any]:
-    """The message through the configured chain and policy, this file in force."""
+    """The message through the server's pipeline (gateway.server), this file in force."""
     from filters.rules_policy import apply_policy_file
-    from gateway.adapters import Ports
-    from gateway.adapters.dns import Resolver
-    from gateway.chain import build_chain
+    from gateway.db import Database
     from gateway.domain_policy import PolicyBook
     from gateway.model import Envelope, MessageContext
-    from gateway.pipeline import Pipeline
+    from gateway.server import build_pipeline, build_ports
+    from gateway.spool import new_queue_id
     from gateway.transform import normalise_line_endings
 
     base = PolicyBook.from_settings(settings)
     domain = policy_file.domain
     book = PolicyBook(base.default, {domain: apply_policy_file(base.default, policy_file)})
-    raw, _ = normalise_line_endings(raw)
-    probe = MessageContext("rules-test", Envelope("", (), args.ip), raw, datetime.now(UTC))
+    raw, bare_lf = normalise_line_endings(raw)
+    probe = MessageContext("probe", Envelope("", (), args.ip), raw, datetime.now(UTC))
     envelope = Envelope(
         mail_from=_sender(args, probe.message),
         rcpt_tos=tuple(_recipients(args, domain, probe.message)),
         client_ip=args.ip,
         helo=args.helo,
     )
-    ctx = MessageContext("rules-test", envelope, raw, datetime.now(UTC))
-    redis = None
-    if settings.redis.url:
-        import redis.asyncio as aioredis
-
-        redis = aioredis.from_url(settings.redis.url)
-    ports = Ports(dns=Resolver(settings.dns), redis=redis)
+    notes = frozenset({"bare_lf"}) if bare_lf else frozenset()
+    ctx = MessageContext(new_queue_id(), envelope, raw, datetime.now(UTC), notes)
+    db = Database(settings.store.url) if "store" in settings.model_fields_set else None
+    ports = build_ports(settings, db)
     try:
-        pipeline = Pipeline(build_chain(settings), book, ports, settings.pipeline.budget)
-        verdict = await pipeline.run(ctx)
+        verdict = await build_pipeline(settings, ports, book).run(ctx)
     finally:
-        if redis is not None:
-            await redis.aclose()
+        if ports.redis is not None:
+            await ports.redis.aclose()
+        if db is not None:
+            db.close()
     rules_result = verdict.results.get(domain, {}).get("rules")
     fired = list(rules_result.facts.get("fired", [])) if rules_result else []
-    decisions = [d.as_json() for d in verdict.decisions]
     first = verdict.decisions[0]
     return {
         "file": str(args.file),
@@ -144,7 +140,7 @@ async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> di
         "action": str(first.action),
         "score": round(first.score, 3),
         "reply": str(first.reply) if first.reply else None,
-        "decisions": decisions,
+        "decisions": [d.as_json() for d in verdict.decisions],
     }
 
 

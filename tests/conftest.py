@@ -6,6 +6,7 @@ import pytest
 
 from tests.support.dnsserver import LoopbackDns
 from tests.support.gateway import InProcessGateway, write_config
+from tests.support.services import drop_postgres_schema, postgres_schema_url
 from tests.support.smtp_sink import SmtpSink
 
 
@@ -43,3 +44,11 @@ def make_gateway(tmp_path, sink):
 @pytest.fixture
 def gateway(make_gateway):
     return make_gateway()
+
+
+@pytest.fixture
+def postgres_url():
+    """A URL of the real PostgreSQL with a fresh schema, dropped afterwards."""
+    url, schema = postgres_schema_url()
+    yield url
+    drop_postgres_schema(schema)

@@ -154,8 +154,7 @@ def interpret(zone: DnsblZone | UriblZone, answer: ZoneAnswer) -> list[Listing]:
         reject = entry.reject if entry and entry.reject is not None else zone_reject
         rejects[meaning] = rejects.get(meaning, False) or reject
     return [
-        Listing(zone.zone, answer.target, meaning, weights[meaning], rejects[meaning],
-                tuple(codes))
+        Listing(zone.zone, answer.target, meaning, weights[meaning], rejects[meaning], tuple(codes))
         for meaning, codes in by_meaning.items()
     ]
 
@@ -193,7 +192,7 @@ class ZoneQuerier:
         if not jobs:
             return [], []
         tasks = [asyncio.ensure_future(self.ask(zone, target)) for _, zone, target in jobs]
-        done, pending = await asyncio.wait(tasks, timeout=budget)
+        _done, pending = await asyncio.wait(tasks, timeout=budget)
         for task in pending:
             task.cancel()
         if pending:
@@ -250,8 +249,11 @@ class BlocklistFilter:
         symbols: list[Symbol] = []
         facts_dnsbl, facts_uribl = [], []
         for listing in self._listings(self.dnsbl, evidence.dnsbl):
-            symbols.append(Symbol("DNSBL_LISTED", (listing.zone, listing.meaning,
-                                                   *listing.codes), listing.weight))
+            symbols.append(
+                Symbol(
+                    "DNSBL_LISTED", (listing.zone, listing.meaning, *listing.codes), listing.weight
+                )
+            )
             facts_dnsbl.append(_listing_fact(listing))
         grouped: dict[tuple[str, str], list[Listing]] = {}
         for listing in self._listings(self.uribl, evidence.uribl):

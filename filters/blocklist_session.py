@@ -73,14 +73,16 @@ class BlocklistSessionCheck:
         jobs = [("dnsbl", zone, target) for zone in self.zones]
         answers, failures = await querier.ask_all(jobs, self.settings.blocklist.budget)
         for _, failure in failures:
-            log.info("blocklist: %s not asked about %s at RCPT: %s", failure.zone, ip,
-                     failure.reason)
+            log.info(
+                "blocklist: %s not asked about %s at RCPT: %s", failure.zone, ip, failure.reason
+            )
         by_zone = {z.zone: z for z in self.zones}
         for _, answer in answers:
             for listing in interpret(by_zone[answer.zone], answer):
                 if listing.reject:
                     return Reply(
-                        550, "5.7.1",
+                        550,
+                        "5.7.1",
                         f"Client {ip} is listed by {listing.zone} ({listing.meaning})",
                     )
         return None

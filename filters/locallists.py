@@ -54,6 +54,7 @@ class LocalListsFilter:
         }
         if verdict.list == "allow":
             force = Force(ForceKind.ALLOW, f"{entry.describe()} is on the allow {where}", NAME)
-            return FilterResult(symbols=(Symbol("LOCAL_ALLOWLIST", options),), force=force,
-                                facts=facts)
+            return FilterResult(
+                symbols=(Symbol("LOCAL_ALLOWLIST", options),), force=force, facts=facts
+            )
         return FilterResult(symbols=(Symbol("LOCAL_BLOCKLIST", options),), facts=facts)

@@ -50,8 +50,9 @@ def run_rules(ctx: MessageContext, scope: Scope) -> tuple[list[CompiledRule], Fi
             reply = None
             if kind is ForceKind.REJECT:
                 reply = rule.then.text or default_reject_text(rule)
-            force = Force(kind, reason=f"rule {rule.name}", source=f"{NAME}:{rule.name}",
-                          reply_text=reply)
+            force = Force(
+                kind, reason=f"rule {rule.name}", source=f"{NAME}:{rule.name}", reply_text=reply
+            )
     facts: dict[str, Any] = {"fired": [r.name for r in fired]}
     if force is not None:
         facts["action"] = str(force.kind)

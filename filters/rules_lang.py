@@ -9,13 +9,15 @@ file with any problem is refused as a whole (never half-applied).
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import ipaddress
+import itertools
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -187,8 +189,9 @@ class _Compiler:
         if isinstance(node, yaml.ScalarNode) and value_of(node) is None:
             return []
         if not isinstance(node, yaml.SequenceNode):
-            self.problems.add(node, f"rules must be a list (lines starting with -), not "
-                                    f"{kind_name(node)}")
+            self.problems.add(
+                node, f"rules must be a list (lines starting with -), not {kind_name(node)}"
+            )
             return []
         if len(node.value) > MAX_RULES:
             self.problems.add(node, f"{len(node.value)} rules; at most {MAX_RULES} per domain")
@@ -349,7 +352,9 @@ class _Compiler:
                 node, f"{where} must be a non-empty list of conditions (lines starting with -)"
             )
             return None
-        built = [self.condition(n, f"{where}[{i + 1}]", depth + 1) for i, n in enumerate(node.value)]
+        built = [
+            self.condition(n, f"{where}[{i + 1}]", depth + 1) for i, n in enumerate(node.value)
+        ]
         if any(b is None for b in built):
             return None
         return tuple(b for b in built if b is not None)
@@ -479,8 +484,9 @@ class _Compiler:
                 for value, value_node in values:
                     ext = value.lower().lstrip(".")
                     if not ext or "." in ext or "/" in ext or " " in ext:
-                        self.problems.add(value_node, f"{where}: {value!r} is not an extension "
-                                                      f"like exe or .pdf")
+                        self.problems.add(
+                            value_node, f"{where}: {value!r} is not an extension like exe or .pdf"
+                        )
                         ok = False
                     exts.append(ext)
                 kwargs["extensions"] = frozenset(exts)
@@ -536,8 +542,11 @@ class _Compiler:
         names = []
         for value, value_node in values:
             if not _SYMBOL_NAME.match(value):
-                self.problems.add(value_node, f"{where}: {value!r} is not a symbol name "
-                                              f"(capitals, digits and _, e.g. DNSBL_LISTED)")
+                self.problems.add(
+                    value_node,
+                    f"{where}: {value!r} is not a symbol name "
+                    f"(capitals, digits and _, e.g. DNSBL_LISTED)",
+                )
                 return None
             self.symbol_refs.append((value_node, value, self.rule_index))
             names.append(value)
@@ -568,8 +577,10 @@ class _Compiler:
         if not isinstance(node, yaml.MappingNode):
             return None
         if "in" not in entries:
-            self.problems.add(node, f"{where} needs 'in:' with an address or network "
-                                    f"(192.0.2.0/24) or a list of them")
+            self.problems.add(
+                node,
+                f"{where} needs 'in:' with an address or network (192.0.2.0/24) or a list of them",
+            )
             return None
         values = self._strings(entries["in"][1], f"{where}: in", 64)
         if not values:
@@ -579,8 +590,11 @@ class _Compiler:
             try:
                 networks.append(ipaddress.ip_network(value.strip(), strict=False))
             except ValueError:
-                self.problems.add(value_node, f"{where}: {value!r} is not an IP address or "
-                                              f"network like 192.0.2.0/24 or 2001:db8::/32")
+                self.problems.add(
+                    value_node,
+                    f"{where}: {value!r} is not an IP address or "
+                    f"network like 192.0.2.0/24 or 2001:db8::/32",
+                )
                 return None
         return c.ClientIp(tuple(networks))
 
@@ -601,7 +615,7 @@ class _Compiler:
             ok &= under is not None
         return c.Size(over, under) if ok else None
 
-    _LEAVES: dict[str, Callable[..., c.Condition | None]] = {
+    _LEAVES: ClassVar[dict[str, Callable[..., c.Condition | None]]] = {
         "all": _all,
         "any": _any,
         "not": _not,
@@ -638,7 +652,9 @@ class _Compiler:
             return None
         return self._ops(entries, where)
 
-    def _ops(self, entries: dict[str, tuple[yaml.Node, yaml.Node]], where: str) -> c.TextTest | None:
+    def _ops(
+        self, entries: dict[str, tuple[yaml.Node, yaml.Node]], where: str
+    ) -> c.TextTest | None:
         ops: list[Callable[[str], bool]] = []
         ok = True
         for key, (_key_node, node) in entries.items():
@@ -657,8 +673,9 @@ class _Compiler:
             if values is None:
                 ok = False
                 continue
-            folded = tuple(v.strip().casefold() if key != "contains" else v.casefold()
-                           for v, _ in values)
+            folded = tuple(
+                v.strip().casefold() if key != "contains" else v.casefold() for v, _ in values
+            )
             if key == "contains":
                 if any(not v for v in folded):
                     self.problems.add(node, f"{where}: contains '' would match everything")
@@ -685,7 +702,7 @@ class _Compiler:
             if number is not None:
                 out[key] = number
         given = [(k, out[k]) for k in THRESHOLD_KEYS if out.get(k) is not None]
-        for (low_key, low), (high_key, high) in zip(given, given[1:], strict=False):
+        for (low_key, low), (high_key, high) in itertools.pairwise(given):
             if low is not None and high is not None and low > high:
                 self.problems.add(
                     node,
@@ -698,12 +715,14 @@ class _Compiler:
         out: dict[str, float] = {}
         for key, key_node, value_node in items(node, self.problems, "symbols"):
             if not _SYMBOL_NAME.match(key):
-                self.problems.add(key_node, f"symbols: {key!r} is not a symbol name "
-                                            f"(capitals, digits and _)")
+                self.problems.add(
+                    key_node, f"symbols: {key!r} is not a symbol name (capitals, digits and _)"
+                )
                 continue
             if key.startswith("RULE_"):
-                self.problems.add(key_node, f"symbols: {key} belongs to a rule: set that "
-                                            f"rule's score instead")
+                self.problems.add(
+                    key_node, f"symbols: {key} belongs to a rule: set that rule's score instead"
+                )
                 continue
             self.symbol_refs.append((key_node, key, -1))
             number = self._number(value_node, f"symbols: {key}", -1000.0, 1000.0)
@@ -819,8 +838,10 @@ class _Compiler:
         value = value_of(node) if isinstance(node, yaml.ScalarNode) else None
         if not isinstance(value, str) or value not in choices:
             shown = repr(value) if isinstance(value, str) else kind_name(node)
-            suggestion = _suggest(value, choices) if isinstance(value, str) else (
-                f" (expected one of: {', '.join(choices)})"
+            suggestion = (
+                _suggest(value, choices)
+                if isinstance(value, str)
+                else (f" (expected one of: {', '.join(choices)})")
             )
             self.problems.add(node, f"{where}: {shown} is not allowed{suggestion}")
             return None
@@ -831,10 +852,8 @@ class _Compiler:
         if value is None:
             return None
         domain = value.strip().lower().rstrip(".")
-        try:
+        with contextlib.suppress(UnicodeError):
             domain = domain.encode("idna").decode("ascii") if not domain.isascii() else domain
-        except UnicodeError:
-            pass
         if not _DOMAIN.match(domain):
             self.problems.add(node, f"{where}: {value!r} is not a domain name")
             return None
@@ -856,12 +875,16 @@ class _Compiler:
     def _symbol_name(self, node: yaml.Node, where: str) -> str | None:
         value = self._text(node, where, 64)
         if value is not None and not _SYMBOL_NAME.match(value):
-            self.problems.add(node, f"{where}: {value!r} is not a symbol name (capitals, digits "
-                                    f"and _, starting with a capital)")
+            self.problems.add(
+                node,
+                f"{where}: {value!r} is not a symbol name (capitals, digits "
+                f"and _, starting with a capital)",
+            )
             return None
         if value is not None and value.startswith("RULE_"):
-            self.problems.add(node, f"{where}: names starting with RULE_ are kept for the "
-                                    f"rules' own symbols")
+            self.problems.add(
+                node, f"{where}: names starting with RULE_ are kept for the rules' own symbols"
+            )
             return None
         return value
 

@@ -126,7 +126,8 @@ class RulesWatcher:
             return []
         try:
             return sorted(
-                p for p in self.directory.iterdir()
+                p
+                for p in self.directory.iterdir()
                 if p.suffix.lower() in SUFFIXES and not p.name.startswith(".") and p.is_file()
             )
         except OSError as exc:
@@ -156,8 +157,11 @@ class RulesWatcher:
         for path in set(self.files) - set(present):
             state = self.files.pop(path)
             if state.policy is not None:
-                log.warning("rules: %s was removed; %s now follows the default policy",
-                            path, state.policy.domain)
+                log.warning(
+                    "rules: %s was removed; %s now follows the default policy",
+                    path,
+                    state.policy.domain,
+                )
                 changed = True
         if changed:
             self.book = self._build()
@@ -171,21 +175,32 @@ class RulesWatcher:
             policy = read_policy_file(path, self.settings.domains.accept, self.known)
             owner = self._owner(policy.domain, path)
             if owner is not None:
-                raise RuleFileInvalid([RuleError(1, f"domain {policy.domain} is already set "
-                                                    f"by {owner.name}")])
+                raise RuleFileInvalid(
+                    [RuleError(1, f"domain {policy.domain} is already set by {owner.name}")]
+                )
         except RuleFileInvalid as exc:
-            kept = "its previous version stays in force" if previous else (
-                "the domain keeps the default policy"
+            kept = (
+                "its previous version stays in force"
+                if previous
+                else ("the domain keeps the default policy")
             )
             log.error(
                 "rules: %s refused (%d error%s; %s):\n%s",
-                path, len(exc.errors), "" if len(exc.errors) == 1 else "s", kept,
+                path,
+                len(exc.errors),
+                "" if len(exc.errors) == 1 else "s",
+                kept,
                 "\n".join(f"  {path.name}:{e.line}: {e.message}" for e in exc.errors),
             )
             self.files[path] = _FileState(stamp, digest, previous, exc.errors)
             return False
-        log.info("rules: loaded %s for %s (%d rule%s)", path.name, policy.domain,
-                 len(policy.rules), "" if len(policy.rules) == 1 else "s")
+        log.info(
+            "rules: loaded %s for %s (%d rule%s)",
+            path.name,
+            policy.domain,
+            len(policy.rules),
+            "" if len(policy.rules) == 1 else "s",
+        )
         self.files[path] = _FileState(stamp, digest, policy, [])
         return True
 
@@ -199,9 +214,7 @@ class RulesWatcher:
         domains = dict(self.base.domains)
         for state in self.files.values():
             if state.policy is not None:
-                domains[state.policy.domain] = apply_policy_file(
-                    self.base.default, state.policy
-                )
+                domains[state.policy.domain] = apply_policy_file(self.base.default, state.policy)
         return PolicyBook(self.base.default, domains)
 
     def errors(self) -> dict[Path, list[RuleError]]:
@@ -214,5 +227,5 @@ class RulesWatcher:
             await asyncio.sleep(self.interval)
             try:
                 await asyncio.to_thread(self.scan)
-            except Exception:  # noqa: BLE001 - a reload bug must not stop the gateway
+            except Exception:
                 log.exception("rules: reload failed; the rules in force are unchanged")

@@ -64,6 +64,13 @@ def compose(text: str) -> yaml.Node | None:
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILE_BYTES:
         raise ParseFailure(RuleError(1, f"the file is larger than {MAX_FILE_BYTES} bytes"))
     try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.AliasEvent):
+                raise ParseFailure(
+                    RuleError(
+                        event.start_mark.line + 1, "anchors and aliases (& and *) are not supported"
+                    )
+                )
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark

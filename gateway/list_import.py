@@ -16,8 +16,21 @@ from pathlib import Path
 
 from gateway.list_match import parse_value
 
-HEADER_WORDS = {"ip", "ips", "address", "addr", "value", "network", "cidr", "domain", "entry",
-                "host", "reason", "comment", "sender"}
+HEADER_WORDS = {
+    "ip",
+    "ips",
+    "address",
+    "addr",
+    "value",
+    "network",
+    "cidr",
+    "domain",
+    "entry",
+    "host",
+    "reason",
+    "comment",
+    "sender",
+}
 
 
 @dataclass(frozen=True)
@@ -50,8 +63,7 @@ def parse_list_file(path: Path, text: str) -> tuple[list[tuple[str, str, str]], 
                 continue
             if not entries and not bad and cells[0].lower() in HEADER_WORDS:
                 continue  # a header row
-            _take(cells[0], cells[1] if len(cells) > 1 else "", number, ",".join(row),
-                  entries, bad)
+            _take(cells[0], cells[1] if len(cells) > 1 else "", number, ",".join(row), entries, bad)
         return entries, bad
     for number, line in enumerate(text.splitlines(), start=1):
         content, reason = line, ""
@@ -70,8 +82,14 @@ def parse_list_file(path: Path, text: str) -> tuple[list[tuple[str, str, str]], 
     return entries, bad
 
 
-def _take(value: str, reason: str, number: int, raw: str,
-          entries: list[tuple[str, str, str]], bad: list[BadLine]) -> None:
+def _take(
+    value: str,
+    reason: str,
+    number: int,
+    raw: str,
+    entries: list[tuple[str, str, str]],
+    bad: list[BadLine],
+) -> None:
     try:
         kind, normalised = parse_value(value)
     except ValueError as exc:

@@ -75,11 +75,8 @@ def guess_kind(text: str) -> str:
     value = text.strip()
     if "/" in value:
         return "cidr"
-    try:
-        _ip(value)
-        return "ip"
-    except ValueError:
-        pass
+    if ":" in value or re.fullmatch(r"[\d.\[\]]+", value):
+        return "ip"  # even when malformed, so the error says "not an IP address"
     if "@" in value.lstrip("@"):
         return "sender"
     return "sender_domain"
@@ -135,9 +132,7 @@ class _Level:
         else:
             self.exact[entry.kind].setdefault(entry.value, []).append(entry)
 
-    def match(
-        self, ip: IPAddress | None, sender: str, helo: str, now: datetime
-    ) -> Entry | None:
+    def match(self, ip: IPAddress | None, sender: str, helo: str, now: datetime) -> Entry | None:
         if ip is not None:
             width = 32 if ip.version == 4 else 128
             number = int(ip)

@@ -11,6 +11,7 @@ missed, each node also compares the database's version every
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -40,8 +41,11 @@ def notify_sync(redis_url: str | None, prefix: str) -> None:
         version = client.incr(version_key(prefix))
         client.publish(channel(prefix), str(version))
     except redis.RedisError as exc:
-        log.warning("lists: could not notify the other nodes through Redis (%s); they "
-                    "will see the change within [blocklist] list_refresh seconds", exc)
+        log.warning(
+            "lists: could not notify the other nodes through Redis (%s); they "
+            "will see the change within [blocklist] list_refresh seconds",
+            exc,
+        )
     finally:
         client.close()
 
@@ -49,8 +53,9 @@ def notify_sync(redis_url: str | None, prefix: str) -> None:
 class ListStore:
     """The snapshot a node matches against, plus the writes that keep nodes in step."""
 
-    def __init__(self, db: Any, redis: Any = None, prefix: str = "mailwarden:",
-                 refresh: float = 5.0) -> None:
+    def __init__(
+        self, db: Any, redis: Any = None, prefix: str = "mailwarden:", refresh: float = 5.0
+    ) -> None:
         self.db = db  # gateway.db.Database
         self.redis = redis  # redis.asyncio.Redis or None
         self.prefix = prefix
@@ -61,8 +66,14 @@ class ListStore:
 
     # --- reading -------------------------------------------------------------------
 
-    def judge(self, domain: str, ip: str | None = None, sender: str = "", helo: str = "",
-              now: datetime | None = None) -> Verdict | None:
+    def judge(
+        self,
+        domain: str,
+        ip: str | None = None,
+        sender: str = "",
+        helo: str = "",
+        now: datetime | None = None,
+    ) -> Verdict | None:
         return self.snapshot.judge(domain, now or datetime.now(UTC), ip, sender, helo)
 
     async def reload(self, force: bool = False) -> bool:
@@ -143,7 +154,5 @@ class ListStore:
                 log.warning("lists: Redis subscription lost (%s); retrying in 1s", exc)
                 await asyncio.sleep(1.0)
             finally:
-                try:
+                with contextlib.suppress(Exception):
                     await pubsub.aclose()
-                except Exception:  # noqa: BLE001
-                    pass

@@ -90,8 +90,9 @@ def _utc(value: datetime | None) -> datetime | None:
 
 
 def _bump(conn: Connection) -> int:
-    updated = conn.execute(update(list_state).where(list_state.c.id == 1).values(
-        version=list_state.c.version + 1))
+    updated = conn.execute(
+        update(list_state).where(list_state.c.id == 1).values(version=list_state.c.version + 1)
+    )
     if updated.rowcount == 0:
         conn.execute(insert(list_state).values(id=1, version=1))
     return int(conn.execute(select(list_state.c.version).where(list_state.c.id == 1)).scalar_one())
@@ -145,9 +146,16 @@ def add_entry(engine: Engine, entry: Entry) -> tuple[Entry, bool]:
             "expires_at": entry.expires_at,
         }
         if existing is None:
-            conn.execute(insert(list_entries).values(
-                list=entry.list, kind=entry.kind, value=entry.value, domain=entry.domain,
-                source="", **values))
+            conn.execute(
+                insert(list_entries).values(
+                    list=entry.list,
+                    kind=entry.kind,
+                    value=entry.value,
+                    domain=entry.domain,
+                    source="",
+                    **values,
+                )
+            )
         else:
             conn.execute(update(list_entries).where(list_entries.c.id == existing).values(**values))
         _bump(conn)
@@ -158,28 +166,36 @@ def add_entry(engine: Engine, entry: Entry) -> tuple[Entry, bool]:
 def remove_entry(engine: Engine, list_name: str, kind: str, value: str, domain: str) -> int:
     """Remove a hand-made entry; the number removed (0 or 1)."""
     with engine.begin() as conn:
-        removed = conn.execute(delete(list_entries).where(
-            list_entries.c.list == list_name,
-            list_entries.c.kind == kind,
-            list_entries.c.value == value,
-            list_entries.c.domain == domain,
-            list_entries.c.source == "",
-        )).rowcount
+        removed = conn.execute(
+            delete(list_entries).where(
+                list_entries.c.list == list_name,
+                list_entries.c.kind == kind,
+                list_entries.c.value == value,
+                list_entries.c.domain == domain,
+                list_entries.c.source == "",
+            )
+        ).rowcount
         if removed:
             _bump(conn)
     return removed
 
 
-def sources_listing(engine: Engine, list_name: str, kind: str, value: str, domain: str) -> list[str]:
+def sources_listing(
+    engine: Engine, list_name: str, kind: str, value: str, domain: str
+) -> list[str]:
     """The import sources that list this value (a hand removal cannot remove those)."""
     with engine.connect() as conn:
-        return list(conn.execute(select(list_entries.c.source).where(
-            list_entries.c.list == list_name,
-            list_entries.c.kind == kind,
-            list_entries.c.value == value,
-            list_entries.c.domain == domain,
-            list_entries.c.source != "",
-        )).scalars())
+        return list(
+            conn.execute(
+                select(list_entries.c.source).where(
+                    list_entries.c.list == list_name,
+                    list_entries.c.kind == kind,
+                    list_entries.c.value == value,
+                    list_entries.c.domain == domain,
+                    list_entries.c.source != "",
+                )
+            ).scalars()
+        )
 
 
 def replace_import(
@@ -197,8 +213,17 @@ def replace_import(
     for kind, value, reason in entries:
         rows.setdefault((kind, value), reason)
     payload = [
-        {"list": list_name, "kind": kind, "value": value, "domain": domain, "reason": reason,
-         "added_by": by, "added_at": now, "expires_at": None, "source": source}
+        {
+            "list": list_name,
+            "kind": kind,
+            "value": value,
+            "domain": domain,
+            "reason": reason,
+            "added_by": by,
+            "added_at": now,
+            "expires_at": None,
+            "source": source,
+        }
         for (kind, value), reason in rows.items()
     ]
     with engine.begin() as conn:
@@ -206,9 +231,17 @@ def replace_import(
         for start in range(0, len(payload), 5000):
             conn.execute(insert(list_entries), payload[start : start + 5000])
         conn.execute(delete(list_imports).where(list_imports.c.source == source))
-        conn.execute(insert(list_imports).values(
-            source=source, list=list_name, domain=domain, file=file, imported_at=now,
-            imported_by=by, entries=len(payload)))
+        conn.execute(
+            insert(list_imports).values(
+                source=source,
+                list=list_name,
+                domain=domain,
+                file=file,
+                imported_at=now,
+                imported_by=by,
+                entries=len(payload),
+            )
+        )
         _bump(conn)
     return len(payload)
 
@@ -227,7 +260,8 @@ def imports(engine: Engine) -> list[ImportRecord]:
     with engine.connect() as conn:
         rows = conn.execute(select(list_imports).order_by(list_imports.c.source)).all()
     return [
-        ImportRecord(r.source, r.list, r.domain, r.file, _utc(r.imported_at), r.imported_by,
-                     r.entries)
+        ImportRecord(
+            r.source, r.list, r.domain, r.file, _utc(r.imported_at), r.imported_by, r.entries
+        )
         for r in rows
     ]

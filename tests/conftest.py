@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import uuid
+from dataclasses import dataclass
+
 import pytest
 
 from tests.support.dnsserver import LoopbackDns
 from tests.support.gateway import InProcessGateway, write_config
-from tests.support.services import drop_postgres_schema, postgres_schema_url
+from tests.support.services import drop_postgres_schema, postgres_schema_url, require_redis
 from tests.support.smtp_sink import SmtpSink
 
 
@@ -52,3 +55,27 @@ def postgres_url():
     url, schema = postgres_schema_url()
     yield url
     drop_postgres_schema(schema)
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    url: str
+    prefix: str  # every key a test writes starts with it
+
+
+@pytest.fixture
+def redis_target():
+    """The real Redis on 127.0.0.1:6379 with a key prefix of this test's own; its keys
+    are deleted afterwards."""
+    import redis
+
+    url = require_redis()
+    target = RedisTarget(url, f"mwtest:{uuid.uuid4().hex[:12]}:")
+    yield target
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=target.prefix + "*"))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()

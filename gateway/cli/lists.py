@@ -36,10 +36,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     add = lsub.add_parser("add", help="block or allow an IP, network, sender, domain or HELO")
     add.add_argument("list", choices=LISTS)
     add.add_argument("value", help="192.0.2.7, 192.0.2.0/24, bob@spam.test, spam.test, ...")
-    add.add_argument("--kind", choices=KINDS, help="what the value is (guessed; HELO must "
-                     "be given as --kind helo)")
-    add.add_argument("--domain", default="", help="only for this recipient domain "
-                     "(default: every domain)")
+    add.add_argument(
+        "--kind",
+        choices=KINDS,
+        help="what the value is (guessed; HELO must be given as --kind helo)",
+    )
+    add.add_argument(
+        "--domain", default="", help="only for this recipient domain (default: every domain)"
+    )
     add.add_argument("--reason", default="", help="why (kept with the entry)")
     add.add_argument("--by", default=None, help="who adds it (default: your user name)")
     add.add_argument("--expires", help="after 12h, 7d, 2w... or at a date (2026-12-31)")
@@ -58,8 +62,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     show = lsub.add_parser("show", help="list entries and imports")
     show.add_argument("--list", choices=LISTS)
     show.add_argument("--domain", help="only this domain's entries ('' for global ones)")
-    show.add_argument("--source", help="the entries of this import (default: hand entries "
-                      "and one line per import)")
+    show.add_argument(
+        "--source",
+        help="the entries of this import (default: hand entries and one line per import)",
+    )
     show.add_argument("--all", action="store_true", help="include expired entries")
     show.add_argument("--json", action="store_true")
     add_config_argument(show)
@@ -107,8 +113,10 @@ def parse_expiry(text: str | None, now: datetime) -> datetime | None:
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:
-        raise CliError(f"--expires: {text!r} is neither a duration (12h, 7d, 2w) nor a "
-                       f"date (2026-12-31 or 2026-12-31T18:00)") from None
+        raise CliError(
+            f"--expires: {text!r} is neither a duration (12h, 7d, 2w) nor a "
+            f"date (2026-12-31 or 2026-12-31T18:00)"
+        ) from None
     when = when.replace(tzinfo=UTC) if when.tzinfo is None else when.astimezone(UTC)
     if when <= now:
         raise CliError(f"--expires: {text} is in the past")
@@ -127,8 +135,13 @@ def cmd_add(args: argparse.Namespace) -> int:
     now = datetime.now(UTC)
     kind, value = _value(args.value, args.kind)
     entry = Entry(
-        list=args.list, kind=kind, value=value, domain=_domain(settings, args.domain),
-        reason=args.reason, added_by=_who(args.by), added_at=now,
+        list=args.list,
+        kind=kind,
+        value=value,
+        domain=_domain(settings, args.domain),
+        reason=args.reason,
+        added_by=_who(args.by),
+        added_at=now,
         expires_at=parse_expiry(args.expires, now),
     )
     saved, created = lists.add_entry(_engine(settings), entry)
@@ -160,17 +173,25 @@ def cmd_remove(args: argparse.Namespace) -> int:
         return 0
     sources = lists.sources_listing(engine, args.list, kind, value, domain)
     if sources:
-        raise CliError(f"{value} is not a hand entry; it comes from the import(s) "
-                       f"{', '.join(sources)}: re-import without it or remove the import "
-                       f"with --source")
-    raise CliError(f"{value} is not on the {args.list} list"
-                   + (f" of {domain}" if domain else " (global; try --domain)"))
+        raise CliError(
+            f"{value} is not a hand entry; it comes from the import(s) "
+            f"{', '.join(sources)}: re-import without it or remove the import "
+            f"with --source"
+        )
+    raise CliError(
+        f"{value} is not on the {args.list} list"
+        + (f" of {domain}" if domain else " (global; try --domain)")
+    )
 
 
 def _entry_json(entry: Entry) -> dict:
     return {
-        "list": entry.list, "kind": entry.kind, "value": entry.value, "domain": entry.domain,
-        "reason": entry.reason, "added_by": entry.added_by,
+        "list": entry.list,
+        "kind": entry.kind,
+        "value": entry.value,
+        "domain": entry.domain,
+        "reason": entry.reason,
+        "added_by": entry.added_by,
         "added_at": entry.added_at.isoformat() if entry.added_at else None,
         "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
         "source": entry.source,
@@ -184,7 +205,8 @@ def cmd_show(args: argparse.Namespace) -> int:
     _, entries = lists.load_entries(engine)
     source = args.source or ""
     shown = [
-        e for e in entries
+        e
+        for e in entries
         if e.source == source
         and (args.list is None or e.list == args.list)
         and (args.domain is None or e.domain == args.domain.lower())
@@ -192,12 +214,26 @@ def cmd_show(args: argparse.Namespace) -> int:
     ]
     records = [] if args.source else lists.imports(engine)
     if args.json:
-        print(json.dumps({
-            "entries": [_entry_json(e) for e in shown],
-            "imports": [{"source": r.source, "list": r.list, "domain": r.domain, "file": r.file,
-                         "imported_at": r.imported_at.isoformat(),
-                         "imported_by": r.imported_by, "entries": r.entries} for r in records],
-        }, indent=2))
+        print(
+            json.dumps(
+                {
+                    "entries": [_entry_json(e) for e in shown],
+                    "imports": [
+                        {
+                            "source": r.source,
+                            "list": r.list,
+                            "domain": r.domain,
+                            "file": r.file,
+                            "imported_at": r.imported_at.isoformat(),
+                            "imported_by": r.imported_by,
+                            "entries": r.entries,
+                        }
+                        for r in records
+                    ],
+                },
+                indent=2,
+            )
+        )
         return 0
     for e in shown:
         scope = e.domain or "*"
@@ -205,12 +241,16 @@ def cmd_show(args: argparse.Namespace) -> int:
         if e.expires_at:
             expiry = " expired" if not e.active(now) else f" until {e.expires_at:%Y-%m-%d %H:%M}"
         added = f"{e.added_at:%Y-%m-%d %H:%M}" if e.added_at else "?"
-        print(f"{e.list:5} {e.kind:13} {e.value:40} {scope:20} {e.added_by} {added}{expiry}"
-              f"{'  # ' + e.reason if e.reason else ''}")
+        print(
+            f"{e.list:5} {e.kind:13} {e.value:40} {scope:20} {e.added_by} {added}{expiry}"
+            f"{'  # ' + e.reason if e.reason else ''}"
+        )
     for r in records:
-        print(f"import {r.source}: {r.entries} {r.list} entries"
-              f"{' for ' + r.domain if r.domain else ''} from {r.file}, "
-              f"{r.imported_at:%Y-%m-%d %H:%M} UTC by {r.imported_by}")
+        print(
+            f"import {r.source}: {r.entries} {r.list} entries"
+            f"{' for ' + r.domain if r.domain else ''} from {r.file}, "
+            f"{r.imported_at:%Y-%m-%d %H:%M} UTC by {r.imported_by}"
+        )
     if not shown and not records:
         print("(no entries)")
     return 0
@@ -230,17 +270,24 @@ def cmd_import(args: argparse.Namespace) -> int:
         print(f"{args.file}:{line.line}: {line.problem}: {line.text[:80]}", file=sys.stderr)
     if bad and (args.strict or len(bad) > len(entries)):
         why = "--strict" if args.strict else "more bad lines than good ones"
-        print(f"{args.file}: refused ({why}); the previous import of {args.source!r} stays",
-              file=sys.stderr)
+        print(
+            f"{args.file}: refused ({why}); the previous import of {args.source!r} stays",
+            file=sys.stderr,
+        )
         return 1
     if not entries:
-        print(f"{args.file}: no entries; the previous import of {args.source!r} stays",
-              file=sys.stderr)
+        print(
+            f"{args.file}: no entries; the previous import of {args.source!r} stays",
+            file=sys.stderr,
+        )
         return 1
-    count = lists.replace_import(_engine(settings), args.source, args.list, domain, entries,
-                                 str(args.file), _who(args.by))
+    count = lists.replace_import(
+        _engine(settings), args.source, args.list, domain, entries, str(args.file), _who(args.by)
+    )
     notify_sync(settings.redis.url, settings.redis.prefix)
-    print(f"imported {count} {args.list} entries as {args.source!r}"
-          + (f" for {domain}" if domain else "")
-          + (f" ({len(bad)} bad line{'s' if len(bad) != 1 else ''} skipped)" if bad else ""))
+    print(
+        f"imported {count} {args.list} entries as {args.source!r}"
+        + (f" for {domain}" if domain else "")
+        + (f" ({len(bad)} bad line{'s' if len(bad) != 1 else ''} skipped)" if bad else "")
+    )
     return 0

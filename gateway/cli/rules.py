@@ -21,6 +21,7 @@ from gateway.cli import CliError
 from gateway.cli.common import add_config_argument
 from gateway.config import Settings, load_settings, settings_from_dict
 
+
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("rules", help="check and try per-domain rule files")
     rsub = parser.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
@@ -35,8 +36,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     test.add_argument("message", type=Path, help="the message (.eml, as received)")
     test.add_argument("--from", dest="mail_from", help="envelope sender (default: From:)")
     test.add_argument(
-        "--rcpt", action="append", help="envelope recipient (repeatable; default: the "
-        "To/Cc addresses in the file's domain, else user@DOMAIN)"
+        "--rcpt",
+        action="append",
+        help="envelope recipient (repeatable; default: the "
+        "To/Cc addresses in the file's domain, else user@DOMAIN)",
     )
     test.add_argument("--ip", default="127.0.0.1", help="client IP (default 127.0.0.1)")
     test.add_argument("--helo", default="localhost", help="HELO name")
@@ -74,8 +77,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if policy is None:
         _print_errors(args.file, errors)
         return 1
-    print(f"{args.file}: OK, domain {policy.domain}, {len(policy.rules)} rule"
-          f"{'s' if len(policy.rules) != 1 else ''}")
+    print(
+        f"{args.file}: OK, domain {policy.domain}, {len(policy.rules)} rule"
+        f"{'s' if len(policy.rules) != 1 else ''}"
+    )
     return 0
 
 

@@ -37,10 +37,11 @@ class MessageFacts:
 
     def __init__(self, ctx: MessageContext) -> None:
         self.ctx = ctx
+        self._headers: dict[str, list[str]] = {}
 
     @cached_property
     def subject(self) -> str:
-        return " ".join(self.ctx.header("subject"))
+        return " ".join(self.header("subject"))
 
     @cached_property
     def body(self) -> str:
@@ -65,7 +66,7 @@ class MessageFacts:
 
     @cached_property
     def from_addresses(self) -> tuple[str, ...]:
-        pairs = email.utils.getaddresses(self.ctx.header("from"))
+        pairs = email.utils.getaddresses(self.header("from"))
         return tuple(addr.lower() for _, addr in pairs if addr)
 
     @cached_property
@@ -79,7 +80,13 @@ class MessageFacts:
         return ip
 
     def header(self, name: str) -> list[str]:
-        return self.ctx.header(name)
+        """Decoded values of a header field; parsed once per name (email's header
+        parsing is the costliest part of a rule run)."""
+        key = name.lower()
+        values = self._headers.get(key)
+        if values is None:
+            values = self._headers[key] = self.ctx.header(name)
+        return values
 
 
 _last: tuple[MessageContext, MessageFacts] | None = None

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import socket
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,6 +114,22 @@ def parse_value(text: str, kind: str | None = None) -> tuple[str, str]:
     raise ValueError(f"unknown kind {kind!r} (expected one of: {', '.join(KINDS)})")
 
 
+def _network_key(value: str) -> tuple[int, int, int]:
+    """(version, prefix length, network as int) of a normalised IP or network; IPv4
+    is parsed by hand because ipaddress takes most of a 100,000-entry reload."""
+    address, _, prefix = value.partition("/")
+    if ":" not in address:
+        try:
+            number = int.from_bytes(socket.inet_aton(address), "big")
+            length = int(prefix) if prefix else 32
+            if address.count(".") == 3 and 0 <= length <= 32:
+                return 4, length, number >> (32 - length) << (32 - length) if length else 0
+        except (OSError, ValueError):
+            pass
+    network = ipaddress.ip_network(value, strict=False)
+    return network.version, network.prefixlen, int(network.network_address)
+
+
 class _Level:
     """One list (block or allow) of one domain level, indexed for matching."""
 
@@ -124,11 +141,10 @@ class _Level:
 
     def add(self, entry: Entry) -> None:
         if entry.kind in ("ip", "cidr"):
-            network = ipaddress.ip_network(entry.value, strict=False)
-            key = (network.version, network.prefixlen)
-            bucket = self.networks.setdefault(key, {})
+            version, prefix, number = _network_key(entry.value)
+            bucket = self.networks.setdefault((version, prefix), {})
             self._order = None
-            bucket.setdefault(int(network.network_address), []).append(entry)
+            bucket.setdefault(number, []).append(entry)
         else:
             self.exact[entry.kind].setdefault(entry.value, []).append(entry)
 

@@ -138,3 +138,10 @@ def test_test_with_a_broken_file_prints_the_errors(tmp_path):
     assert result.returncode == 1
     assert f"{bad}:2: rules must be a list" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_shipped_example_file_is_valid(capsys):
+    example = REPO / "rules" / "examples" / "example.test.yaml"
+    code, out, err = run(capsys, "rules", "check", str(example))
+    assert code == 0, err
+    assert "5 rules" in out

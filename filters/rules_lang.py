@@ -359,31 +359,31 @@ class _Compiler:
             return None
         return tuple(b for b in built if b is not None)
 
-    def _all(self, node, where, depth):
+    def _all(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         conditions = self._list_of_conditions(node, where, depth)
         return c.All(conditions) if conditions else None
 
-    def _any(self, node, where, depth):
+    def _any(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         conditions = self._list_of_conditions(node, where, depth)
         return c.AnyOf(conditions) if conditions else None
 
-    def _not(self, node, where, depth):
+    def _not(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         inner = self.condition(node, where, depth + 1)
         return c.Not(inner) if inner is not None else None
 
-    def _subject(self, node, where, depth):
+    def _subject(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         test = self._text_test(node, where)
         return c.Subject(test) if test else None
 
-    def _body(self, node, where, depth):
+    def _body(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         test = self._text_test(node, where)
         return c.Body(test) if test else None
 
-    def _helo(self, node, where, depth):
+    def _helo(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         test = self._text_test(node, where)
         return c.Helo(test) if test else None
 
-    def _header(self, node, where, depth):
+    def _header(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ("name", "exists", *TEXT_OPS))
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -421,7 +421,7 @@ class _Compiler:
             return None
         return c.Header(name, text, exists)
 
-    def _address_test(self, node, where, depth) -> c.AddressTest | None:
+    def _address_test(self, node: yaml.Node, where: str, depth: int) -> c.AddressTest | None:
         entries = self._keyed(node, where, ADDRESS_KEYS)
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -453,19 +453,19 @@ class _Compiler:
             return None
         return c.AddressTest(addresses=addresses, domain=domain, local=local, text=text)
 
-    def _sender(self, node, where, depth):
+    def _sender(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         test = self._address_test(node, where, depth)
         return c.Sender(test) if test else None
 
-    def _from(self, node, where, depth):
+    def _from(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         test = self._address_test(node, where, depth)
         return c.HeaderFrom(test) if test else None
 
-    def _recipient(self, node, where, depth):
+    def _recipient(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         test = self._address_test(node, where, depth)
         return c.Recipient(test) if test else None
 
-    def _attachment(self, node, where, depth):
+    def _attachment(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ATTACHMENT_KEYS)
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -517,7 +517,7 @@ class _Compiler:
             return None
         return c.AttachmentTest(**kwargs)
 
-    def _url(self, node, where, depth):
+    def _url(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, URL_KEYS)
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -535,7 +535,7 @@ class _Compiler:
             ok = False
         return c.Url(domain=domain, text=text) if ok else None
 
-    def _symbol(self, node, where, depth):
+    def _symbol(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         values = self._strings(node, where, 64)
         if not values:
             return None
@@ -552,7 +552,7 @@ class _Compiler:
             names.append(value)
         return c.SymbolPresent(frozenset(names))
 
-    def _classifier(self, node, where, depth):
+    def _classifier(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ("above", "below"))
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -572,7 +572,7 @@ class _Compiler:
             ok = False
         return c.Classifier(above, below) if ok else None
 
-    def _client_ip(self, node, where, depth):
+    def _client_ip(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ("in",))
         if not isinstance(node, yaml.MappingNode):
             return None
@@ -598,7 +598,7 @@ class _Compiler:
                 return None
         return c.ClientIp(tuple(networks))
 
-    def _size_condition(self, node, where, depth):
+    def _size_condition(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ("over", "under"))
         if not isinstance(node, yaml.MappingNode):
             return None

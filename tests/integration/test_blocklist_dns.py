@@ -244,3 +244,24 @@ def test_rcpt_check_fails_open_when_the_list_is_slow(dns_server):
     check = BlocklistSessionCheck(settings, Ports(dns=Resolver(settings.dns)))
     info = SessionInfo(client_ip="192.0.2.7", helo="x")
     assert asyncio.run(check.check_rcpt(info, "", "bob@example.test")) is None
+
+
+def test_an_unreachable_redis_costs_the_cache_not_the_lookup(dns_server):
+    """Redis down: every answer is a cache miss and the lists are still asked."""
+    from tests.support.smtp_sink import free_port
+
+    dns_server.zone.add(f"7.2.0.192.{ZEN}", "A", "127.0.0.2")
+    settings = make_settings(dns_server)
+
+    async def lookup():
+        client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=1)
+        try:
+            filt = BlocklistFilter(settings)
+            ctx = ctx_for("192.0.2.7")
+            evidence = await filt.lookup(ctx, Ports(dns=Resolver(settings.dns), redis=client))
+            return filt.evaluate(ctx, evidence, Scope("example.test", DomainPolicy("x")))
+        finally:
+            await client.aclose()
+
+    result = asyncio.run(lookup())
+    assert [s.name for s in result.symbols] == ["DNSBL_LISTED"]

@@ -121,7 +121,8 @@ def test_rule_changes_apply_without_restart_and_broken_files_are_refused(
 
     # a broken edit is refused; the quarantine rule stays in force
     path.write_text(changed.replace("subject:", "subjet:"))
-    time.sleep(0.8)
+    refused = wait_until(lambda: gw.gateway.rules.errors().get(path))
+    assert "unknown condition 'subjet'" in refused[0].message
     dialogue(gw.port, "a@sender.test", ["bob@example.test"], message(subject="cheap pills 2"))
     wait_until(lambda: len(quarantined(gw)) == 2)
     assert len(sink.messages) == 1

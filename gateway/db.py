@@ -25,6 +25,7 @@ metadata = MetaData()
 # modules that define tables on `metadata`; one line each
 TABLE_MODULES: list[str] = [
     "gateway.ledger",
+    "gateway.lists",
     "gateway.quarantine",
 ]
 

@@ -324,3 +324,28 @@ def body_text(parts: tuple[Part, ...] | list[Part], limit: int = 200_000) -> str
     chosen = plain or htmls
     text = "\n".join(p.text() for p in chosen)
     return text[:limit]
+
+
+_WEB_LINK = re.compile(r"(?i)^\s*(?:https?:)?//|^\s*www\.")
+
+
+def message_urls(parts: tuple[Part, ...] | list[Part], limit: int = 1000) -> list[str]:
+    """Every web URL of a message, in order, without repeats: those written in text
+    parts (plain or HTML) and the href/src links of HTML parts, which readers click
+    without ever seeing the address."""
+    seen: dict[str, None] = {}
+    for part in parts:
+        if not part.is_text:
+            continue
+        body = decode_text(part.payload, part.charset)
+        found = extract_urls(part.text())
+        if part.content_type == "text/html":
+            for link in html_links(body):
+                if _WEB_LINK.match(link):
+                    link = link.strip()
+                    found.append("http:" + link if link.startswith("//") else link)
+        for url in found:
+            if len(seen) >= limit:
+                return list(seen)
+            seen.setdefault(url, None)
+    return list(seen)

@@ -16,12 +16,14 @@ from filters.auth import forged_results_dropper
 from gateway import ledger, quarantine
 from gateway.adapters import Ports
 from gateway.adapters.dns import Resolver
-from gateway.chain import build_chain
+from gateway.adapters.redis import connect as connect_redis
+from gateway.chain import build_chain, build_session_checks
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.delivery import Delivery
 from gateway.domain_policy import PolicyBook
 from gateway.intake import Intake
+from gateway.list_store import ListStore
 from gateway.pipeline import Pipeline
 from gateway.smtp import GatewayHandler, SmtpServer
 from gateway.spool import Job, RcptState, Spool
@@ -33,16 +35,22 @@ RELEASE_POLL_SECONDS = 2.0
 
 
 def build_ports(settings: Settings, db: Database | None) -> Ports:
-    return Ports(dns=Resolver(settings.dns), store=db)
+    redis = connect_redis(settings)
+    lists = None
+    if db is not None:
+        lists = ListStore(db, redis, settings.redis.prefix, settings.blocklist.list_refresh)
+    return Ports(dns=Resolver(settings.dns), store=db, redis=redis, lists=lists)
 
 
-def build_pipeline(settings: Settings, ports: Ports) -> Pipeline:
-    return Pipeline(
-        build_chain(settings),
-        PolicyBook.from_settings(settings),
-        ports,
-        settings.pipeline.budget,
-    )
+def build_pipeline(settings: Settings, ports: Ports, book: PolicyBook | None = None) -> Pipeline:
+    """The pipeline; `book` defaults to the settings plus the domain files of [rules] dir."""
+    if book is None:
+        from filters.rules_policy import RulesWatcher
+
+        watcher = RulesWatcher(settings)
+        watcher.scan()
+        book = watcher.book
+    return Pipeline(build_chain(settings), book, ports, settings.pipeline.budget)
 
 
 class Gateway:
@@ -53,13 +61,24 @@ class Gateway:
         self.node = socket.gethostname()
         self.address: tuple[str, int] | None = None
         self._release_task: asyncio.Task | None = None
+        self._watch_tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         s = self.settings
         self.db = await asyncio.to_thread(Database, s.store.url)
         self.spool = Spool(s.spool.path)
         self.ports = build_ports(s, self.db)
-        self.pipeline = build_pipeline(s, self.ports)
+        from filters.rules_policy import RulesWatcher
+
+        self.rules = RulesWatcher(s)
+        await asyncio.to_thread(self.rules.scan)
+        self.pipeline = build_pipeline(s, self.ports, self.rules.book)
+        self.rules.on_change = self._policy_changed
+        await self.ports.lists.reload(force=True)
+        self._watch_tasks = [
+            asyncio.create_task(self.rules.run(), name="rules-reload"),
+            asyncio.create_task(self.ports.lists.run(), name="lists-sync"),
+        ]
         self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
         self.intake = Intake(
             self.pipeline,
@@ -73,7 +92,8 @@ class Gateway:
         jobs = await asyncio.to_thread(self.spool.recover)
         await self._restore_ledger(jobs)
         await self.delivery.start(jobs)
-        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake))
+        checks = build_session_checks(s, self.ports)
+        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks))
         self.address = await self.smtp.start()
         self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
         log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))
@@ -86,8 +106,17 @@ class Gateway:
             self._release_task.cancel()
             await asyncio.gather(self._release_task, return_exceptions=True)
         await self.delivery.stop()
+        for task in self._watch_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
+        if self.ports.redis is not None:
+            await self.ports.redis.aclose()
         await asyncio.to_thread(self.db.close)
         log.info("stopped")
+
+    def _policy_changed(self, book: PolicyBook) -> None:
+        """A rule file changed (called from the reload thread): swap the book atomically."""
+        self.pipeline.book = book
 
     async def _restore_ledger(self, jobs: list[Job]) -> None:
         """Ledger rows of messages spooled just before a crash (they ride in the job)."""

@@ -225,6 +225,14 @@ class Resolver:
         answer = await self._resolve(name, rdtype, timeout)
         return [r.address for r in answer]
 
+    async def addresses_ttl(
+        self, name: str, rdtype: str = "A", timeout: float | None = None
+    ) -> tuple[list[str], int]:
+        """Addresses and the answer's TTL in seconds (for caches that must honour it)."""
+        answer = await self._resolve(name, rdtype, timeout)
+        ttl = answer.rrset.ttl if answer.rrset is not None else 0
+        return [r.address for r in answer], int(ttl)
+
     async def mx(self, name: str, timeout: float | None = None) -> list[tuple[int, str]]:
         """(preference, host) sorted by preference."""
         answer = await self._resolve(name, "MX", timeout)

@@ -16,8 +16,10 @@ from gateway.config import ConfigError
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "lists",
     "quarantine",
     "queue",
+    "rules",
     "scan",
     "serve",
 ]

@@ -91,9 +91,12 @@ async def _run_pipeline(settings, ctx):
     from gateway.server import build_pipeline, build_ports
 
     db = Database(settings.store.url) if _has_store(settings) else None
+    ports = build_ports(settings, db)
     try:
-        return await build_pipeline(settings, build_ports(settings, db)).run(ctx)
+        return await build_pipeline(settings, ports).run(ctx)
     finally:
+        if ports.redis is not None:
+            await ports.redis.aclose()
         if db is not None:
             db.close()
 

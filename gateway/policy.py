@@ -8,9 +8,11 @@ this chain decides. Order of precedence:
 2. viruses, per the mailbox's AvPolicy: "clean" replaces the infected parts
    (or quarantines the message when a virus is not in a separable part),
    "detect" only flags; both add X-Virus-* headers;
-3. spam: an ALLOW force skips spam scoring; otherwise the harshest of the
-   score thresholds and the forced actions. abuse@ and postmaster@ are never
-   quarantined or rejected for spam (RFC 2142): at most tagged.
+3. spam: the harshest of the score thresholds and the forced actions. An
+   ALLOW force skips the score and other filters' forced verdicts, but not an
+   explicit tag/quarantine/reject of the domain's own rules (whose harshest
+   action already won inside the rules filter). abuse@ and postmaster@ are
+   never quarantined or rejected for spam (RFC 2142): at most tagged.
 """
 
 from __future__ import annotations
@@ -34,6 +36,7 @@ from gateway.model import (
 )
 
 ANTIVIRUS = "antivirus"  # the antivirus filter's name
+RULES = "rules"  # the domain's custom rules: explicit actions an allow does not lift
 ROLE_ACCOUNTS = frozenset({"abuse", "postmaster"})
 
 _FORCED_ACTION = {
@@ -78,13 +81,13 @@ def decide(
     symbols = score_symbols(results, policy)
     score = sum(s.score for s in symbols)
     forces = [
-        r.force
+        (name, r.force)
         for name, r in results.items()
         if r.force is not None and (av.enabled or name != ANTIVIRUS)
     ]
     headers = [h for r in results.values() for h in r.headers]
 
-    tempfails = [f for f in forces if f.kind == ForceKind.TEMPFAIL]
+    tempfails = [f for _, f in forces if f.kind == ForceKind.TEMPFAIL]
     if tempfails:
         return Decision(
             rcpt,
@@ -134,15 +137,20 @@ def decide(
 
 
 def _spam_action(
-    rcpt: str, score: float, forces: list[Force], policy: DomainPolicy
+    rcpt: str, score: float, forces: list[tuple[str, Force]], policy: DomainPolicy
 ) -> tuple[Action, list[str], Reply | None]:
-    if any(f.kind == ForceKind.ALLOW for f in forces):
-        allow = next(f for f in forces if f.kind == ForceKind.ALLOW)
-        return Action.ACCEPT, [f"allowed: {allow.reason}"], None
-    action = action_for_score(score, policy)
-    reasons = [f"score {score:.2f}"] if action != Action.ACCEPT else []
+    allow = next((f for _, f in forces if f.kind == ForceKind.ALLOW), None)
+    reasons: list[str] = []
+    if allow is not None:
+        reasons.append(f"allowed: {allow.reason}")
+        action = Action.ACCEPT
+        forces = [(name, f) for name, f in forces if name == RULES]
+    else:
+        action = action_for_score(score, policy)
+        if action != Action.ACCEPT:
+            reasons.append(f"score {score:.2f}")
     reply = None
-    for force in forces:
+    for _, force in forces:
         forced = _FORCED_ACTION.get(force.kind)
         if forced is None:
             continue

@@ -209,6 +209,10 @@ def _symbols(ev: AuthEvidence, v: DmarcVerdict) -> list[Symbol]:
     for result, domains in by_result.items():
         out.append(Symbol(f"DKIM_{result.upper()}", tuple(domains)))
     out.append(_dmarc_symbol(v))
+    if ev.sender.status == "multiple":
+        # no single domain's policy applies: a forger could add a second address to
+        # escape a p=reject, so this weighs as much as a failed DMARC on its own
+        out.append(Symbol("FROM_MULTIPLE_DOMAINS", _opt(ev.sender.detail)))
     if ev.arc.result != "none":
         out.append(Symbol(f"ARC_{ev.arc.result.upper()}"))
     return out

@@ -163,3 +163,24 @@ def test_slow_dns_never_holds_the_session_past_the_budget(make_gateway, sink, wo
     delivered = email.message_from_bytes(sink.wait_for(1)[0].data, policy=email.policy.default)
     ours = _unfold(delivered["Authentication-Results"])
     assert "spf=temperror" in ours and "dkim=temperror" in ours and "dmarc=temperror" in ours
+
+
+def test_a_second_from_domain_does_not_escape_dmarc(tmp_path, dns_server):
+    """A forger adding an address in another domain gets tagged as spam, not delivered clean."""
+    dns_server.zone.add("_dmarc.bank.test", "TXT", "v=DMARC1; p=reject")
+    eml = tmp_path / "forged.eml"
+    eml.write_bytes(
+        b"From: ceo@bank.test, friend@other.test\r\nTo: bob@example.test\r\n"
+        b"Subject: wire money\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
+        b"Message-ID: <f@x>\r\n\r\npay now\r\n"
+    )
+    config = write_config(tmp_path, "127.0.0.1:2626", {"dns": {"nameservers": [dns_server.nameserver]}})
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "scan", str(eml), "--config", str(config),
+         "--mail-from", "ceo@bank.test", "--rcpt", "bob@example.test", "--json"],
+        capture_output=True, text=True, check=True,
+    )
+    verdict = json.loads(out.stdout)
+    names = {s["name"] for s in verdict["symbols"]}
+    assert {"FROM_MULTIPLE_DOMAINS", "DMARC_PERMERROR"} <= names
+    assert verdict["action"]["bob@example.test"] in ("tag", "quarantine", "reject")

@@ -174,11 +174,26 @@ def test_a_second_from_domain_does_not_escape_dmarc(tmp_path, dns_server):
         b"Subject: wire money\r\nDate: Sun, 22 Nov 2026 10:00:00 +0000\r\n"
         b"Message-ID: <f@x>\r\n\r\npay now\r\n"
     )
-    config = write_config(tmp_path, "127.0.0.1:2626", {"dns": {"nameservers": [dns_server.nameserver]}})
+    dns = {"dns": {"nameservers": [dns_server.nameserver]}}
+    config = write_config(tmp_path, "127.0.0.1:2626", dns)
     out = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "scan", str(eml), "--config", str(config),
-         "--mail-from", "ceo@bank.test", "--rcpt", "bob@example.test", "--json"],
-        capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-m",
+            "gateway.cli",
+            "scan",
+            str(eml),
+            "--config",
+            str(config),
+            "--mail-from",
+            "ceo@bank.test",
+            "--rcpt",
+            "bob@example.test",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
     )
     verdict = json.loads(out.stdout)
     names = {s["name"] for s in verdict["symbols"]}

@@ -93,7 +93,7 @@ class Gateway:
         await self._restore_ledger(jobs)
         await self.delivery.start(jobs)
         checks = build_session_checks(s, self.ports)
-        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks))
+        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns))
         self.address = await self.smtp.start()
         self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
         log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))

@@ -38,7 +38,6 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
 
 from gateway import ledger
 from gateway.db import metadata
@@ -131,21 +130,16 @@ def store_attachments(
         if known is None:
             packed = zlib.compress(item.data, 1)
             compressed = len(packed) < len(item.data) * 0.9
-            try:
-                with conn.begin_nested():  # another node may store the same blob right now
-                    conn.execute(
-                        attachment_blobs.insert().values(
-                            sha256=sha,
-                            size=len(item.data),
-                            compressed=compressed,
-                            data=packed if compressed else item.data,
-                            first_seen=now,
-                            last_seen=now,
-                        )
-                    )
-                new += 1
-            except IntegrityError:
-                pass
+            values = {
+                "sha256": sha,
+                "size": len(item.data),
+                "compressed": compressed,
+                "data": packed if compressed else item.data,
+                "first_seen": now,
+                "last_seen": now,
+            }
+            # another node may store the same blob at the same moment: first one wins
+            new += _insert_or_ignore(conn, values)
         else:
             conn.execute(
                 update(attachment_blobs)
@@ -162,6 +156,18 @@ def store_attachments(
             )
         )
     return new
+
+
+def _insert_or_ignore(conn: Connection, values: dict[str, Any]) -> int:
+    dialect = conn.dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the two databases the project supports
+        raise RuntimeError(f"unsupported database {dialect}")
+    stmt = insert(attachment_blobs).values(**values).on_conflict_do_nothing()
+    return conn.execute(stmt).rowcount
 
 
 def purge(engine: Engine, now: datetime, retention_days: int) -> tuple[int, int]:

@@ -1,4 +1,4 @@
-"""The filter chain, in evaluation order, built from the settings.
+"""The filter chain, in evaluation order, and the SMTP-time checks, built from settings.
 
 Order matters only for evaluation: a filter may read the results of those
 before it (custom rules come last). Lookups all run concurrently.
@@ -7,13 +7,32 @@ before it (custom rules come last). Lookups all run concurrently.
 from __future__ import annotations
 
 from filters.antivirus import Antivirus
+from filters.auth import AuthFilter
 from filters.base import Filter
+from filters.blocklist import BlocklistFilter
+from filters.blocklist_session import BlocklistSessionCheck
+from filters.locallists import LocalListsFilter
 from filters.message_checks import MessageChecks
+from filters.rules import RulesFilter
+from gateway.adapters import Ports
 from gateway.config import Settings
+from gateway.session_checks import SessionCheck
 
 
 def build_chain(settings: Settings) -> list[Filter]:
-    chain: list[Filter] = [MessageChecks()]
+    chain: list[Filter] = [
+        MessageChecks(),
+        AuthFilter(settings.smtp.hostname, max_seconds=settings.pipeline.budget),
+    ]
+    if settings.dnsbl or settings.uribl:
+        chain.append(BlocklistFilter(settings))
+    chain.append(LocalListsFilter())
     if settings.clamav is not None:
         chain.append(Antivirus(settings.clamav))
+    chain.append(RulesFilter())  # last: rules may test what every other filter found
     return chain
+
+
+def build_session_checks(settings: Settings, ports: Ports) -> list[SessionCheck]:
+    """Checks made during the SMTP dialogue, in order (relay control comes before them)."""
+    return [BlocklistSessionCheck(settings, ports)]

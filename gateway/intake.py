@@ -98,7 +98,7 @@ class Intake:
         row = ledger.message_row(verdict, outcome, str(reply), self.node, datetime.now(UTC))
         rows = ledger.recipient_rows(verdict, status, {})
         try:
-            await self.db.run(_insert, row, rows, [])
+            await self.db.write(_insert, row, rows, [])
         except Exception:
             log.exception("%s: could not record the %s message", verdict.ctx.queue_id, outcome)
         log.info("%s: %s: %s", verdict.ctx.queue_id, outcome, reply)
@@ -124,7 +124,7 @@ class Intake:
         try:
             if jobs:
                 await loop.run_in_executor(self._disk, self.spool.write, jobs)
-            await self.db.run(_insert, row, rows, items)
+            await self.db.write(_insert, row, rows, items)
         except Exception:
             log.exception("%s: could not store the message durably; answering 451", qid)
             if jobs:
@@ -157,7 +157,7 @@ class Intake:
         if not kept:
             return
         try:
-            await self.db.run(_store_attachments, verdict.ctx.queue_id, kept)
+            await self.db.write(_store_attachments, verdict.ctx.queue_id, kept)
         except Exception:
             log.exception("%s: could not keep attachments for rescans", verdict.ctx.queue_id)
 
@@ -213,13 +213,11 @@ class Intake:
         return items, item_of
 
 
-def _insert(engine, row, rows, items) -> None:
-    with engine.begin() as conn:
-        ledger.record(conn, row, rows)
-        if items:
-            conn.execute(quarantine.quarantine.insert(), items)
+def _insert(conn, row, rows, items) -> None:
+    ledger.record(conn, row, rows)
+    if items:
+        conn.execute(quarantine.quarantine.insert(), items)
 
 
-def _store_attachments(engine, queue_id: str, kept: list[attachments.Attachment]) -> None:
-    with engine.begin() as conn:
-        attachments.store_attachments(conn, queue_id, kept, datetime.now(UTC))
+def _store_attachments(conn, queue_id: str, kept: list[attachments.Attachment]) -> None:
+    attachments.store_attachments(conn, queue_id, kept, datetime.now(UTC))

@@ -250,7 +250,7 @@ def has_message(engine: Engine, queue_id: str) -> bool:
 
 
 def mark_recipients(
-    engine: Engine,
+    conn: Connection,
     queue_id: str,
     rcpts: list[str],
     status: str,
@@ -266,9 +266,8 @@ def mark_recipients(
         values["delivered_at"] = when
     if attempts is not None:
         values["attempts"] = attempts
-    with engine.begin() as conn:
-        conn.execute(
-            update(recipients)
-            .where(recipients.c.message_id == queue_id, recipients.c.rcpt.in_(rcpts))
-            .values(**values)
-        )
+    conn.execute(
+        update(recipients)
+        .where(recipients.c.message_id == queue_id, recipients.c.rcpt.in_(rcpts))
+        .values(**values)
+    )

@@ -8,9 +8,11 @@ this chain decides. Order of precedence:
 2. viruses, per the mailbox's AvPolicy: "clean" replaces the infected parts
    (or quarantines the message when a virus is not in a separable part),
    "detect" only flags; both add X-Virus-* headers;
-3. spam: an ALLOW force skips spam scoring; otherwise the harshest of the
-   score thresholds and the forced actions. abuse@ and postmaster@ are never
-   quarantined or rejected for spam (RFC 2142): at most tagged.
+3. spam: the harshest of the score thresholds and the forced actions. An
+   ALLOW force skips the score and other filters' forced verdicts, but not an
+   explicit tag/quarantine/reject of the domain's own rules (whose harshest
+   action already won inside the rules filter). abuse@ and postmaster@ are
+   never quarantined or rejected for spam (RFC 2142): at most tagged.
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ from gateway.model import (
 )
 
 ANTIVIRUS = "antivirus"  # the antivirus filter's name
+RULES = "rules"  # the domain's custom rules: explicit actions an allow does not lift
 ROLE_ACCOUNTS = frozenset({"abuse", "postmaster"})
 
 _FORCED_ACTION = {
@@ -78,12 +81,15 @@ def decide(
 ) -> Decision:
     symbols = score_symbols(results, policy)
     score = sum(s.score for s in symbols)
-    forces = [r.force for name, r in results.items() if r.force is not None and name != ANTIVIRUS]
+    forces = [
+        (name, r.force) for name, r in results.items() if r.force is not None and name != ANTIVIRUS
+    ]
     av_result = results.get(ANTIVIRUS)
     av_force = av_result.force if av_result is not None and av.enabled else None
     headers = [h for r in results.values() for h in r.headers]
 
-    tempfails = [f for f in (*forces, av_force) if f is not None and f.kind == ForceKind.TEMPFAIL]
+    candidates = [f for _, f in forces] + ([av_force] if av_force else [])
+    tempfails = [f for f in candidates if f.kind == ForceKind.TEMPFAIL]
     if tempfails:
         return Decision(
             rcpt,
@@ -145,15 +151,20 @@ def decide(
 
 
 def _spam_action(
-    rcpt: str, score: float, forces: list[Force], policy: DomainPolicy
+    rcpt: str, score: float, forces: list[tuple[str, Force]], policy: DomainPolicy
 ) -> tuple[Action, list[str], Reply | None]:
-    if any(f.kind == ForceKind.ALLOW for f in forces):
-        allow = next(f for f in forces if f.kind == ForceKind.ALLOW)
-        return Action.ACCEPT, [f"allowed: {allow.reason}"], None
-    action = action_for_score(score, policy)
-    reasons = [f"score {score:.2f}"] if action != Action.ACCEPT else []
+    allow = next((f for _, f in forces if f.kind == ForceKind.ALLOW), None)
+    reasons: list[str] = []
+    if allow is not None:
+        reasons.append(f"allowed: {allow.reason}")
+        action = Action.ACCEPT
+        forces = [(name, f) for name, f in forces if name == RULES]
+    else:
+        action = action_for_score(score, policy)
+        if action != Action.ACCEPT:
+            reasons.append(f"score {score:.2f}")
     reply = None
-    for force in forces:
+    for _, force in forces:
         forced = _FORCED_ACTION.get(force.kind)
         if forced is None:
             continue

@@ -8,16 +8,20 @@ a rejection is an SMTP reply, never a bounce to a forged sender.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
 from collections import Counter
 from collections.abc import Sequence
+from email._header_value_parser import get_addr_spec, get_angle_addr
+from email.errors import HeaderParseError
 from typing import Any
 
 from aiosmtpd.smtp import SMTP, Session
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
+from gateway.adapters.dns import DnsError, NoRecord, Resolver
 from gateway.config import Settings, parse_host_port
 from gateway.intake import Intake
 from gateway.model import Envelope
@@ -125,6 +129,22 @@ class GatewaySMTP(SMTP):
     async def push(self, status: str) -> None:
         await super().push(with_enhanced_status(status))
 
+    def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
+        """aiosmtpd's own, without the class it defines on every call (a hot path)."""
+        if not arg:
+            return "", ""
+        try:
+            if arg.lstrip().startswith("<"):
+                address, rest = get_angle_addr(arg)
+            else:
+                address, rest = get_addr_spec(arg)
+        except HeaderParseError:
+            return None, None
+        addr = address.addr_spec
+        if self.local_part_limit and len(addr.rpartition("@")[0]) > self.local_part_limit:
+            return None, None
+        return addr, rest
+
     def _timeout_cb(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"421 4.4.2 Timeout, closing connection\r\n")  # type: ignore[attr-defined]
@@ -158,21 +178,41 @@ def split_address(address: str) -> tuple[str, str] | None:
 class GatewayHandler:
     """aiosmtpd handler hooks: relay control, limits, session checks, then intake."""
 
-    def __init__(self, settings: Settings, intake: Intake, checks: Sequence[SessionCheck] = ()):
+    def __init__(
+        self,
+        settings: Settings,
+        intake: Intake,
+        checks: Sequence[SessionCheck] = (),
+        resolver: Resolver | None = None,
+    ):
         self.settings = settings
         self.intake = intake
         self.checks = list(checks)
+        self.resolver = resolver
 
     @staticmethod
     def _info(session: Session) -> SessionInfo:
         return SessionInfo(
             client_ip=session.peer[0] if session.peer else "unknown",
             helo=session.host_name or "",
+            client_hostname=_ptr_result(session),
             tls=session.ssl is not None,
         )
 
+    def _start_ptr_lookup(self, session: Session) -> None:
+        """The client's reverse DNS name, looked up while the dialogue goes on."""
+        if self.resolver is None or hasattr(session, "ptr") or not session.peer:
+            return
+        session.ptr = asyncio.ensure_future(_first_ptr(self.resolver, session.peer[0]))
+
+    async def handle_HELO(self, server, session, envelope, hostname):
+        session.host_name = hostname
+        self._start_ptr_lookup(session)
+        return f"250 {server.hostname}"
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
+        self._start_ptr_lookup(session)
         out = [r for r in responses[:-1] if not r.startswith("250-AUTH")]
         out += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
         return out
@@ -211,17 +251,37 @@ class GatewayHandler:
 
     async def handle_DATA(self, server, session: Session, envelope: SmtpEnvelope):
         options = {o.upper() for o in envelope.mail_options}
+        ptr = getattr(session, "ptr", None)
+        if ptr is not None and not ptr.done():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(asyncio.shield(ptr), self.settings.dns.timeout)
         env = Envelope(
             mail_from=_sender(envelope),
             rcpt_tos=tuple(envelope.rcpt_tos),
             client_ip=session.peer[0] if session.peer else "unknown",
             helo=session.host_name or "",
+            client_hostname=_ptr_result(session),
             tls=session.ssl is not None,
             smtputf8=envelope.smtp_utf8,
             body_8bitmime="BODY=8BITMIME" in options,
         )
         reply = await self.intake.receive(env, envelope.original_content or b"")
         return str(reply)
+
+
+async def _first_ptr(resolver: Resolver, ip: str) -> str | None:
+    try:
+        names = await resolver.ptr(ip)
+    except (DnsError, NoRecord, ValueError):
+        return None
+    return names[0] if names else None
+
+
+def _ptr_result(session: Session) -> str | None:
+    ptr = getattr(session, "ptr", None)
+    if ptr is None or not ptr.done() or ptr.cancelled():
+        return None
+    return ptr.result()
 
 
 def _sender(envelope: SmtpEnvelope) -> str:

@@ -259,3 +259,13 @@ def test_role_accounts_reachable_and_case_of_domain_ignored(gateway, sink):
     code, _ = send(gateway.port, ["Postmaster@EXAMPLE.TEST"], message())
     assert code == 250
     assert sink.wait_for(1)[0].rcpts == ("Postmaster@EXAMPLE.TEST",)
+
+
+def test_client_reverse_dns_name_appears_in_received_and_ledger(gateway, sink, dns_server):
+    dns_server.zone.add("1.0.0.127.in-addr.arpa", "PTR", "client.sender.test")
+    code, _ = send(gateway.port, ["bob@example.test"], message())
+    assert code == 250
+    received = sink.wait_for(1)[0].data.split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ")
+    assert b"(client.sender.test [127.0.0.1])" in received
+    row = ledger_rows(gateway, ledger.messages)[0]
+    assert row["client_hostname"] == "client.sender.test"

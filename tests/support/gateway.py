@@ -74,6 +74,7 @@ class InProcessGateway:
     """The Gateway object on its own event loop in a thread."""
 
     def __init__(self, config: Path) -> None:
+        self.config = config
         self.settings = load_settings(config)
         self.gateway = Gateway(self.settings)
         self.loop = asyncio.new_event_loop()

@@ -41,12 +41,14 @@ class _SinkHandler:
         return "250 2.1.5 Ok"
 
     async def handle_DATA(self, server, session, envelope):
-        if self.sink.data_reply:
-            return self.sink.data_reply
+        sender = "" if envelope.mail_from == "<>" else envelope.mail_from
+        reply = self.sink.data_replies.get(sender)
+        if reply:
+            return reply
         with self.sink.lock:
             self.sink.messages.append(
                 Received(
-                    "" if envelope.mail_from == "<>" else envelope.mail_from,
+                    sender,
                     tuple(envelope.rcpt_tos),
                     envelope.original_content,
                     tuple(envelope.mail_options),
@@ -67,7 +69,7 @@ class SmtpSink:
         self.port = port or free_port()
         self.messages: list[Received] = []
         self.rcpt_replies: dict[str, str] = {}
-        self.data_reply: str | None = None
+        self.data_replies: dict[str, str] = {}  # sender -> reply to DATA
         self.lock = threading.Lock()
         self._controller: _Controller | None = None
 

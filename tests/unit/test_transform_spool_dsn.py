@@ -1,0 +1,98 @@
+"""Raw-byte rendering, the spool's crash recovery, DSN structure, reply codes."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+
+from gateway.dsn import build_dsn
+from gateway.model import Envelope, MessageContext, Rendering
+from gateway.smtp import split_address, with_enhanced_status
+from gateway.spool import Job, RcptState, Spool
+from gateway.transform import break_long_lines, normalise_line_endings, render, split_message
+
+RAW = (
+    b"X-Spam-Flag: YES\r\nFrom: a@sender.test\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
+    b"X-Virus-Status: Clean\r\nTo: b@example.test\r\n\r\nbody \xe9\r\n"
+)
+
+
+def test_render_adds_ours_removes_forged_and_keeps_the_rest_byte_for_byte():
+    ctx = MessageContext(
+        "Q9",
+        Envelope("a@s.test", ("b@example.test",), "192.0.2.1", "h.test"),
+        RAW,
+        datetime(2026, 11, 22, tzinfo=UTC),
+    )
+    out = render(ctx, Rendering((("X-Spam-Flag", "NO"),), "[SPAM]"), ["b@example.test"], "mx.t")
+    fields, body = split_message(out)
+    assert fields[0].startswith(b"Received: from h.test (unknown [192.0.2.1]) by mx.t")
+    assert b"for <b@example.test>" in fields[0]
+    assert fields[1] == b"X-Spam-Flag: NO\r\n"
+    assert b"X-Virus-Status" not in out
+    assert b"Subject: [SPAM] =?utf-8?q?caf=C3=A9?=\r\n" in fields
+    assert fields[2:] == [
+        b"From: a@sender.test\r\n",
+        b"Subject: [SPAM] =?utf-8?q?caf=C3=A9?=\r\n",
+        b"To: b@example.test\r\n",
+    ]
+    assert body == b"body \xe9\r\n"
+
+
+def test_line_endings_and_long_lines():
+    assert normalise_line_endings(b"a\nb\r\nc\n") == (b"a\r\nb\r\nc\r\n", True)
+    assert normalise_line_endings(b"a\r\n") == (b"a\r\n", False)
+    raw = b"Subject: " + b"s" * 2000 + b"\r\n\r\n" + b"b" * 2500 + b"\r\n"
+    out = break_long_lines(raw)
+    assert max(len(x) for x in out.split(b"\r\n")) <= 998
+    fields, body = split_message(out)
+    assert len(fields) == 1  # the long header stays one (folded) field
+    assert body.replace(b"\r\n", b"") == b"b" * 2500
+
+
+def test_spool_recovery_drops_unacknowledged_partial_writes(tmp_path):
+    spool = Spool(tmp_path)
+    job = Job("Q1.0", "Q1", "a@s.test", [RcptState("b@example.test")], 1.0)
+    spool.write([(job, b"data")])
+    (spool.tmp / "Q2.0.eml").write_bytes(b"half")  # crashed before the rename
+    (spool.queue / "Q3.0.eml").write_bytes(b"orphan")  # crashed before the state rename
+    recovered = spool.recover()
+    assert [j.id for j in recovered] == ["Q1.0"]
+    assert spool.read("Q1.0") == b"data"
+    assert sorted(p.name for p in spool.queue.iterdir()) == ["Q1.0.eml", "Q1.0.json"]
+    assert list(spool.tmp.iterdir()) == []
+    job.rcpts[0].status, job.attempts = "delivered", 2
+    spool.update(job)
+    assert spool.load("Q1.0").attempts == 2
+    spool.remove(["Q1.0"])
+    assert spool.recover() == []
+
+
+def test_dsn_is_a_multipart_report():
+    job = Job("Q1.0", "Q1", "alice@s.test", [], 1_700_000_000.0)
+    failed = [RcptState("bob@example.test", "bounced", "550 5.1.1 unknown", "5.1.1")]
+    data = build_dsn(job, failed, RAW, "mx.example.test", "127.0.0.1:25")
+    msg = email.message_from_bytes(data, policy=email.policy.default)
+    assert msg["To"] == "alice@s.test" and msg["Auto-Submitted"] == "auto-replied"
+    report = msg.get_payload()[1]
+    assert report.get_content_type() == "message/delivery-status"
+    text = data.decode()
+    assert "Final-Recipient: rfc822; bob@example.test" in text
+    assert "Status: 5.1.1" in text and "Diagnostic-Code: smtp; 550 5.1.1 unknown" in text
+
+
+def test_every_error_reply_gets_an_enhanced_status_code():
+    assert with_enhanced_status("552 Error: Too much mail data").startswith("552 5.3.4")
+    assert with_enhanced_status("503 Error: need RCPT command") == (
+        "503 5.5.1 Error: need RCPT command"
+    )
+    assert with_enhanced_status("550 5.7.1 already") == "550 5.7.1 already"
+    assert with_enhanced_status("250 OK") == "250 OK"
+    assert with_enhanced_status("553 5.1.3 Error: malformed address").startswith("501 5.1.3")
+
+
+def test_address_syntax():
+    assert split_address("Bob@Example.TEST") == ("Bob", "example.test")
+    for bad in ("bob", "bob@", "@x.test", "a b@x.test", "a..b@x.test", "a@x..test", "a@@x.t"):
+        assert split_address(bad) is None, bad

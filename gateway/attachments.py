@@ -114,8 +114,42 @@ def kept_after_delivery(parts: Sequence[Any], infections: Iterable[Any]) -> list
     return attachments_of(parts, infected)
 
 
+@dataclass(frozen=True)
+class Packed:
+    """An attachment ready for the store: hashed and (when it pays) compressed."""
+
+    part_id: str
+    filename: str | None
+    sha256: str
+    size: int
+    compressed: bool
+    data: bytes
+
+
+def pack(attachments: Sequence[Attachment]) -> list[Packed]:
+    """Hash and compress (CPU work: run it in a thread, not in the database writer)."""
+    out = []
+    for item in attachments:
+        packed = zlib.compress(item.data, 1)
+        compressed = len(packed) < len(item.data) * 0.9
+        out.append(
+            Packed(
+                item.part_id,
+                item.filename,
+                item.sha256,
+                len(item.data),
+                compressed,
+                packed if compressed else item.data,
+            )
+        )
+    return out
+
+
 def store_attachments(
-    conn: Connection, message_id: str, attachments: Sequence[Attachment], now: datetime
+    conn: Connection,
+    message_id: str,
+    attachments: Sequence[Attachment | Packed],
+    now: datetime,
 ) -> int:
     """Record a delivered message's attachments (inside the caller's transaction).
 
@@ -123,27 +157,22 @@ def store_attachments(
     """
     new = 0
     for item in attachments:
-        sha = item.sha256
-        known = conn.execute(
-            select(attachment_blobs.c.sha256).where(attachment_blobs.c.sha256 == sha)
-        ).first()
-        if known is None:
-            packed = zlib.compress(item.data, 1)
-            compressed = len(packed) < len(item.data) * 0.9
-            values = {
-                "sha256": sha,
-                "size": len(item.data),
-                "compressed": compressed,
-                "data": packed if compressed else item.data,
-                "first_seen": now,
-                "last_seen": now,
-            }
-            # another node may store the same blob at the same moment: first one wins
-            new += _insert_or_ignore(conn, values)
-        else:
+        blob_row = item if isinstance(item, Packed) else pack([item])[0]
+        values = {
+            "sha256": blob_row.sha256,
+            "size": blob_row.size,
+            "compressed": blob_row.compressed,
+            "data": blob_row.data,
+            "first_seen": now,
+            "last_seen": now,
+        }
+        # another node may store the same blob at the same moment: first one wins
+        inserted = _insert_or_ignore(conn, values)
+        new += inserted
+        if not inserted:
             conn.execute(
                 update(attachment_blobs)
-                .where(attachment_blobs.c.sha256 == sha)
+                .where(attachment_blobs.c.sha256 == blob_row.sha256)
                 .values(last_seen=now)
             )
         conn.execute(
@@ -151,7 +180,7 @@ def store_attachments(
                 message_id=message_id,
                 part_id=item.part_id[:64],
                 filename=(item.filename or "")[:255] or None,
-                sha256=sha,
+                sha256=blob_row.sha256,
                 stored_at=now,
             )
         )

@@ -151,7 +151,6 @@ class ClamavSettings(Section):
     stream_max_length: int = Field(25 * 1024 * 1024, gt=0)  # clamd's StreamMaxLength, bytes
     # a part too large for clamd, or over clamd's archive limits, in "clean" mode
     on_unscannable: Literal["quarantine", "reject", "accept"] = "quarantine"
-    detect_subject_tag: str = ""  # e.g. "[VIRUS]": subject prefix in "detect" mode
     attachment_retention_days: int = Field(30, ge=0)  # for `rescan`; 0: keep none
 
 

@@ -58,6 +58,7 @@ class Intake:
         self.on_spooled = on_spooled
         self.drop_field = drop_field
         self.keep_attachments = keep_attachments  # for `mailwarden rescan`
+        self._background: set[asyncio.Task] = set()
         self.in_flight = 0
         self._disk = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool")
 
@@ -134,8 +135,10 @@ class Intake:
             return TEMPFAIL_REPLY
         if jobs:
             self.on_spooled([job for job, _ in jobs])
-            if self.keep_attachments:
-                await self._keep_attachments(verdict)
+            if self.keep_attachments:  # in the background: it must not delay the 250
+                task = asyncio.create_task(self._keep_attachments(verdict))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         log.info(
             "%s: accepted from %s for %s: %s",
             qid,
@@ -153,11 +156,12 @@ class Intake:
             for r in by_filter.values()
             for i in r.infections
         ]
-        kept = attachments.kept_after_delivery(verdict.ctx.parts, infections)
-        if not kept:
-            return
         try:
-            await self.db.write(_store_attachments, verdict.ctx.queue_id, kept)
+            kept = attachments.kept_after_delivery(verdict.ctx.parts, infections)
+            if not kept:
+                return
+            packed = await asyncio.to_thread(attachments.pack, kept)
+            await self.db.write(_store_attachments, verdict.ctx.queue_id, packed)
         except Exception:
             log.exception("%s: could not keep attachments for rescans", verdict.ctx.queue_id)
 
@@ -219,5 +223,5 @@ def _insert(conn, row, rows, items) -> None:
         conn.execute(quarantine.quarantine.insert(), items)
 
 
-def _store_attachments(conn, queue_id: str, kept: list[attachments.Attachment]) -> None:
-    attachments.store_attachments(conn, queue_id, kept, datetime.now(UTC))
+def _store_attachments(conn, queue_id: str, packed: list[attachments.Packed]) -> None:
+    attachments.store_attachments(conn, queue_id, packed, datetime.now(UTC))

@@ -111,6 +111,7 @@ def test_generator_writes_both_corpora(tmp_path, capsys):
     assert (again / "virus" / viruses[7].name).read_bytes() == viruses[7].read_bytes()
 
 
+@pytest.mark.slow  # about a minute: 1,170 messages through the whole pipeline
 def test_eval_av_meets_the_service_agreement_on_the_generated_corpus(tmp_path, clamd, capsys):
     corpus = tmp_path / "corpus"
     virusmail.generate(corpus, variants=1)

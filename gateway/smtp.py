@@ -203,6 +203,9 @@ class GatewayHandler:
         """The client's reverse DNS name, looked up while the dialogue goes on."""
         if self.resolver is None or hasattr(session, "ptr") or not session.peer:
             return
+        if _is_loopback(session.peer[0]):
+            session.ptr = _done("localhost")  # a local client: no query worth making
+            return
         session.ptr = asyncio.ensure_future(_first_ptr(self.resolver, session.peer[0]))
 
     async def handle_HELO(self, server, session, envelope, hostname):
@@ -275,6 +278,17 @@ async def _first_ptr(resolver: Resolver, ip: str) -> str | None:
     except (DnsError, NoRecord, ValueError):
         return None
     return names[0] if names else None
+
+
+def _is_loopback(ip: str) -> bool:
+    """This host itself (other 127/8 addresses are looked up: tests use them)."""
+    return ip in ("127.0.0.1", "::1")
+
+
+def _done(value: str) -> asyncio.Future:
+    future = asyncio.get_running_loop().create_future()
+    future.set_result(value)
+    return future
 
 
 def _ptr_result(session: Session) -> str | None:

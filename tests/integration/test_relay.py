@@ -262,10 +262,10 @@ def test_role_accounts_reachable_and_case_of_domain_ignored(gateway, sink):
 
 
 def test_client_reverse_dns_name_appears_in_received_and_ledger(gateway, sink, dns_server):
-    dns_server.zone.add("1.0.0.127.in-addr.arpa", "PTR", "client.sender.test")
-    code, _ = send(gateway.port, ["bob@example.test"], message())
-    assert code == 250
+    dns_server.zone.add("2.0.0.127.in-addr.arpa", "PTR", "client.sender.test")
+    with smtplib.SMTP("127.0.0.1", gateway.port, source_address=("127.0.0.2", 0)) as client:
+        client.sendmail("alice@sender.test", ["bob@example.test"], message())
     received = sink.wait_for(1)[0].data.split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ")
-    assert b"(client.sender.test [127.0.0.1])" in received
+    assert b"(client.sender.test [127.0.0.2])" in received
     row = ledger_rows(gateway, ledger.messages)[0]
     assert row["client_hostname"] == "client.sender.test"

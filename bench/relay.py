@@ -25,6 +25,8 @@ import aiosmtplib
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from gateway.chain import FILTER_NAMES
+from tests.support.dnsserver import LoopbackDns
 from tests.support.gateway import GatewayProcess, write_config
 from tests.support.smtp_sink import free_port
 
@@ -99,6 +101,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--size", type=int, default=10 * 1024)
+    parser.add_argument(
+        "--chain",
+        choices=("core", "full"),
+        default="core",
+        help="core: the relay alone (built-in message checks); full: every filter, "
+        "with DNS answered by a loopback server in this process",
+    )
     args = parser.parse_args()
 
     sink_port = free_port()
@@ -106,18 +115,15 @@ def main() -> None:
     sink = multiprocessing.Process(target=run_sink, args=(sink_port, arrivals, ready), daemon=True)
     sink.start()
     ready.wait(10)
-    with tempfile.TemporaryDirectory() as tmp:
-        config = write_config(
-            Path(tmp),
-            f"127.0.0.1:{sink_port}",
-            {
-                "smtp": {
-                    "max_sessions_per_ip": 200,
-                    "max_message_size": 26_214_400,
-                    "max_recipients": 100,
-                }
-            },
-        )
+    with tempfile.TemporaryDirectory() as tmp, LoopbackDns() as dns:
+        dns.zone.add("sender.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
+        extra: dict[str, dict] = {
+            "smtp": {"max_sessions_per_ip": 200, "max_message_size": 26_214_400},
+            "dns": {"nameservers": [dns.nameserver]},
+        }
+        if args.chain == "core":
+            extra["pipeline"] = {"disable": [f for f in FILTER_NAMES if f != "message"]}
+        config = write_config(Path(tmp), f"127.0.0.1:{sink_port}", extra)
         gateway = GatewayProcess(config).start()
         try:
             asyncio.run(run_clients(gateway.port, 200, args.concurrency, args.size, "warm"))
@@ -144,6 +150,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "relay",
+                "chain": args.chain,
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
                 "python": platform.python_version(),

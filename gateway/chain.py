@@ -15,11 +15,24 @@ from filters.locallists import LocalListsFilter
 from filters.message_checks import MessageChecks
 from filters.rules import RulesFilter
 from gateway.adapters import Ports
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings
 from gateway.session_checks import SessionCheck
+
+FILTER_NAMES = ("message", "auth", "blocklist", "lists", "rules", "antivirus", "classifier")
 
 
 def build_chain(settings: Settings) -> list[Filter]:
+    """Every configured filter except those named in [pipeline] disable."""
+    disabled = set(settings.pipeline.disable)
+    unknown = sorted(disabled - set(FILTER_NAMES))
+    if unknown:
+        raise ConfigError(
+            f"pipeline.disable: unknown filter {unknown[0]!r} (known: {', '.join(FILTER_NAMES)})"
+        )
+    return [f for f in _all_filters(settings) if f.name not in disabled]
+
+
+def _all_filters(settings: Settings) -> list[Filter]:
     chain: list[Filter] = [
         MessageChecks(),
         AuthFilter(settings.smtp.hostname, max_seconds=settings.pipeline.budget),

@@ -134,6 +134,7 @@ class PolicySettings(Section):
 
 class PipelineSettings(Section):
     budget: Seconds = 20.0
+    disable: list[str] = Field(default_factory=list)  # filter names left out of the chain
 
 
 class DnsSettings(Section):

@@ -23,7 +23,7 @@ import asyncio
 import re
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from filters.base import Scope
@@ -76,7 +76,6 @@ class AvEvidence:
     error: str | None = None
     separable: bool = True  # the infected parts can be replaced in the raw bytes
     elapsed_ms: float = 0.0
-    facts: dict[str, Any] = field(default_factory=dict)
 
 
 def safe_filename(name: str | None) -> str | None:

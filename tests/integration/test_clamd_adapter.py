@@ -71,8 +71,8 @@ def test_big_messages_are_sent_whole(clamd, transport, size):
         assert len(infected) >= size
         result = client.scan_sync(infected)
         assert (result.status, result.virus, result.size) == ("infected", EICAR_NAME, len(infected))
-        clean = message_with(size, b"harmless")
-        assert client.scan_sync(clean).status == "clean"
+        if transport == "unix":  # (one clean 25 MB stream is enough)
+            assert client.scan_sync(message_with(size, b"harmless")).status == "clean"
     finally:
         client.close()
 

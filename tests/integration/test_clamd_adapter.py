@@ -129,7 +129,7 @@ def test_frozen_clamd_times_out_on_time(clamd_private):
         client.close()
 
 
-def test_stopped_clamd_is_an_error_not_a_clean_result(clamd_private):
+def test_stopped_clamd_is_an_error_not_a_clean_result_and_recovery_is_automatic(clamd_private):
     client = client_for(clamd_private, "tcp", timeout=3.0)
     try:
         assert client.scan_sync(EICAR).status == "infected"
@@ -139,6 +139,8 @@ def test_stopped_clamd_is_an_error_not_a_clean_result(clamd_private):
         with pytest.raises(ScanError):
             client.version_sync()
         assert client.ping_sync() is False
+        clamd_private.start()  # back: the same client works again, nothing to reset
+        assert client.scan_sync(EICAR).status == "infected"
     finally:
         client.close()
 

@@ -14,6 +14,7 @@ import re
 import ssl
 from collections import Counter
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from email._header_value_parser import get_addr_spec, get_angle_addr
 from email.errors import HeaderParseError
 from typing import Any
@@ -21,10 +22,11 @@ from typing import Any
 from aiosmtpd.smtp import MISSING, SMTP, Session, syntax
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
 
+from gateway import ledger
 from gateway.adapters.dns import DnsError, NoRecord, Resolver
 from gateway.config import Settings, parse_host_port
 from gateway.intake import Intake
-from gateway.model import Envelope
+from gateway.model import Envelope, Reply
 from gateway.session_checks import SessionCheck, SessionInfo
 
 log = logging.getLogger(__name__)
@@ -247,6 +249,7 @@ class GatewayHandler:
         self.intake = intake
         self.checks = list(checks)
         self.resolver = resolver
+        self._background: set[asyncio.Task] = set()
 
     @staticmethod
     def _info(session: Session) -> SessionInfo:
@@ -256,6 +259,37 @@ class GatewayHandler:
             client_hostname=_ptr_result(session),
             tls=session.ssl is not None,
         )
+
+    def _record_refusal(
+        self,
+        info: SessionInfo,
+        stage: str,
+        sender: str,
+        rcpt: str | None,
+        reply: Reply,
+        source: str,
+    ) -> None:
+        """Evidence of a refused sender for the ledger (who, when, why), written in the
+        background: the refusal itself does not wait for it."""
+        row = {
+            "at": datetime.now(UTC),
+            "client_ip": info.client_ip,
+            "client_hostname": info.client_hostname,
+            "helo": info.helo[:255],
+            "mail_from": sender[:512],
+            "rcpt": rcpt[:512] if rcpt else None,
+            "stage": stage,
+            "source": source[:64],
+            "reply": str(reply)[:512],
+        }
+        task = asyncio.ensure_future(self.intake.db.write(ledger.record_refusal, row))
+        self._background.add(task)
+        task.add_done_callback(self._refusal_written)
+
+    def _refusal_written(self, task: asyncio.Task) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("could not record a refusal: %s", task.exception())
 
     def _start_ptr_lookup(self, session: Session) -> None:
         """The client's reverse DNS name, looked up while the dialogue goes on."""
@@ -286,6 +320,7 @@ class GatewayHandler:
         for check in self.checks:
             refusal = await check.check_mail(info, sender)
             if refusal is not None:
+                self._record_refusal(info, "mail", sender, None, refusal, check.name)
                 return str(refusal)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
@@ -296,7 +331,11 @@ class GatewayHandler:
         if parts is None:
             return "501 5.1.3 Bad recipient address syntax"
         if not self.settings.accepts(parts[1]):
-            return "550 5.7.1 Relaying denied: we do not accept mail for that domain"
+            denied = Reply(550, "5.7.1", "Relaying denied: we do not accept mail for that domain")
+            self._record_refusal(
+                self._info(session), "rcpt", _sender(envelope), address, denied, "relay"
+            )
+            return str(denied)
         if address.lower() in (r.lower() for r in envelope.rcpt_tos):
             return "250 2.1.5 Ok (duplicate recipient)"
         if len(envelope.rcpt_tos) >= self.settings.smtp.max_recipients:
@@ -305,6 +344,7 @@ class GatewayHandler:
         for check in self.checks:
             refusal = await check.check_rcpt(info, _sender(envelope), address)
             if refusal is not None:
+                self._record_refusal(info, "rcpt", _sender(envelope), address, refusal, check.name)
                 return str(refusal)
         envelope.rcpt_tos.append(address)
         envelope.rcpt_options.extend(rcpt_options)

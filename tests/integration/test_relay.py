@@ -66,7 +66,7 @@ def test_ledger_records_received_decided_delivered(gateway, sink):
         assert msg["received_at"] <= msg["decided_at"] <= r["delivered_at"]
 
 
-def test_relay_denied_for_other_domains(gateway, sink):
+def test_relay_denied_for_other_domains_and_recorded_as_evidence(gateway, sink):
     client = RawSmtp(gateway.port)
     client.reply()
     client.cmd("EHLO client.test")
@@ -75,6 +75,15 @@ def test_relay_denied_for_other_domains(gateway, sink):
     assert client.cmd("RCPT TO:<bob@example.test.evil.test>").startswith("550 5.7.1")
     assert client.cmd("RCPT TO:<bob@example.test>").startswith("250")
     client.close()
+    deadline = time.monotonic() + 5
+    while len(rows := ledger_rows(gateway, ledger.refusals)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(r["rcpt"], r["source"], r["stage"]) for r in rows] == [
+        ("victim@elsewhere.test", "relay", "rcpt"),
+        ("bob@example.test.evil.test", "relay", "rcpt"),
+    ]
+    assert rows[0]["client_ip"] == "127.0.0.1" and rows[0]["helo"] == "client.test"
+    assert rows[0]["mail_from"] == "alice@sender.test" and rows[0]["reply"].startswith("550")
 
 
 def test_too_many_recipients_get_452(gateway):

@@ -40,9 +40,9 @@ class MessageChecks(NoLookup):
         if len(msg.get_all("Subject") or []) > 1:
             symbols.append(Symbol("HEADER_MULTIPLE_SUBJECT"))
         env = ctx.envelope
-        if not env.smtputf8 and any(b > 127 for b in _header_block(ctx.raw)):
+        if not env.smtputf8 and not _header_block(ctx.raw).isascii():
             symbols.append(Symbol("HEADER_8BIT_RAW"))
-        if not env.body_8bitmime and not env.smtputf8 and any(b > 127 for b in ctx.raw):
+        if not env.body_8bitmime and not env.smtputf8 and not ctx.raw.isascii():
             symbols.append(Symbol("BODY_8BIT_WITHOUT_8BITMIME"))
         if has_long_lines(ctx.raw):
             symbols.append(Symbol("LINE_TOO_LONG"))

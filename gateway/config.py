@@ -86,7 +86,7 @@ class DomainsSettings(Section):
 
 class DeliverySettings(Section):
     next_hop: HostPort = "127.0.0.1:2626"
-    workers: int = Field(4, gt=0)
+    workers: int = Field(8, gt=0)
     retry_schedule: list[Annotated[float, Field(gt=0)]] = Field(
         default_factory=lambda: [60.0, 300.0, 900.0, 1800.0, 3600.0]
     )
@@ -127,10 +127,14 @@ class PolicySettings(Section):
     thresholds: ThresholdSettings = ThresholdSettings()
     subject_tag: str = "[SPAM]"
     symbols: dict[str, float] = Field(default_factory=dict)  # weight overrides
+    # what a failed DMARC p=reject does by default (domain policies may differ):
+    # honour = reject, quarantine = quarantine instead, score = symbols only
+    dmarc: Literal["honour", "quarantine", "score"] = "honour"
 
 
 class PipelineSettings(Section):
     budget: Seconds = 20.0
+    disable: list[str] = Field(default_factory=list)  # filter names left out of the chain
 
 
 class DnsSettings(Section):
@@ -144,20 +148,84 @@ class ClamavSettings(Section):
     address: HostPort | None = None
     timeout: Seconds = 30.0
     on_error: Literal["tempfail", "accept"] = "tempfail"
+    workers: int = Field(4, gt=0)  # threads, each with its own clamd connection
+    stream_max_length: int = Field(25 * 1024 * 1024, gt=0)  # clamd's StreamMaxLength, bytes
+    # a part too large for clamd, or over clamd's archive limits, in "clean" mode
+    on_unscannable: Literal["quarantine", "reject", "accept"] = "quarantine"
+    attachment_retention_days: int = Field(30, ge=0)  # for `rescan`; 0: keep none
 
 
 class RedisSettings(Section):
     url: str | None = None
+    prefix: str = "mailwarden:"  # every key this gateway writes starts with it
 
 
-class DnsblZone(Section):
-    zone: str
-    weight: float = 5.0
-    reject: bool = False
+def _check_zone(value: str) -> str:
+    zone = value.strip().lower().rstrip(".")
+    labels = zone.split(".")
+    if len(labels) < 2 or any(not label or len(label) > 63 for label in labels):
+        raise ValueError(f"{value!r} is not a DNS zone name")
+    if any(not all(c.isalnum() or c in "-_" for c in label) for label in labels):
+        raise ValueError(f"{value!r} is not a DNS zone name")
+    return zone
+
+
+def _check_code(value: str) -> str:
+    try:
+        address = ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"return code {value!r} is not an IPv4 address like 127.0.0.2") from None
+    if not address.is_loopback:
+        raise ValueError(f"return code {value} is outside 127.0.0.0/8")
+    return str(address)
+
+
+def _check_meaning(value: str) -> str:
+    if not value.strip() or not value.isascii() or not value.isprintable() or len(value) > 80:
+        raise ValueError("meaning must be short plain ASCII text (it appears in SMTP replies)")
+    return value.strip()
+
+
+ZoneName = Annotated[str, AfterValidator(_check_zone)]
+ReturnCode = Annotated[str, AfterValidator(_check_code)]
+
+
+class ZoneCode(Section):
+    """The meaning of one return code (127.0.0.x) of a list, and what it weighs."""
+
+    meaning: Annotated[str, AfterValidator(_check_meaning)]
+    weight: float | None = None  # None: the zone's weight
+    reject: bool | None = None  # None: the zone's reject (DNSBL only)
+
+
+class UriblZone(Section):
+    """A URI blocklist: the registered domains of URLs in the body are looked up."""
+
+    zone: ZoneName
+    weight: float = 5.0  # for a listed answer whose code has no entry in `codes`
+    timeout: Seconds | None = None  # per query; None: [dns] timeout
+    codes: dict[ReturnCode, ZoneCode] = Field(default_factory=dict)
+
+
+class DnsblZone(UriblZone):
+    """An IP blocklist queried with the client address (IPv4 and IPv6)."""
+
+    reject: bool = False  # refuse at RCPT (550 5.7.1 naming the list) when listed
+
+
+class BlocklistSettings(Section):
+    budget: Seconds = 5.0  # all DNSBL/URIBL queries of one message together
+    max_uri_domains: int = Field(20, ge=0)  # URL domains looked up per message
+    check_private: bool = False  # also query lists for private/loopback client addresses
+    negative_ttl: int = Field(300, ge=0)  # seconds a "not listed" answer is cached
+    max_ttl: int = Field(3600, ge=0)  # cap on the cached lifetime of any answer
+    cache_size: int = Field(50_000, gt=0)  # in-process cache entries (no Redis)
+    list_refresh: Seconds = 5.0  # seconds between checks of the database for list changes
 
 
 class RulesSettings(Section):
     dir: Path | None = None
+    reload_interval: Seconds = 2.0  # seconds between checks of the files for changes
 
 
 class ClassifierSettings(Section):
@@ -177,6 +245,8 @@ class Settings(Section):
     clamav: ClamavSettings | None = None
     redis: RedisSettings = RedisSettings()
     dnsbl: list[DnsblZone] = Field(default_factory=list)
+    uribl: list[UriblZone] = Field(default_factory=list)
+    blocklist: BlocklistSettings = BlocklistSettings()
     rules: RulesSettings = RulesSettings()
     classifier: ClassifierSettings = ClassifierSettings()
 

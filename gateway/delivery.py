@@ -31,6 +31,8 @@ from gateway.spool import BOUNCED, DELIVERED, PENDING, Job, RcptState, Spool, ne
 
 log = logging.getLogger(__name__)
 
+IDLE_SECONDS = 5.0  # how long an idle session to a next hop is kept for reuse
+
 
 @dataclass(frozen=True)
 class Outcome:
@@ -53,7 +55,7 @@ def outcome_for(code: int, message: str) -> Outcome:
 
 
 def _has_8bit(data: bytes) -> bool:
-    return any(b > 127 for b in data)
+    return not data.isascii()
 
 
 class Delivery:
@@ -75,6 +77,7 @@ class Delivery:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._idle: dict[tuple[str, int], list[tuple[aiosmtplib.SMTP, float]]] = {}
         self._tls = ssl.create_default_context()
         self._tls.check_hostname = False
         self._tls.verify_mode = ssl.CERT_NONE  # opportunistic: encrypt, do not authenticate
@@ -109,6 +112,7 @@ class Delivery:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks.clear()
+        await self._close_idle()
 
     @property
     def pending_jobs(self) -> int:
@@ -203,7 +207,7 @@ class Delivery:
                 ("pending", deferred, None),
             ):
                 for error, rcpts in _by_error(group).items():
-                    await self.db.run(
+                    await self.db.write(
                         ledger.mark_recipients,
                         job.queue_id,
                         rcpts,
@@ -267,9 +271,14 @@ class Delivery:
                 log.debug("%s: %s", job.id, last.text)
         return {r: last for r in rcpts}, "-"
 
-    async def _transaction(
-        self, host: str, port: int, job: Job, data: bytes, rcpts: list[str]
-    ) -> dict[str, Outcome]:
+    async def _connect(self, host: str, port: int) -> aiosmtplib.SMTP:
+        """A session to host:port: a cached idle one if still fresh, else a new one."""
+        idle = self._idle.get((host, port), [])
+        while idle:
+            client, since = idle.pop()
+            if time.monotonic() - since < IDLE_SECONDS and client.is_connected:
+                return client
+            client.close()
         client = aiosmtplib.SMTP(
             hostname=host,
             port=port,
@@ -278,51 +287,80 @@ class Delivery:
             start_tls=False,
         )
         await client.connect(timeout=self.cfg.connect_timeout)
+        await client.ehlo()
+        if client.supports_extension("starttls"):
+            try:
+                await client.starttls(tls_context=self._tls)
+                await client.ehlo()
+            except aiosmtplib.SMTPException as exc:
+                log.info("STARTTLS to %s failed (%s); going on in clear", host, exc)
+        return client
+
+    def _keep(self, host: str, port: int, client: aiosmtplib.SMTP) -> None:
+        """Cache a session after a complete transaction, for the next job (as Postfix does)."""
+        idle = self._idle.setdefault((host, port), [])
+        if len(idle) < self.cfg.workers:
+            idle.append((client, time.monotonic()))
+        else:
+            client.close()
+
+    async def _close_idle(self) -> None:
+        for idle in self._idle.values():
+            for client, _ in idle:
+                try:
+                    await asyncio.wait_for(client.quit(), 2)
+                except (OSError, aiosmtplib.SMTPException, TimeoutError):
+                    client.close()
+        self._idle.clear()
+
+    async def _transaction(
+        self, host: str, port: int, job: Job, data: bytes, rcpts: list[str]
+    ) -> dict[str, Outcome]:
+        client = await self._connect(host, port)
         try:
-            await client.ehlo()
-            if client.supports_extension("starttls"):
-                try:
-                    await client.starttls(tls_context=self._tls)
-                    await client.ehlo()
-                except aiosmtplib.SMTPException as exc:
-                    log.info("%s: STARTTLS to %s failed (%s); going on in clear", job.id, host, exc)
-            options, encoding = [], "ascii"
-            if _has_8bit(data) and client.supports_extension("8bitmime"):
-                options.append("BODY=8BITMIME")
-            if job.smtputf8:
-                if not client.supports_extension("smtputf8"):
-                    o = Outcome("perm", f"{host} does not support SMTPUTF8", "5.6.7")
-                    return {r: o for r in rcpts}
-                options.append("SMTPUTF8")
-                encoding = "utf-8"
-            try:
-                await client.mail(job.mail_from, options=options, encoding=encoding)
-            except aiosmtplib.SMTPResponseException as exc:
-                o = outcome_for(exc.code, exc.message)
+            outcomes = await self._mail_transaction(client, host, job, data, rcpts)
+        except BaseException:
+            client.close()
+            raise
+        self._keep(host, port, client)
+        return outcomes
+
+    async def _mail_transaction(
+        self, client: aiosmtplib.SMTP, host: str, job: Job, data: bytes, rcpts: list[str]
+    ) -> dict[str, Outcome]:
+        options, encoding = [], "ascii"
+        if _has_8bit(data) and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if job.smtputf8:
+            if not client.supports_extension("smtputf8"):
+                o = Outcome("perm", f"{host} does not support SMTPUTF8", "5.6.7")
                 return {r: o for r in rcpts}
-            outcomes: dict[str, Outcome] = {}
-            accepted = []
-            for rcpt in rcpts:
-                try:
-                    await client.rcpt(rcpt, encoding=encoding)
-                    accepted.append(rcpt)
-                except aiosmtplib.SMTPResponseException as exc:
-                    outcomes[rcpt] = outcome_for(exc.code, exc.message)
-            if accepted:
-                try:
-                    response = await client.data(data)
-                    o = outcome_for(response.code, response.message)
-                except aiosmtplib.SMTPResponseException as exc:
-                    o = outcome_for(exc.code, exc.message)
-                outcomes.update({r: o for r in accepted})
-            else:
-                await client.rset()
-            return outcomes
-        finally:
+            options.append("SMTPUTF8")
+            encoding = "utf-8"
+        try:
+            await client.mail(job.mail_from, options=options, encoding=encoding)
+        except aiosmtplib.SMTPResponseException as exc:
+            await client.rset()
+            o = outcome_for(exc.code, exc.message)
+            return {r: o for r in rcpts}
+        outcomes: dict[str, Outcome] = {}
+        accepted = []
+        for rcpt in rcpts:
             try:
-                await client.quit()
-            except (OSError, aiosmtplib.SMTPException, TimeoutError):
-                client.close()
+                await client.rcpt(rcpt, encoding=encoding)
+                accepted.append(rcpt)
+            except aiosmtplib.SMTPResponseException as exc:
+                outcomes[rcpt] = outcome_for(exc.code, exc.message)
+        if not accepted:
+            await client.rset()
+            return outcomes
+        try:
+            response = await client.data(data)
+            o = outcome_for(response.code, response.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            o = outcome_for(exc.code, exc.message)
+        outcomes.update({r: o for r in accepted})
+        return outcomes
 
 
 def _by_error(group: list[RcptState]) -> dict[str | None, list[str]]:

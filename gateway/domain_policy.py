@@ -99,5 +99,6 @@ class PolicyBook:
             ),
             weights=MappingProxyType(weights),
             subject_tag=p.subject_tag,
+            dmarc=p.dmarc,
         )
         return cls(default)

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway import ledger, quarantine
+from gateway import attachments, ledger, quarantine
 from gateway.db import Database
 from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
 from gateway.pipeline import Pipeline, Verdict, rcpt_domain
@@ -48,6 +48,7 @@ class Intake:
         node: str,
         on_spooled: Callable[[list[Job]], None] = lambda jobs: None,
         drop_field: Callable[[bytes], bool] | None = None,
+        keep_attachments: bool = False,
     ) -> None:
         self.pipeline = pipeline
         self.spool = spool
@@ -56,6 +57,8 @@ class Intake:
         self.node = node
         self.on_spooled = on_spooled
         self.drop_field = drop_field
+        self.keep_attachments = keep_attachments  # for `mailwarden rescan`
+        self._background: set[asyncio.Task] = set()
         self.in_flight = 0
         self._disk = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool")
 
@@ -96,7 +99,7 @@ class Intake:
         row = ledger.message_row(verdict, outcome, str(reply), self.node, datetime.now(UTC))
         rows = ledger.recipient_rows(verdict, status, {})
         try:
-            await self.db.run(_insert, row, rows, [])
+            await self.db.write(_insert, row, rows, [])
         except Exception:
             log.exception("%s: could not record the %s message", verdict.ctx.queue_id, outcome)
         log.info("%s: %s: %s", verdict.ctx.queue_id, outcome, reply)
@@ -122,7 +125,7 @@ class Intake:
         try:
             if jobs:
                 await loop.run_in_executor(self._disk, self.spool.write, jobs)
-            await self.db.run(_insert, row, rows, items)
+            await self.db.write(_insert, row, rows, items)
         except Exception:
             log.exception("%s: could not store the message durably; answering 451", qid)
             if jobs:
@@ -132,6 +135,10 @@ class Intake:
             return TEMPFAIL_REPLY
         if jobs:
             self.on_spooled([job for job, _ in jobs])
+            if self.keep_attachments:  # in the background: it must not delay the 250
+                task = asyncio.create_task(self._keep_attachments(verdict))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
         log.info(
             "%s: accepted from %s for %s: %s",
             qid,
@@ -140,6 +147,23 @@ class Intake:
             ", ".join(f"{d.rcpt}={d.action}" for d in verdict.decisions),
         )
         return reply
+
+    async def _keep_attachments(self, verdict: Verdict) -> None:
+        """Keep delivered attachments for retro-detection; a failure never refuses mail."""
+        infections = [
+            i
+            for by_filter in verdict.results.values()
+            for r in by_filter.values()
+            for i in r.infections
+        ]
+        try:
+            kept = attachments.kept_after_delivery(verdict.ctx.parts, infections)
+            if not kept:
+                return
+            packed = await asyncio.to_thread(attachments.pack, kept)
+            await self.db.write(_store_attachments, verdict.ctx.queue_id, packed)
+        except Exception:
+            log.exception("%s: could not keep attachments for rescans", verdict.ctx.queue_id)
 
     def _delivery_jobs(self, verdict: Verdict, item_of: dict[str, str]) -> list[tuple[Job, bytes]]:
         """One job per distinct rendering (and kept-original item, named in notices)."""
@@ -193,8 +217,11 @@ class Intake:
         return items, item_of
 
 
-def _insert(engine, row, rows, items) -> None:
-    with engine.begin() as conn:
-        ledger.record(conn, row, rows)
-        if items:
-            conn.execute(quarantine.quarantine.insert(), items)
+def _insert(conn, row, rows, items) -> None:
+    ledger.record(conn, row, rows)
+    if items:
+        conn.execute(quarantine.quarantine.insert(), items)
+
+
+def _store_attachments(conn, queue_id: str, packed: list[attachments.Packed]) -> None:
+    attachments.store_attachments(conn, queue_id, packed, datetime.now(UTC))

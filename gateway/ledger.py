@@ -116,6 +116,30 @@ Index("ix_feedback_message", feedback.c.message_id)
 Index("ix_feedback_created", feedback.c.created_at)
 
 
+# Senders refused during the SMTP dialogue (relay attempts, block lists, DNSBL):
+# the evidence behind "identify the source, block it, unblock it once clean".
+refusals = Table(
+    "refusals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("client_hostname", String(255)),
+    Column("helo", String(255)),
+    Column("mail_from", String(512)),
+    Column("rcpt", String(512)),
+    Column("stage", String(8), nullable=False),  # mail | rcpt
+    Column("source", String(64), nullable=False),  # relay, or the session check's name
+    Column("reply", String(512), nullable=False),
+)
+Index("ix_refusals_at", refusals.c.at)
+Index("ix_refusals_client_ip", refusals.c.client_ip)
+
+
+def record_refusal(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(refusals), [row])
+
+
 # --- writing -----------------------------------------------------------------
 
 _DATETIME_COLUMNS = ("received_at", "decided_at", "delivered_at", "created_at")
@@ -250,7 +274,7 @@ def has_message(engine: Engine, queue_id: str) -> bool:
 
 
 def mark_recipients(
-    engine: Engine,
+    conn: Connection,
     queue_id: str,
     rcpts: list[str],
     status: str,
@@ -266,9 +290,8 @@ def mark_recipients(
         values["delivered_at"] = when
     if attempts is not None:
         values["attempts"] = attempts
-    with engine.begin() as conn:
-        conn.execute(
-            update(recipients)
-            .where(recipients.c.message_id == queue_id, recipients.c.rcpt.in_(rcpts))
-            .values(**values)
-        )
+    conn.execute(
+        update(recipients)
+        .where(recipients.c.message_id == queue_id, recipients.c.rcpt.in_(rcpts))
+        .values(**values)
+    )

@@ -73,15 +73,11 @@ def header_values(msg: email.message.Message, name: str) -> list[str]:
     """All values of a header as readable text; malformed encodings never raise."""
     values = []
     for raw in msg.get_all(name, []) or []:
-        try:
-            values.append(str(raw))
-        except Exception:  # noqa: BLE001 - policy.default can fail on garbage
-            values.append(decode_rfc2047(_raw_header_text(raw)))
+        text = raw if isinstance(raw, str) else str(raw)
+        if "=?" in text:
+            text = decode_rfc2047(text)
+        values.append(" ".join(text.split()) if "\n" in text else text)
     return values
-
-
-def _raw_header_text(value: object) -> str:
-    return value if isinstance(value, str) else str(getattr(value, "_parse_tree", "") or "")
 
 
 def decode_rfc2047(value: str) -> str:
@@ -336,3 +332,28 @@ def body_text(parts: tuple[Part, ...] | list[Part], limit: int = 200_000) -> str
     chosen = plain or htmls
     text = "\n".join(p.text() for p in chosen)
     return text[:limit]
+
+
+_WEB_LINK = re.compile(r"(?i)^\s*(?:https?:)?//|^\s*www\.")
+
+
+def message_urls(parts: tuple[Part, ...] | list[Part], limit: int = 1000) -> list[str]:
+    """Every web URL of a message, in order, without repeats: those written in text
+    parts (plain or HTML) and the href/src links of HTML parts, which readers click
+    without ever seeing the address."""
+    seen: dict[str, None] = {}
+    for part in parts:
+        if not part.is_text:
+            continue
+        body = decode_text(part.payload, part.charset)
+        found = extract_urls(part.text())
+        if part.content_type == "text/html":
+            for link in html_links(body):
+                if _WEB_LINK.match(link):
+                    link = link.strip()
+                    found.append("http:" + link if link.startswith("//") else link)
+        for url in found:
+            if len(seen) >= limit:
+                return list(seen)
+            seen.setdefault(url, None)
+    return list(seen)

@@ -8,14 +8,17 @@ this chain decides. Order of precedence:
 2. viruses, per the mailbox's AvPolicy: "clean" replaces the infected parts
    (or quarantines the message when a virus is not in a separable part),
    "detect" only flags; both add X-Virus-* headers;
-3. spam: an ALLOW force skips spam scoring; otherwise the harshest of the
-   score thresholds and the forced actions. abuse@ and postmaster@ are never
-   quarantined or rejected for spam (RFC 2142): at most tagged.
+3. spam: the harshest of the score thresholds and the forced actions. An
+   ALLOW force skips the score and other filters' forced verdicts, but not an
+   explicit tag/quarantine/reject of the domain's own rules (whose harshest
+   action already won inside the rules filter). abuse@ and postmaster@ are
+   never quarantined or rejected for spam (RFC 2142): at most tagged.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import replace
 
 from gateway.domain_policy import DomainPolicy
 from gateway.model import (
@@ -34,6 +37,7 @@ from gateway.model import (
 )
 
 ANTIVIRUS = "antivirus"  # the antivirus filter's name
+RULES = "rules"  # the domain's custom rules: explicit actions an allow does not lift
 ROLE_ACCOUNTS = frozenset({"abuse", "postmaster"})
 
 _FORCED_ACTION = {
@@ -78,13 +82,14 @@ def decide(
     symbols = score_symbols(results, policy)
     score = sum(s.score for s in symbols)
     forces = [
-        r.force
-        for name, r in results.items()
-        if r.force is not None and (av.enabled or name != ANTIVIRUS)
+        (name, r.force) for name, r in results.items() if r.force is not None and name != ANTIVIRUS
     ]
+    av_result = results.get(ANTIVIRUS)
+    av_force = av_result.force if av_result is not None and av.enabled else None
     headers = [h for r in results.values() for h in r.headers]
 
-    tempfails = [f for f in forces if f.kind == ForceKind.TEMPFAIL]
+    candidates = [f for _, f in forces] + ([av_force] if av_force else [])
+    tempfails = [f for f in candidates if f.kind == ForceKind.TEMPFAIL]
     if tempfails:
         return Decision(
             rcpt,
@@ -95,18 +100,28 @@ def decide(
             reply=Reply(451, "4.3.0", "Temporary failure while checking the message, try later"),
         )
 
-    virus = _virus_outcome(results.get(ANTIVIRUS), av)
+    virus = _virus_outcome(av_result, av)
     reasons: list[str] = []
     action = Action.ACCEPT
+    av_reply: Reply | None = None
     replace_parts: tuple[PartNotice, ...] = ()
-    if virus is not None:
-        headers.extend(virus_headers(virus, results.get(ANTIVIRUS)))
+    if virus is not None and av_result is not None:
+        # a part clamd could not scan (too large, over its limits): [clamav] on_unscannable
+        held = _FORCED_ACTION.get(av_force.kind) if av_force and virus.mode == "clean" else None
+        if held is not None and av_force is not None:
+            action = held
+            reasons.append(f"{av_force.source}: {av_force.reason}")
+            if held == Action.REJECT:
+                av_reply = Reply(550, "5.7.1", av_force.reply_text or "Message refused")
+            virus = replace(virus, cleaned=False)
+        headers.extend(virus_headers(virus, av_result))
         if virus.viruses:
             reasons.append("virus: " + ", ".join(virus.viruses))
-            if virus.mode == "clean":
-                infections = results[ANTIVIRUS].infections
+            if virus.mode == "clean" and held is None:
                 if virus.cleaned:
-                    replace_parts = tuple(_notice(i, virus.original_kept) for i in infections)
+                    replace_parts = tuple(
+                        _notice(i, virus.original_kept) for i in av_result.infections
+                    )
                 else:
                     action = Action.QUARANTINE
                     reasons.append("virus could not be separated from the message")
@@ -116,6 +131,8 @@ def decide(
     reasons.extend(spam_reasons)
     if spam_action.severity > action.severity:
         action = spam_action
+    if action == Action.REJECT and reply is None:
+        reply = av_reply
     headers.extend(spam_headers(score, spam, policy, symbols))
     subject_tag = policy.subject_tag if action == Action.TAG and policy.subject_tag else None
     if action != Action.REJECT:
@@ -134,15 +151,20 @@ def decide(
 
 
 def _spam_action(
-    rcpt: str, score: float, forces: list[Force], policy: DomainPolicy
+    rcpt: str, score: float, forces: list[tuple[str, Force]], policy: DomainPolicy
 ) -> tuple[Action, list[str], Reply | None]:
-    if any(f.kind == ForceKind.ALLOW for f in forces):
-        allow = next(f for f in forces if f.kind == ForceKind.ALLOW)
-        return Action.ACCEPT, [f"allowed: {allow.reason}"], None
-    action = action_for_score(score, policy)
-    reasons = [f"score {score:.2f}"] if action != Action.ACCEPT else []
+    allow = next((f for _, f in forces if f.kind == ForceKind.ALLOW), None)
+    reasons: list[str] = []
+    if allow is not None:
+        reasons.append(f"allowed: {allow.reason}")
+        action = Action.ACCEPT
+        forces = [(name, f) for name, f in forces if name == RULES]
+    else:
+        action = action_for_score(score, policy)
+        if action != Action.ACCEPT:
+            reasons.append(f"score {score:.2f}")
     reply = None
-    for force in forces:
+    for _, force in forces:
         forced = _FORCED_ACTION.get(force.kind)
         if forced is None:
             continue
@@ -193,9 +215,11 @@ def _notice(infection: Infection, original_kept: bool) -> PartNotice:
 def virus_headers(virus: VirusOutcome, result: FilterResult | None) -> list[tuple[str, str]]:
     if not virus.scanned:
         return []
-    engine = str((result.facts if result else {}).get("engine", "ClamAV"))
+    facts = result.facts if result else {}
+    engine = str(facts.get("engine", "ClamAV"))
+    unscannable = [str(u) for u in facts.get("unscannable", ())]
     if not virus.viruses:
-        status = "Clean"
+        status = "Not fully scanned (" + "; ".join(unscannable) + ")" if unscannable else "Clean"
     elif virus.cleaned:
         status = "Cleaned (" + ", ".join(virus.viruses) + ")"
     else:

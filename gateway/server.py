@@ -11,16 +11,22 @@ import signal
 import socket
 import time
 from datetime import UTC, datetime
+from functools import partial
 
+from filters.auth import forged_results_dropper
 from gateway import ledger, quarantine
 from gateway.adapters import Ports
+from gateway.adapters.clamd import ClamdClient
 from gateway.adapters.dns import Resolver
-from gateway.chain import build_chain
+from gateway.adapters.redis import connect as connect_redis
+from gateway.av_policy import load_av_policies
+from gateway.chain import build_chain, build_session_checks
 from gateway.config import Settings
 from gateway.db import Database
 from gateway.delivery import Delivery
 from gateway.domain_policy import PolicyBook
 from gateway.intake import Intake
+from gateway.list_store import ListStore
 from gateway.pipeline import Pipeline
 from gateway.smtp import GatewayHandler, SmtpServer
 from gateway.spool import Job, RcptState, Spool
@@ -32,15 +38,29 @@ RELEASE_POLL_SECONDS = 2.0
 
 
 def build_ports(settings: Settings, db: Database | None) -> Ports:
-    return Ports(dns=Resolver(settings.dns), store=db)
+    redis = connect_redis(settings)
+    lists = None
+    if db is not None:
+        lists = ListStore(db, redis, settings.redis.prefix, settings.blocklist.list_refresh)
+    clamd = ClamdClient.from_settings(settings.clamav) if settings.clamav else None
+    return Ports(dns=Resolver(settings.dns), store=db, redis=redis, lists=lists, clamd=clamd)
 
 
-def build_pipeline(settings: Settings, ports: Ports) -> Pipeline:
+def build_pipeline(settings: Settings, ports: Ports, book: PolicyBook | None = None) -> Pipeline:
+    """The pipeline; `book` defaults to the settings plus the domain files of [rules] dir."""
+    if book is None:
+        from filters.rules_policy import RulesWatcher
+
+        watcher = RulesWatcher(settings)
+        watcher.scan()
+        book = watcher.book
+    db = ports.store
     return Pipeline(
         build_chain(settings),
-        PolicyBook.from_settings(settings),
+        book,
         ports,
         settings.pipeline.budget,
+        av_policies=partial(load_av_policies, db) if db is not None else None,
     )
 
 
@@ -52,13 +72,24 @@ class Gateway:
         self.node = socket.gethostname()
         self.address: tuple[str, int] | None = None
         self._release_task: asyncio.Task | None = None
+        self._watch_tasks: list[asyncio.Task] = []
 
     async def start(self) -> None:
         s = self.settings
         self.db = await asyncio.to_thread(Database, s.store.url)
         self.spool = Spool(s.spool.path)
         self.ports = build_ports(s, self.db)
-        self.pipeline = build_pipeline(s, self.ports)
+        from filters.rules_policy import RulesWatcher
+
+        self.rules = RulesWatcher(s)
+        await asyncio.to_thread(self.rules.scan)
+        self.pipeline = build_pipeline(s, self.ports, self.rules.book)
+        self.rules.on_change = self._policy_changed
+        await self.ports.lists.reload(force=True)
+        self._watch_tasks = [
+            asyncio.create_task(self.rules.run(), name="rules-reload"),
+            asyncio.create_task(self.ports.lists.run(), name="lists-sync"),
+        ]
         self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
         self.intake = Intake(
             self.pipeline,
@@ -67,11 +98,14 @@ class Gateway:
             s.smtp.hostname,
             self.node,
             on_spooled=self.delivery.submit,
+            keep_attachments=bool(s.clamav and s.clamav.attachment_retention_days > 0),
+            drop_field=forged_results_dropper(s.smtp.hostname),
         )
         jobs = await asyncio.to_thread(self.spool.recover)
         await self._restore_ledger(jobs)
         await self.delivery.start(jobs)
-        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake))
+        checks = build_session_checks(s, self.ports)
+        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns))
         self.address = await self.smtp.start()
         self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
         log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))
@@ -84,8 +118,19 @@ class Gateway:
             self._release_task.cancel()
             await asyncio.gather(self._release_task, return_exceptions=True)
         await self.delivery.stop()
+        for task in self._watch_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
+        if self.ports.redis is not None:
+            await self.ports.redis.aclose()
+        if self.ports.clamd is not None:
+            await asyncio.to_thread(self.ports.clamd.close)
         await asyncio.to_thread(self.db.close)
         log.info("stopped")
+
+    def _policy_changed(self, book: PolicyBook) -> None:
+        """A rule file changed (called from the reload thread): swap the book atomically."""
+        self.pipeline.book = book
 
     async def _restore_ledger(self, jobs: list[Job]) -> None:
         """Ledger rows of messages spooled just before a crash (they ride in the job)."""
@@ -94,11 +139,7 @@ class Gateway:
             if not rows or await self.db.run(ledger.has_message, job.queue_id):
                 continue
 
-            def insert(engine, rows=rows) -> None:
-                with engine.begin() as conn:
-                    ledger.record(conn, rows["message"], rows["recipients"])
-
-            await self.db.run(insert)
+            await self.db.write(ledger.record, rows["message"], rows["recipients"])
             log.warning("%s: ledger rows restored from the spool after a crash", job.queue_id)
 
     async def _releases(self) -> None:
@@ -131,7 +172,7 @@ class Gateway:
         if not await self.db.run(quarantine.claim_release, item["id"]):
             await asyncio.to_thread(self.spool.remove, [job.id])  # another node took it
             return
-        await self.db.run(_release_feedback, item, when)
+        await self.db.write(_release_feedback, item, when)
         self.delivery.submit([job])
         log.info("%s: released to %s", item["id"], ", ".join(item["rcpts"]))
 
@@ -146,26 +187,25 @@ def _sender_of(engine, message_id: str) -> str | None:
     return None if row is None else row.mail_from
 
 
-def _release_feedback(engine, item: dict, when: datetime) -> None:
+def _release_feedback(conn, item: dict, when: datetime) -> None:
     """A release of held spam says the verdict was wrong: a false positive."""
     if item["kind"] not in (quarantine.SPAM, quarantine.REJECTED, quarantine.POLICY):
         return
-    with engine.begin() as conn:
-        conn.execute(
-            ledger.feedback.insert(),
-            [
-                {
-                    "message_id": item["message_id"],
-                    "rcpt": rcpt,
-                    "kind": ledger.FALSE_POSITIVE,
-                    "source": "release",
-                    "actor": item.get("decided_by"),
-                    "created_at": when,
-                    "details": {"quarantine_id": item["id"], "held_as": item["kind"]},
-                }
-                for rcpt in item["rcpts"]
-            ],
-        )
+    conn.execute(
+        ledger.feedback.insert(),
+        [
+            {
+                "message_id": item["message_id"],
+                "rcpt": rcpt,
+                "kind": ledger.FALSE_POSITIVE,
+                "source": "release",
+                "actor": item.get("decided_by"),
+                "created_at": when,
+                "details": {"quarantine_id": item["id"], "held_as": item["kind"]},
+            }
+            for rcpt in item["rcpts"]
+        ],
+    )
 
 
 async def serve(settings: Settings) -> None:

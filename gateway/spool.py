@@ -15,7 +15,7 @@ import os
 import secrets
 import time
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -57,7 +57,9 @@ class Job:
         return [r for r in self.rcpts if r.status == PENDING]
 
     def to_json(self) -> bytes:
-        return json.dumps(asdict(self), ensure_ascii=False, indent=0).encode("utf-8")
+        state = {f.name: getattr(self, f.name) for f in fields(self)}
+        state["rcpts"] = [vars(r) for r in self.rcpts]
+        return json.dumps(state, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
     @classmethod
     def from_json(cls, data: bytes) -> Job:
@@ -117,15 +119,12 @@ class Spool:
 
     def remove(self, job_ids: Iterable[str]) -> None:
         """Forget jobs: state first (so a crash leaves an orphan .eml, never a
-        .json without data), then the data."""
-        removed = False
+        .json without data), then the data. Not fsynced: if a power cut undoes
+        the removal, the copy is delivered again (at least once, never lost)."""
         for job_id in job_ids:
             eml, meta = self._paths(job_id)
             meta.unlink(missing_ok=True)
             eml.unlink(missing_ok=True)
-            removed = True
-        if removed:
-            _fsync_dir(self.queue)
 
     def read(self, job_id: str) -> bytes:
         return self._paths(job_id)[0].read_bytes()

@@ -30,11 +30,11 @@ def normalise_line_endings(raw: bytes) -> tuple[bytes, bool]:
 
 
 MAX_LINE = 998  # RFC 5321 4.5.3.1.6, without the CRLF
-_LONG_LINE = re.compile(rb"[^\r\n]{%d,}" % (MAX_LINE + 1))
+_LONG_LINE = re.compile(rb"(?m)^[^\r\n]{%d,}" % (MAX_LINE + 1))
 
 
 def has_long_lines(raw: bytes) -> bool:
-    return _LONG_LINE.search(raw) is not None
+    return max(map(len, raw.split(b"\r\n"))) > MAX_LINE
 
 
 def break_long_lines(raw: bytes) -> bytes:
@@ -148,7 +148,7 @@ def render(
             PartNotice(n.part_id, n.text.replace("{quarantine_id}", quarantine_id or "-"))
             for n in rendering.replace_parts
         ]
-        raw = replace_parts(raw, notices)
+        raw = replace_parts(raw, notices, ctx.parts)
     fields, body = split_message(raw)
     fields = [
         f

@@ -17,10 +17,16 @@ from gateway.config import ConfigError
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
     "eval",
+    "eval_av",
+    "lists",
+    "policy",
     "quarantine",
     "queue",
+    "rescan",
+    "rules",
     "scan",
     "serve",
+    "signatures",
     "train",
 ]
 
@@ -45,6 +51,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     level = logging.WARNING - 10 * args.verbose
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # aiosmtpd logs every command at INFO: only worth it when asked for twice
+    logging.getLogger("mail.log").setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
     try:
         return int(args.func(args) or 0)
     except (ConfigError, CliError) as exc:

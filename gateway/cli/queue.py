@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
+from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
 from gateway.config import load_settings
 from gateway.spool import Spool
@@ -31,6 +32,8 @@ def _age(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    if not (settings.spool.path / "queue").is_dir():
+        raise CliError(f"{settings.spool.path}: no spool here (has the gateway run yet?)")
     spool = Spool(settings.spool.path)
     now = time.time()
     rows = []

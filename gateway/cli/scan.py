@@ -57,7 +57,12 @@ def run(args: argparse.Namespace) -> int:
     verdict = asyncio.run(_run_pipeline(settings, ctx))
     first = verdict.decisions[0]
     if args.out:
-        copy = render(ctx, first.rendering, [first.rcpt], settings.smtp.hostname)
+        from filters.auth import forged_results_dropper
+
+        hostname = settings.smtp.hostname
+        copy = render(
+            ctx, first.rendering, [first.rcpt], hostname, forged_results_dropper(hostname)
+        )
         args.out.write_bytes(copy)
     if args.json:
         print_json(
@@ -86,9 +91,12 @@ async def _run_pipeline(settings, ctx):
     from gateway.server import build_pipeline, build_ports
 
     db = Database(settings.store.url) if _has_store(settings) else None
+    ports = build_ports(settings, db)
     try:
-        return await build_pipeline(settings, build_ports(settings, db)).run(ctx)
+        return await build_pipeline(settings, ports).run(ctx)
     finally:
+        if ports.redis is not None:
+            await ports.redis.aclose()
         if db is not None:
             db.close()
 

@@ -36,9 +36,14 @@ def _burst_client(port: int, n: int, stop: threading.Event, outcomes: dict, lock
             outcomes[tag] = code
 
 
-def test_sigkill_during_burst_loses_nothing_acknowledged(tmp_path, sink):
+def test_sigkill_during_burst_loses_nothing_acknowledged(tmp_path, sink, dns_server):
     config = write_config(
-        tmp_path, sink.address, {"policy": {"symbols": {"HEADER_MISSING_FROM": 20.0}}}
+        tmp_path,
+        sink.address,
+        {
+            "policy": {"symbols": {"HEADER_MISSING_FROM": 20.0}},
+            "dns": {"nameservers": [dns_server.nameserver]},
+        },
     )
     gateway = GatewayProcess(config).start()
     outcomes: dict[str, int] = {}
@@ -49,7 +54,12 @@ def test_sigkill_during_burst_loses_nothing_acknowledged(tmp_path, sink):
     ]
     for c in clients:
         c.start()
-    time.sleep(1.5)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:  # kill mid-burst, once enough got through
+        with lock:
+            if sum(code == 250 for code in outcomes.values()) >= 40:
+                break
+        time.sleep(0.01)
     gateway.kill()
     stop.set()
     for c in clients:
@@ -80,8 +90,12 @@ def _subject(data: bytes) -> str:
     return ""
 
 
-def test_sigterm_stops_accepting_and_lets_sessions_finish(tmp_path, sink):
-    config = write_config(tmp_path, sink.address, {"smtp": {"shutdown_grace": 10.0}})
+def test_sigterm_stops_accepting_and_lets_sessions_finish(tmp_path, sink, dns_server):
+    config = write_config(
+        tmp_path,
+        sink.address,
+        {"smtp": {"shutdown_grace": 10.0}, "dns": {"nameservers": [dns_server.nameserver]}},
+    )
     gateway = GatewayProcess(config).start()
     client = RawSmtp(gateway.port)
     assert client.reply().startswith("220")

@@ -66,7 +66,7 @@ def test_ledger_records_received_decided_delivered(gateway, sink):
         assert msg["received_at"] <= msg["decided_at"] <= r["delivered_at"]
 
 
-def test_relay_denied_for_other_domains(gateway, sink):
+def test_relay_denied_for_other_domains_and_recorded_as_evidence(gateway, sink):
     client = RawSmtp(gateway.port)
     client.reply()
     client.cmd("EHLO client.test")
@@ -75,6 +75,15 @@ def test_relay_denied_for_other_domains(gateway, sink):
     assert client.cmd("RCPT TO:<bob@example.test.evil.test>").startswith("550 5.7.1")
     assert client.cmd("RCPT TO:<bob@example.test>").startswith("250")
     client.close()
+    deadline = time.monotonic() + 5
+    while len(rows := ledger_rows(gateway, ledger.refusals)) < 2 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [(r["rcpt"], r["source"], r["stage"]) for r in rows] == [
+        ("victim@elsewhere.test", "relay", "rcpt"),
+        ("bob@example.test.evil.test", "relay", "rcpt"),
+    ]
+    assert rows[0]["client_ip"] == "127.0.0.1" and rows[0]["helo"] == "client.test"
+    assert rows[0]["mail_from"] == "alice@sender.test" and rows[0]["reply"].startswith("550")
 
 
 def test_too_many_recipients_get_452(gateway):
@@ -259,3 +268,81 @@ def test_role_accounts_reachable_and_case_of_domain_ignored(gateway, sink):
     code, _ = send(gateway.port, ["Postmaster@EXAMPLE.TEST"], message())
     assert code == 250
     assert sink.wait_for(1)[0].rcpts == ("Postmaster@EXAMPLE.TEST",)
+
+
+def test_client_reverse_dns_name_appears_in_received_and_ledger(gateway, sink, dns_server):
+    dns_server.zone.add("2.0.0.127.in-addr.arpa", "PTR", "client.sender.test")
+    with smtplib.SMTP("127.0.0.1", gateway.port, source_address=("127.0.0.2", 0)) as client:
+        client.sendmail("alice@sender.test", ["bob@example.test"], message())
+    received = sink.wait_for(1)[0].data.split(b"\r\n\r\n")[0].replace(b"\r\n\t", b" ")
+    assert b"(client.sender.test [127.0.0.2])" in received
+    row = ledger_rows(gateway, ledger.messages)[0]
+    assert row["client_hostname"] == "client.sender.test"
+
+
+def _raw_transaction(port: int, payload: bytes, tail: bytes = b"") -> tuple[str, RawSmtp]:
+    client = RawSmtp(port)
+    client.reply()
+    client.cmd("EHLO client.test")
+    client.cmd("MAIL FROM:<a@sender.test>")
+    client.cmd("RCPT TO:<bob@example.test>")
+    assert client.cmd("DATA").startswith("354")
+    client.send(payload + tail)
+    return client.reply(), client
+
+
+@pytest.mark.parametrize(
+    ("wire", "delivered_body"),
+    [
+        (b"Subject: dots\r\n\r\n..leading dot\r\n...two\r\n.\r\n", b".leading dot\r\n..two\r\n"),
+        (b"Subject: x\r\n\r\na\r\n.\r\n", b"a\r\n"),
+        (b"Subject: x\r\n\r\n\r\n.\r\n", b"\r\n"),
+        (b"Subject: x\r\n\r\nnot.\r\nthe end\r\n.\r\n", b"not.\r\nthe end\r\n"),
+    ],
+)
+def test_data_is_read_to_crlf_dot_crlf_and_unstuffed(gateway, sink, wire, delivered_body):
+    reply, client = _raw_transaction(gateway.port, wire)
+    assert reply.startswith("250"), reply
+    client.close()
+    assert sink.wait_for(1)[0].data.split(b"\r\n\r\n", 1)[1] == delivered_body
+
+
+def test_empty_message_and_pipelined_quit_after_the_dot(gateway, sink):
+    reply, client = _raw_transaction(gateway.port, b".\r\n", tail=b"QUIT\r\n")
+    assert reply.startswith("250"), reply
+    assert client.reply().startswith("221")
+    client.close()
+    assert sink.wait_for(1)[0].rcpts == ("bob@example.test",)
+
+
+def test_smuggled_end_of_data_with_bare_lf_stays_inside_the_message(gateway, sink):
+    """SMTP smuggling: <LF>.<LF> and <LF>.<CR><LF> are data, not the end of DATA."""
+    wire = (
+        b"Subject: outer\r\n\r\nhello\n.\nMAIL FROM:<evil@x.test>\r\n"
+        b"hello\n.\r\nRCPT TO:<victim@example.test>\r\n.\r\n"
+    )
+    reply, client = _raw_transaction(gateway.port, wire)
+    assert reply.startswith("250")
+    client.close()
+    got = sink.wait_for(1)
+    time.sleep(0.3)
+    assert len(sink.messages) == 1 and got[0].rcpts == ("bob@example.test",)
+    assert b"MAIL FROM:<evil@x.test>" in got[0].data
+
+
+def test_slow_upload_is_not_cut_off_while_data_keeps_coming(make_gateway, sink):
+    gw = make_gateway(smtp={"timeout": 0.5})
+    client = RawSmtp(gw.port)
+    client.reply()
+    client.cmd("EHLO client.test")
+    client.cmd("MAIL FROM:<a@sender.test>")
+    client.cmd("RCPT TO:<bob@example.test>")
+    client.cmd("DATA")
+    client.send(b"Subject: slow\r\n\r\n")
+    for i in range(8):  # 2 seconds in all, four times the idle timeout
+        client.send(f"line {i}\r\n".encode())
+        time.sleep(0.25)
+    client.send(b".\r\n")
+    assert client.reply().startswith("250")
+    client.close()
+    assert b"line 7" in sink.wait_for(1)[0].data

@@ -12,7 +12,7 @@ import threading
 import time
 from collections import defaultdict
 
-from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSLabel, DNSRecord
 from dnslib.server import BaseResolver, DNSLogger, DNSServer
 
 _RDATA = {
@@ -40,7 +40,9 @@ def _free_port() -> int:
 
 
 def _norm(name: str) -> str:
-    return name.lower().rstrip(".") + "."
+    """The zone key of a name: lower case, trailing dot, odd bytes escaped as dnslib
+    prints a query name (so "a b.example" matches a query for it)."""
+    return str(DNSLabel(name.rstrip(".") + ".")).lower()
 
 
 class _ZoneResolver(BaseResolver):
@@ -56,31 +58,44 @@ class _ZoneResolver(BaseResolver):
         delay = self.zone.delays.get(name)
         if delay:
             time.sleep(delay)
-        if name in self.zone.servfail:
+        if self.zone.fails(name, qtype):
             reply.header.rcode = RCODE.SERVFAIL
             return reply
         with self.zone.lock:
-            by_type = self.zone.records.get(name)
-            if by_type is None:
-                # a wildcard "*.zone." entry covers names below it
-                labels = name.split(".")
-                for i in range(1, len(labels) - 1):
-                    wild = "*." + ".".join(labels[i:])
-                    if wild in self.zone.records:
-                        by_type = self.zone.records[wild]
-                        break
+            by_type = self._lookup(name)
             if by_type is None:
                 reply.header.rcode = RCODE.NXDOMAIN
                 return reply
-            answers = list(by_type.get(qtype, ()))
-            if not answers and "CNAME" in by_type:
-                answers = list(by_type["CNAME"])
-                qtype = "CNAME"
+            owner = qname
+            for _ in range(8):  # follow CNAMEs inside the zone, as a recursive server would
+                answers = list(by_type.get(qtype, ()))
+                if answers or "CNAME" not in by_type:
+                    break
+                target = by_type["CNAME"][0]
+                reply.add_answer(
+                    RR(owner, QTYPE.CNAME, rdata=self.zone.rdata("CNAME", target), ttl=60)
+                )
+                owner = target
+                by_type = self._lookup(_norm(target))
+                if by_type is None:
+                    answers = []
+                    break
         for rdata in answers:
             reply.add_answer(
-                RR(qname, QTYPE.reverse[qtype], rdata=self.zone.rdata(qtype, rdata), ttl=60)
+                RR(owner, QTYPE.reverse[qtype], rdata=self.zone.rdata(qtype, rdata), ttl=60)
             )
         return reply
+
+    def _lookup(self, name: str):
+        by_type = self.zone.records.get(name)
+        if by_type is None:
+            # a wildcard "*.zone." entry covers names below it
+            labels = name.split(".")
+            for i in range(1, len(labels) - 1):
+                wild = "*." + ".".join(labels[i:])
+                if wild in self.zone.records:
+                    return self.zone.records[wild]
+        return by_type
 
 
 class TestZone:
@@ -91,7 +106,7 @@ class TestZone:
     def __init__(self) -> None:
         self.records: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
         self.delays: dict[str, float] = {}
-        self.servfail: set[str] = set()
+        self.servfail: dict[str, frozenset[str] | None] = {}  # name -> failing types
         self.queries: list[tuple[str, str]] = []
         self.lock = threading.Lock()
 
@@ -111,8 +126,15 @@ class TestZone:
     def slow(self, name: str, seconds: float) -> None:
         self.delays[_norm(name)] = seconds
 
-    def fail(self, name: str) -> None:
-        self.servfail.add(_norm(name))
+    def fail(self, name: str, types: set[str] | frozenset[str] | None = None) -> None:
+        """Answer SERVFAIL for `name` (only for `types` when given)."""
+        self.servfail[_norm(name)] = frozenset(types) if types is not None else None
+
+    def fails(self, name: str, qtype: str) -> bool:
+        if name not in self.servfail:
+            return False
+        types = self.servfail[name]
+        return types is None or qtype in types
 
     @staticmethod
     def rdata(rtype: str, value):
@@ -138,23 +160,37 @@ class LoopbackDns:
         self.zone = zone or TestZone()
         self.port = _free_port()
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
-        resolver = _ZoneResolver(self.zone)
+        self._resolver = _ZoneResolver(self.zone)
         self._servers = [
-            DNSServer(resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger)
+            DNSServer(self._resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger)
             for tcp in (False, True)
         ]
+        for server in self._servers:
+            # a slow answer may come after stop(): nothing to report then
+            server.server.handle_error = lambda *args: None
 
     @property
     def nameserver(self) -> str:
         return f"127.0.0.1:{self.port}"
 
+    def use(self, zone: TestZone) -> None:
+        """Serve another zone from now on (one server for many scenarios)."""
+        self.zone = zone
+        self._resolver.zone = zone
+
     def start(self) -> LoopbackDns:
         for server in self._servers:
-            server.start_thread()
+            # a short poll interval: stop() returns in milliseconds, not half a second
+            server.thread = threading.Thread(
+                target=server.server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+            )
+            server.thread.start()
         return self
 
     def stop(self) -> None:
         for server in self._servers:
+            # a slow answer still being sent after the socket closed is not an error
+            server.server.handle_error = lambda request, client_address: None
             server.stop()
             server.server.server_close()
 

@@ -104,3 +104,23 @@ def test_antivirus_failure_tempfails_only_where_antivirus_is_on():
     off = decide("b@example.test", POLICY, {"antivirus": failed}, AvPolicy(enabled=False))
     assert on.action == Action.TEMPFAIL and str(on.reply).startswith("451 4.3.0")
     assert off.action == Action.ACCEPT
+
+
+def test_an_allow_does_not_lift_the_domains_own_reject_rule():
+    allow = Force(ForceKind.ALLOW, "sender on the allow list", "lists")
+    reject = Force(ForceKind.REJECT, "rule no-exe", "rules:no-exe", "no executables here")
+    dmarc = Force(ForceKind.REJECT, "DMARC p=reject", "auth", "DMARC policy")
+    d = decide(
+        "bob@example.test",
+        POLICY,
+        {"auth": result(force=dmarc), "lists": result(force=allow), "rules": result(force=reject)},
+        AvPolicy(),
+    )
+    assert d.action == Action.REJECT and str(d.reply) == "550 5.7.1 no executables here"
+    lifted = decide(
+        "bob@example.test",
+        POLICY,
+        {"auth": result(force=dmarc), "lists": result(force=allow)},
+        AvPolicy(),
+    )
+    assert lifted.action == Action.ACCEPT

@@ -1,0 +1,248 @@
+"""The sender authentication filter: SPF, DKIM, ARC and DMARC for one message.
+
+`lookup` runs the blocking libraries (pyspf, dkimpy) in worker threads and the
+DMARC discovery on the event loop, all under one DNS budget per message, so a
+slow or hostile sender's DNS costs at most [dns] budget seconds: whatever is
+not answered by then becomes a temperror outcome. `evaluate` is pure: symbols,
+the DMARC-forced action for the recipient domain's `dmarc` mode, and our
+Authentication-Results header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import cache
+from typing import Any
+
+from filters.auth.dkimcheck import ArcOutcome, DkimOutcome, verify_arc, verify_dkim
+from filters.auth.dmarc import DmarcLookup, DmarcVerdict, FromDomain, discover, from_domain, verdict
+from filters.auth.domains import org_domain
+from filters.auth.results import authentication_results
+from filters.auth.spfcheck import SpfOutcome, check_helo, check_mailfrom
+from filters.base import Scope
+from gateway.adapters import Ports
+from gateway.adapters.dns import Budget
+from gateway.model import FilterResult, Force, ForceKind, MessageContext, OnError, Symbol
+
+GRACE = 0.5  # seconds past the DNS budget before an unfinished check is given up
+WORKERS = 32  # the checks mostly wait on DNS: threads, not cores
+DMARC_MODES = ("honour", "quarantine", "score")
+_ARC_HEADER = re.compile(rb"(?im)^arc-seal\s*:")
+
+
+@cache
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="auth")
+
+
+@dataclass(frozen=True)
+class AuthEvidence:
+    """Everything the checks found; evaluate turns it into symbols per domain."""
+
+    spf: SpfOutcome  # MAIL FROM identity (the HELO identity for the null sender)
+    helo: SpfOutcome | None  # HELO identity, checked separately when MAIL FROM is not null
+    dkim: tuple[DkimOutcome, ...]
+    arc: ArcOutcome
+    sender: FromDomain
+    dmarc: DmarcLookup
+    seconds: float = 0.0
+    budget_exhausted: bool = False
+
+
+def _raw_from(ctx: MessageContext) -> list[str]:
+    try:
+        return [str(v) for k, v in ctx.message.raw_items() if k.lower() == "from"]
+    except Exception:  # noqa: BLE001 - unparsable header block: no From to trust
+        return []
+
+
+class AuthFilter:
+    """SPF, DKIM, ARC and DMARC; `authserv_id` names us in Authentication-Results."""
+
+    name = "auth"
+    on_error = OnError.CONTINUE  # authentication is evidence, not a reason to hold mail
+
+    def __init__(self, authserv_id: str, max_seconds: float | None = None) -> None:
+        """`max_seconds`: the pipeline's budget, so ours ends first and we still answer."""
+        self.authserv_id = authserv_id
+        self.max_seconds = max_seconds
+        org_domain("example.com")  # read the public suffix list now, not on the first message
+
+    async def lookup(self, ctx: MessageContext, ports: Ports) -> AuthEvidence:
+        started = time.monotonic()
+        env = ctx.envelope
+        sender = from_domain(_raw_from(ctx))
+        resolver = ports.dns
+        if resolver is None:
+            return _unanswered(env.mail_from, env.helo, sender, "no DNS resolver configured")
+        seconds = resolver.settings.budget
+        if self.max_seconds is not None:
+            seconds = max(0.1, min(seconds, self.max_seconds - 2 * GRACE))
+        budget: Budget = resolver.budget(seconds)
+        blocking = resolver.blocking(budget)
+        loop = asyncio.get_running_loop()
+        pool = _executor()
+        receiver = self.authserv_id
+
+        def run(fn, *args) -> asyncio.Future:
+            return loop.run_in_executor(pool, fn, *args)
+
+        jobs: dict[str, Any] = {
+            "spf": run(check_mailfrom, blocking, env.client_ip, env.mail_from, env.helo, receiver),
+            "dkim": run(verify_dkim, ctx.raw, blocking),
+        }
+        if env.mail_from:
+            jobs["helo"] = run(check_helo, blocking, env.client_ip, env.helo, receiver)
+        if _ARC_HEADER.search(_header_block(ctx.raw)):
+            jobs["arc"] = run(verify_arc, ctx.raw, blocking)
+        if sender.status == "ok":
+            jobs["dmarc"] = asyncio.ensure_future(discover(resolver, budget, sender.domain))
+        futures = {name: asyncio.ensure_future(job) for name, job in jobs.items()}
+        _done, pending = await asyncio.wait(
+            futures.values(), timeout=max(0.0, budget.remaining()) + GRACE
+        )
+        for future in pending:
+            future.cancel()  # a worker thread finishes on its own: its queries fail fast now
+
+        def result(name: str, default: Any) -> Any:
+            future = futures.get(name)
+            if future is None or future in pending or future.cancelled():
+                return default
+            exc = future.exception()
+            if exc is not None:
+                raise exc  # a bug in our own code: the pipeline's on_error handles it
+            return future.result()
+
+        timeout = "DNS budget for this message exhausted"
+        fallback = _unanswered(env.mail_from, env.helo, sender, timeout)
+        return AuthEvidence(
+            spf=result("spf", fallback.spf),
+            helo=result("helo", fallback.helo),
+            dkim=result("dkim", fallback.dkim),
+            arc=result("arc", fallback.arc if "arc" in futures else ArcOutcome("none")),
+            sender=sender,
+            dmarc=result("dmarc", fallback.dmarc if sender.status == "ok" else _skipped(sender)),
+            seconds=time.monotonic() - started,
+            budget_exhausted=bool(pending),
+        )
+
+    def evaluate(self, ctx: MessageContext, evidence: Any, scope: Scope) -> FilterResult:
+        ev: AuthEvidence = evidence
+        v = verdict(ev.sender, ev.dmarc, ev.spf, ev.dkim, sample_key=_sample_key(ctx))
+        mode = scope.policy.dmarc if scope.policy.dmarc in DMARC_MODES else "honour"
+        force, disposition = _force(v, mode)
+        header = authentication_results(self.authserv_id, ev.spf, ev.dkim, v, disposition, ev.arc)
+        return FilterResult(
+            symbols=tuple(_symbols(ev, v)),
+            force=force,
+            headers=(("Authentication-Results", header),),
+            facts=_facts(ev, v, disposition),
+        )
+
+
+def _header_block(raw: bytes) -> bytes:
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    return raw if end < 0 else raw[:end]
+
+
+def _skipped(sender: FromDomain) -> DmarcLookup:
+    return DmarcLookup("skipped", detail=sender.detail)
+
+
+def _unanswered(mail_from: str, helo: str, sender: FromDomain, why: str) -> AuthEvidence:
+    """Every check as temperror: used when DNS is unavailable or the budget ran out."""
+    domain = mail_from.rpartition("@")[2].lower()
+    spf = (
+        SpfOutcome("temperror", "mailfrom", domain, mail_from, why)
+        if mail_from
+        else SpfOutcome("temperror", "helo", helo.lower(), helo, why)
+    )
+    return AuthEvidence(
+        spf=spf,
+        helo=SpfOutcome("temperror", "helo", helo.lower(), helo, why) if mail_from else None,
+        dkim=(DkimOutcome("temperror", "", reason=why),),
+        arc=ArcOutcome("temperror", why),
+        sender=sender,
+        dmarc=DmarcLookup("temperror", detail=why) if sender.status == "ok" else _skipped(sender),
+        budget_exhausted=True,
+    )
+
+
+def _sample_key(ctx: MessageContext) -> str:
+    """pct= sampling by our queue id: every recipient domain of a message agrees, and
+    the sender cannot pick a Message-ID that always lands outside the sample."""
+    return ctx.queue_id
+
+
+def _force(v: DmarcVerdict, mode: str) -> tuple[Force | None, str]:
+    """The action a DMARC failure demands, per the recipient domain's `dmarc` mode."""
+    if v.result != "fail" or v.policy == "none" or mode == "score":
+        return None, "none"
+    if v.policy == "reject" and mode == "honour":
+        kind, disposition = ForceKind.REJECT, "reject"
+    else:
+        kind, disposition = ForceKind.QUARANTINE, "quarantine"
+    reason = f"DMARC policy of {v.domain} is p={v.policy} and the message fails it"
+    reply = None
+    if kind is ForceKind.REJECT:
+        reply = f"Message rejected: it fails the DMARC policy of {v.domain}"
+    return Force(kind=kind, reason=reason, source="auth", reply_text=reply), disposition
+
+
+def _symbols(ev: AuthEvidence, v: DmarcVerdict) -> list[Symbol]:
+    out = [Symbol(f"SPF_{ev.spf.result.upper()}", _opt(ev.spf.domain))]
+    if ev.helo is not None:
+        out.append(Symbol(f"SPF_HELO_{ev.helo.result.upper()}", _opt(ev.helo.domain)))
+    if not ev.dkim:
+        out.append(Symbol("DKIM_NONE"))
+    by_result: dict[str, list[str]] = {}
+    for d in ev.dkim:
+        domains = by_result.setdefault(d.result, [])
+        if d.domain and d.domain not in domains:
+            domains.append(d.domain)
+    for result, domains in by_result.items():
+        out.append(Symbol(f"DKIM_{result.upper()}", tuple(domains)))
+    out.append(_dmarc_symbol(v))
+    if ev.sender.status == "multiple":
+        # no single domain's policy applies: a forger could add a second address to
+        # escape a p=reject, so this weighs as much as a failed DMARC on its own
+        out.append(Symbol("FROM_MULTIPLE_DOMAINS", _opt(ev.sender.detail)))
+    if ev.arc.result != "none":
+        out.append(Symbol(f"ARC_{ev.arc.result.upper()}"))
+    return out
+
+
+def _opt(value: str) -> tuple[str, ...]:
+    return (value,) if value else ()
+
+
+def _dmarc_symbol(v: DmarcVerdict) -> Symbol:
+    if v.result == "fail":
+        name = {"reject": "DMARC_REJECT", "quarantine": "DMARC_QUARANTINE"}.get(
+            v.policy, "DMARC_FAIL_NONE"
+        )
+        options = (v.domain, f"p={v.published}") + (("pct",) if v.sampled_out else ())
+        return Symbol(name, options)
+    return Symbol(f"DMARC_{v.result.upper()}", _opt(v.domain))
+
+
+def _facts(ev: AuthEvidence, v: DmarcVerdict, disposition: str) -> dict[str, Any]:
+    return {
+        "spf": ev.spf.result,
+        "spf_domain": ev.spf.domain,
+        "helo_spf": ev.helo.result if ev.helo else None,
+        "dkim": [[d.result, d.domain] for d in ev.dkim],
+        "dmarc": v.result,
+        "dmarc_policy": v.policy,
+        "dmarc_disposition": disposition,
+        "from_domain": v.domain,
+        "arc": ev.arc.result,
+        "auth_seconds": round(ev.seconds, 3),
+        "dns_budget_exhausted": ev.budget_exhausted,
+    }

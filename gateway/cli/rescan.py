@@ -1,0 +1,95 @@
+"""`mailwarden rescan --since DATE`: retro-detection with today's signatures.
+
+Scans every attachment delivered since DATE (kept by gateway.attachments)
+again and records each new hit in the ledger's feedback table as a missed
+virus (source "rescan"), once per message, so the detection rate counts it.
+Attachments older than [clamav] attachment_retention_days are purged first.
+Run it daily after freshclam.
+"""
+
+from __future__ import annotations
+
+import argparse
+from datetime import UTC, datetime
+
+from filters.antivirus import classify
+from gateway import attachments
+from gateway.adapters.clamd import ClamdClient, ScanError
+from gateway.cli import CliError
+from gateway.cli.common import add_config_argument, print_json
+from gateway.config import load_settings
+from gateway.db import create_schema, make_engine
+
+
+def parse_since(text: str) -> datetime:
+    """'2026-11-01' or an ISO date-time; naive values are UTC."""
+    try:
+        when = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CliError(f"--since {text!r}: expected a date like 2026-11-01") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("rescan", help="rescan kept attachments with current signatures")
+    add_config_argument(parser)
+    parser.add_argument("--since", required=True, metavar="DATE", help="e.g. 2026-11-01")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    since = parse_since(args.since)
+    settings = load_settings(args.config)
+    if settings.clamav is None:
+        raise CliError(f"{args.config}: no [clamav] section: no scanner configured")
+    now = datetime.now(UTC)
+    engine = make_engine(settings.store.url)
+    client = ClamdClient.from_settings(settings.clamav)
+    try:
+        create_schema(engine)
+        refs, blobs = attachments.purge(engine, now, settings.clamav.attachment_retention_days)
+        version = client.version_sync()
+        hits, missed, scanned, too_large = [], 0, 0, 0
+        for sha in attachments.blobs_to_rescan(engine, since):
+            data = attachments.blob(engine, sha)
+            if data is None:
+                continue
+            result = client.scan_sync(data)
+            scanned += 1
+            too_large += result.status == "too_large"
+            if result.status != "infected" or classify(result.virus or "") != "virus":
+                continue
+            rows = attachments.record_missed_virus(
+                engine, sha, result.virus or "", since, now, version.raw
+            )
+            missed += len(rows)
+            hits.append(
+                {"sha256": sha, "virus": result.virus, "messages": [r["message_id"] for r in rows]}
+            )
+    except ScanError as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        client.close()
+        engine.dispose()
+    summary = {
+        "since": since.isoformat(),
+        "signatures": version.raw,
+        "purged_references": refs,
+        "purged_blobs": blobs,
+        "scanned": scanned,
+        "too_large": too_large,
+        "infected": len(hits),
+        "missed_virus_recorded": missed,
+        "hits": hits,
+    }
+    if args.json:
+        print_json(summary)
+    else:
+        print(
+            f"rescanned {scanned} attachment(s) since {since:%Y-%m-%d %H:%M} with {version.raw}: "
+            f"{len(hits)} infected, {missed} message(s) recorded as missed virus"
+        )
+        for hit in hits:
+            print(f"  {hit['sha256'][:16]} {hit['virus']}: {', '.join(hit['messages'])}")
+    return 0

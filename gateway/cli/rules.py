@@ -1,0 +1,181 @@
+"""`mailwarden rules check FILE` and `mailwarden rules test FILE MESSAGE.eml`.
+
+`check` lists every problem of a domain policy file with its line. `test` runs a
+message through the real pipeline (the server's code path: the configured filter
+chain, then policy) with the file in force for its domain, and shows which rules
+fired and what would happen to each recipient.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import email.utils
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from gateway.cli import CliError
+from gateway.cli.common import add_config_argument
+from gateway.config import Settings, load_settings, settings_from_dict
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("rules", help="check and try per-domain rule files")
+    rsub = parser.add_subparsers(dest="rules_command", required=True, metavar="ACTION")
+
+    check = rsub.add_parser("check", help="validate a rule file; every error with its line")
+    check.add_argument("file", type=Path)
+    add_config_argument(check, required=False)
+    check.set_defaults(func=cmd_check)
+
+    test = rsub.add_parser("test", help="which rules fire on a message, and the decision")
+    test.add_argument("file", type=Path)
+    test.add_argument("message", type=Path, help="the message (.eml, as received)")
+    test.add_argument("--from", dest="mail_from", help="envelope sender (default: From:)")
+    test.add_argument(
+        "--rcpt",
+        action="append",
+        help="envelope recipient (repeatable; default: the "
+        "To/Cc addresses in the file's domain, else user@DOMAIN)",
+    )
+    test.add_argument("--ip", default="127.0.0.1", help="client IP (default 127.0.0.1)")
+    test.add_argument("--helo", default="localhost", help="HELO name")
+    test.add_argument("--json", action="store_true", help="print JSON")
+    add_config_argument(test, required=False)
+    test.set_defaults(func=cmd_test)
+
+
+def _settings(config: Path | None) -> Settings | None:
+    return load_settings(config) if config else None
+
+
+def _read_policy(path: Path, settings: Settings | None):
+    from filters.rules_lang import RuleFileInvalid
+    from filters.rules_policy import known_symbols, read_policy_file
+
+    if not path.is_file():
+        raise CliError(f"{path}: file not found")
+    accepted = settings.domains.accept if settings else None
+    try:
+        return read_policy_file(path, accepted, known_symbols(), check_name=False), []
+    except RuleFileInvalid as exc:
+        return None, exc.errors
+
+
+def _print_errors(path: Path, errors: list) -> None:
+    for error in errors:
+        print(f"{path}:{error.line}: {error.message}", file=sys.stderr)
+    print(f"{path}: {len(errors)} error{'s' if len(errors) != 1 else ''}", file=sys.stderr)
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    policy, errors = _read_policy(args.file, settings)
+    if policy is None:
+        _print_errors(args.file, errors)
+        return 1
+    print(
+        f"{args.file}: OK, domain {policy.domain}, {len(policy.rules)} rule"
+        f"{'s' if len(policy.rules) != 1 else ''}"
+    )
+    return 0
+
+
+def _recipients(args: argparse.Namespace, domain: str, message: Any) -> list[str]:
+    if args.rcpt:
+        return [r.strip("<>") for r in args.rcpt]
+    found = []
+    for header in ("to", "cc"):
+        for _, addr in email.utils.getaddresses([str(v) for v in message.get_all(header, [])]):
+            if addr.lower().endswith("@" + domain):
+                found.append(addr)
+    return list(dict.fromkeys(found)) or [f"user@{domain}"]
+
+
+def _sender(args: argparse.Namespace, message: Any) -> str:
+    if args.mail_from is not None:
+        return args.mail_from.strip("<>")
+    pairs = email.utils.getaddresses([str(v) for v in message.get_all("from", [])])
+    return pairs[0][1] if pairs else ""
+
+
+async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> dict[str, Any]:
+    """The message through the server's pipeline (gateway.server), this file in force."""
+    from filters.rules_policy import apply_policy_file
+    from gateway.db import Database
+    from gateway.domain_policy import PolicyBook
+    from gateway.model import Envelope, MessageContext
+    from gateway.server import build_pipeline, build_ports
+    from gateway.spool import new_queue_id
+    from gateway.transform import normalise_line_endings
+
+    base = PolicyBook.from_settings(settings)
+    domain = policy_file.domain
+    book = PolicyBook(base.default, {domain: apply_policy_file(base.default, policy_file)})
+    raw, bare_lf = normalise_line_endings(raw)
+    probe = MessageContext("probe", Envelope("", (), args.ip), raw, datetime.now(UTC))
+    envelope = Envelope(
+        mail_from=_sender(args, probe.message),
+        rcpt_tos=tuple(_recipients(args, domain, probe.message)),
+        client_ip=args.ip,
+        helo=args.helo,
+    )
+    notes = frozenset({"bare_lf"}) if bare_lf else frozenset()
+    ctx = MessageContext(new_queue_id(), envelope, raw, datetime.now(UTC), notes)
+    db = Database(settings.store.url) if "store" in settings.model_fields_set else None
+    ports = build_ports(settings, db)
+    try:
+        verdict = await build_pipeline(settings, ports, book).run(ctx)
+    finally:
+        if ports.redis is not None:
+            await ports.redis.aclose()
+        if db is not None:
+            db.close()
+    rules_result = verdict.results.get(domain, {}).get("rules")
+    fired = list(rules_result.facts.get("fired", [])) if rules_result else []
+    first = verdict.decisions[0]
+    return {
+        "file": str(args.file),
+        "domain": domain,
+        "mail_from": envelope.mail_from,
+        "fired": fired,
+        "action": str(first.action),
+        "score": round(first.score, 3),
+        "reply": str(first.reply) if first.reply else None,
+        "decisions": [d.as_json() for d in verdict.decisions],
+    }
+
+
+def cmd_test(args: argparse.Namespace) -> int:
+    settings = _settings(args.config)
+    policy, errors = _read_policy(args.file, settings)
+    if policy is None:
+        _print_errors(args.file, errors)
+        return 1
+    if settings is None:
+        settings = settings_from_dict({"domains": {"accept": [policy.domain]}})
+    try:
+        raw = args.message.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{args.message}: cannot read the message: {exc.strerror}") from None
+    report = asyncio.run(run_test(settings, policy, raw, args))
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"domain:  {report['domain']}")
+    print(f"fired:   {', '.join(report['fired']) or '(no rule)'}")
+    for decision in report["decisions"]:
+        line = f"{decision['rcpt']}: {decision['action']} (score {decision['score']:.2f})"
+        if decision.get("reply"):
+            line += f" reply {decision['reply']!r}"
+        print(line)
+        for symbol in decision["symbols"]:
+            if symbol["score"] or symbol["name"].startswith("RULE_"):
+                opts = f" [{', '.join(symbol['options'])}]" if symbol["options"] else ""
+                print(f"    {symbol['name']:<28} {symbol['score']:>7.2f}{opts}")
+        for reason in decision["reasons"]:
+            print(f"    reason: {reason}")
+    return 0

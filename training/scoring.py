@@ -110,11 +110,17 @@ def _flush(model: SpamModel, pending: list[tuple[int, list[str]]], name: str, ou
     out.corpora.extend([name] * len(pending))
 
 
-CONTENT_FILTERS = frozenset({"message", "classifier", "rules"})  # no network evidence
+# The content filters the issue names: no network, no store, no SMTP envelope needed.
+CONTENT_FILTERS = ("classifier", "rules")
 
 
 async def _pipeline_scores(
-    settings: Any, model: SpamModel, specs: Sequence[CorpusSpec], split_mode: str, progress
+    settings: Any,
+    model: SpamModel,
+    specs: Sequence[CorpusSpec],
+    split_mode: str,
+    progress,
+    filters: Sequence[str],
 ) -> Scored:
     from gateway.adapters import Ports
     from gateway.chain import build_chain
@@ -122,7 +128,7 @@ async def _pipeline_scores(
     from gateway.model import Envelope, MessageContext
     from gateway.pipeline import Pipeline
 
-    chain = [f for f in build_chain(settings) if f.name in CONTENT_FILTERS]
+    chain = [f for f in build_chain(settings) if f.name in filters]
     pipeline = Pipeline(chain, PolicyBook.from_settings(settings), Ports(), budget=60.0)
     envelope = Envelope(mail_from="", rcpt_tos=("user@eval.invalid",), client_ip="192.0.2.1")
     out = Scored()
@@ -133,10 +139,13 @@ async def _pipeline_scores(
                 continue
             ctx = MessageContext(f"eval{index}", envelope, message.raw, datetime.now(UTC))
             started = time.process_time()
-            decision = (await pipeline.run(ctx)).decisions[0]
+            verdict = await pipeline.run(ctx)
             out.seconds += time.process_time() - started
+            decision = verdict.decisions[0]
             out.labels.append(message.label)
-            out.scores.append(decision.score)
+            # the classifier's own score grades messages (AUC, recall at FPR); the policy's
+            # total takes few values (a symbol per filter) and would tie most messages
+            out.scores.append(float(verdict.facts("classifier").get("score", decision.score)))
             out.judged_spam.append(decision.spam)
             out.corpora.append(spec.name)
             if progress:
@@ -150,29 +159,33 @@ def score_corpora_pipeline(
     specs: Sequence[CorpusSpec],
     split_mode: str = "auto",
     progress: Callable[[int], None] | None = None,
+    filters: Sequence[str] = CONTENT_FILTERS,
 ) -> Scored:
     """Each message through the content filters, policy and thresholds, as `scan` does."""
-    return asyncio.run(_pipeline_scores(settings, model, specs, split_mode, progress))
+    return asyncio.run(_pipeline_scores(settings, model, specs, split_mode, progress, filters))
 
 
 def report(model: SpamModel, scored: Scored, tag: float | None = None) -> dict[str, Any]:
     """The `mailwarden eval --json` document.
 
-    With `tag` (pipeline mode) scores are the policy's total scores and a message counts
-    as spam when the policy judged it spam; otherwise they are the model's scores and
-    its threshold decides.
+    auc and recall_at_fpr always grade the classifier's scores. With `tag` (pipeline
+    mode) the counts (false positives, spam recall...) are the policy's verdicts: spam
+    when the content filters' total reached the tag threshold (or a force said so);
+    without it (model mode) they compare the model's score with its threshold.
     """
     labels = np.asarray(scored.labels, dtype=np.int8)
     scores = np.asarray(scored.scores, dtype=np.float64)
     corpora = np.asarray(scored.corpora, dtype=object)
     max_fpr = float(model.metadata.get("max_fpr", 0.0001))
-    threshold = model.threshold if tag is None else tag
 
     def measure(rows: np.ndarray) -> dict[str, Any]:
-        result = evaluate.metrics(labels[rows], scores[rows], threshold, max_fpr=max_fpr)
-        if tag is not None:  # count what the policy decided (forces included)
+        result = evaluate.metrics(labels[rows], scores[rows], model.threshold, max_fpr=max_fpr)
+        if tag is not None:  # count what the policy decided
             judged = np.asarray(scored.judged_spam, dtype=bool)[rows]
             result.update(evaluate.counts(labels[rows], judged))
+            note = evaluate.support_note(result["false_positives"], result["ham"], max_fpr)
+            result["notes"] = [n for n in result["notes"] if "not enough ham" not in n]
+            result["notes"] += [note] if note and result["ham"] else []
         return result
 
     out = measure(np.ones(labels.size, dtype=bool))
@@ -180,7 +193,9 @@ def report(model: SpamModel, scored: Scored, tag: float | None = None) -> dict[s
         round(labels.size / scored.seconds, 1) if scored.seconds > 0 else None
     )
     out["mode"] = "model" if tag is None else "pipeline"
-    out["threshold"] = threshold
+    out["threshold"] = model.threshold
+    if tag is not None:
+        out["policy_tag"] = tag
     out["model_version"] = model.version
     out["selection"] = scored.selection
     out["per_corpus"] = {

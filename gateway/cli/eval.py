@@ -9,6 +9,8 @@ from typing import Any
 
 from gateway.cli import CliError
 
+CONTENT_FILTERS = ("classifier", "rules")  # as training.scoring (not imported: CLI start-up)
+
 
 def register(subparsers: Any) -> None:
     p = subparsers.add_parser(
@@ -37,17 +39,23 @@ def register(subparsers: Any) -> None:
         "its held-out side; all: every message; validation: held-out side always",
     )
     p.add_argument(
-        "--pipeline",
+        "--model-only",
         action="store_true",
-        help="run every content filter (header checks, classifier, rules) and the "
-        "policy, and count a message as spam when the policy judges it spam "
-        "(tag or harsher), instead of the model's score against its threshold",
+        help="judge by the model's score against its threshold alone, instead of running "
+        "the content filters and the policy (the default)",
+    )
+    p.add_argument(
+        "--filters",
+        default=",".join(CONTENT_FILTERS),
+        metavar="NAMES",
+        help="content filters to run (default: %(default)s; add 'message' for the core "
+        "header checks, which score Enron-style mail without From/Date as suspicious)",
     )
     p.add_argument(
         "--config",
         "-c",
         metavar="FILE",
-        help="gateway configuration for --pipeline (weights, thresholds, model)",
+        help="gateway configuration (weights, thresholds, classifier model)",
     )
     p.add_argument("--json", action="store_true", help="print the report as JSON")
     p.set_defaults(func=run)
@@ -56,6 +64,7 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from gateway.chain import FILTER_NAMES
     from gateway.config import Settings, load_settings
     from training.corpus import CorpusError, parse_spec
     from training.model import ModelError, SpamModel, default_model_path
@@ -69,8 +78,14 @@ def run(args: argparse.Namespace) -> int:
         specs = [parse_spec(text) for text in args.corpus]
         model = SpamModel.load(settings.classifier.model or default_model_path())
         with tqdm(desc="scoring", unit="msg", file=sys.stderr, disable=None) as bar:
-            if args.pipeline:
-                scored = score_corpora_pipeline(settings, model, specs, args.split, bar.update)
+            if not args.model_only:
+                filters = [f.strip() for f in args.filters.split(",") if f.strip()]
+                unknown = sorted(set(filters) - set(FILTER_NAMES))
+                if unknown:
+                    raise CliError(f"--filters: unknown filter {unknown[0]!r}")
+                scored = score_corpora_pipeline(
+                    settings, model, specs, args.split, bar.update, filters
+                )
             else:
                 scored = score_corpora(model, specs, args.split, progress=bar.update)
     except (CorpusError, ModelError) as exc:
@@ -78,10 +93,10 @@ def run(args: argparse.Namespace) -> int:
     if not scored.labels:
         raise CliError("no messages to evaluate in the given corpora")
     tag = None
-    if args.pipeline:
+    if not args.model_only:
         tag = settings.policy.thresholds.tag
         if tag is None:
-            raise CliError("--pipeline: policy.thresholds.tag is not set: nothing is judged spam")
+            raise CliError("policy.thresholds.tag is not set: nothing is judged spam")
     result = report(model, scored, tag)
     if args.json:
         print(json.dumps(result, indent=2))
@@ -99,8 +114,10 @@ def text_report(r: dict[str, Any]) -> str:
             f"false positives {m['false_positives']} (rate {fpr})"
         )
 
-    what = "policy score, tag" if r["mode"] == "pipeline" else "model"
-    head = f"{what} threshold {r['threshold']:.4f} (model {r['model_version']})"
+    if r["mode"] == "pipeline":
+        head = f"content filters + policy (tag at {r['policy_tag']:g}), model {r['model_version']}"
+    else:
+        head = f"model {r['model_version']} alone, threshold {r['threshold']:.4f}"
     lines = [head, line("all", r)]
     if r["auc"] is not None:
         lines.append(

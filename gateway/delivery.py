@@ -186,7 +186,8 @@ class Delivery:
             log.info("%s: deferred %d recipient(s): %s", job.id, len(deferred), job.last_error)
             self.submit([job])
         else:
-            self.spool.remove([job.id])  # two unlinks, no fsync: not worth a thread hop
+            # unlink waits for the journal behind concurrent fsyncs: keep it off the loop
+            await asyncio.to_thread(self.spool.remove, [job.id])
             self._jobs.pop(job.id, None)
         for r in delivered:
             log.info("%s: delivered to <%s> via %s", job.id, r.rcpt, remote)

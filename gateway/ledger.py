@@ -25,6 +25,8 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
+    func,
     insert,
     select,
     update,
@@ -273,25 +275,47 @@ def has_message(engine: Engine, queue_id: str) -> bool:
     return found is not None
 
 
+# one statement, compiled once: delivery outcomes are written for every message
+_MARK = (
+    update(recipients)
+    .where(
+        recipients.c.message_id == bindparam("b_message_id"),
+        recipients.c.rcpt == bindparam("b_rcpt"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        last_error=bindparam("b_last_error"),
+        delivered_at=func.coalesce(
+            bindparam("b_delivered_at", type_=recipients.c.delivered_at.type),
+            recipients.c.delivered_at,
+        ),
+        attempts=bindparam("b_attempts"),
+    )
+)
+
+
 def mark_recipients(
     conn: Connection,
     queue_id: str,
     rcpts: list[str],
     status: str,
-    when: datetime | None = None,
-    error: str | None = None,
-    attempts: int | None = None,
+    when: datetime | None,
+    error: str | None,
+    attempts: int,
 ) -> None:
     """Record a delivery outcome (delivered, bounced, deferred) for some recipients."""
-    if not rcpts:
-        return
-    values: dict[str, Any] = {"status": status, "last_error": error}
-    if when is not None:
-        values["delivered_at"] = when
-    if attempts is not None:
-        values["attempts"] = attempts
-    conn.execute(
-        update(recipients)
-        .where(recipients.c.message_id == queue_id, recipients.c.rcpt.in_(rcpts))
-        .values(**values)
-    )
+    if rcpts:
+        conn.execute(
+            _MARK,
+            [
+                {
+                    "b_message_id": queue_id,
+                    "b_rcpt": rcpt,
+                    "b_status": status,
+                    "b_last_error": error,
+                    "b_delivered_at": when,
+                    "b_attempts": attempts,
+                }
+                for rcpt in rcpts
+            ],
+        )

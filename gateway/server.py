@@ -60,7 +60,7 @@ def build_pipeline(settings: Settings, ports: Ports, book: PolicyBook | None = N
         book,
         ports,
         settings.pipeline.budget,
-        av_policies=partial(load_av_policies, db) if db is not None else None,
+        av_policies=(partial(load_av_policies, db) if db is not None and settings.clamav else None),
     )
 
 

@@ -11,7 +11,6 @@ from filters.auth import AuthFilter
 from filters.base import Filter
 from filters.blocklist import BlocklistFilter
 from filters.blocklist_session import BlocklistSessionCheck
-from filters.classifier import ClassifierFilter
 from filters.locallists import LocalListsFilter
 from filters.message_checks import MessageChecks
 from filters.rules import RulesFilter
@@ -43,8 +42,10 @@ def _all_filters(settings: Settings) -> list[Filter]:
     chain.append(LocalListsFilter())
     if settings.clamav is not None:
         chain.append(Antivirus(settings.clamav))
-    if "classifier" not in settings.pipeline.disable:  # loads the model: only when used
-        classifier = ClassifierFilter.from_settings(settings)  # None: [classifier] disabled
+    if settings.classifier.enabled and "classifier" not in settings.pipeline.disable:
+        from filters.classifier import ClassifierFilter  # scikit-learn: ~1 s to import
+
+        classifier = ClassifierFilter.from_settings(settings)  # loads the model once
         if classifier is not None:
             chain.append(classifier)
     chain.append(RulesFilter())  # last: rules may test what every other filter found

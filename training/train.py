@@ -64,6 +64,8 @@ def fit(
     """Epochs of partial_fit over shuffled rows, so a progress bar can follow them."""
     rng = np.random.default_rng(seed)
     classes = np.array([0, 1])
+    if progress:
+        progress(0)  # fitting starts
     for _ in range(epochs):
         order = rng.permutation(y.size)
         estimator.partial_fit(X[order], y[order], classes=classes)

@@ -79,19 +79,33 @@ def run(args: argparse.Namespace) -> int:
             name=args.name,
             ham_weight=args.ham_weight,
         )
-        with tqdm(desc="reading", unit="msg", file=sys.stderr, disable=None) as bar:
+        reading = tqdm(desc="reading", unit="msg", file=sys.stderr, disable=None)
+        fitting: list[Any] = []
+
+        def on_epoch(done: int) -> None:
+            """The first call (0, before fitting) swaps the reading bar for the epochs bar."""
+            if not fitting:
+                reading.close()
+                fitting.append(
+                    tqdm(
+                        desc="fitting",
+                        unit="epoch",
+                        total=args.epochs,
+                        file=sys.stderr,
+                        disable=None,
+                    )
+                )
+            fitting[0].update(done)
+
+        try:
             if args.update:
-                model = update(args.update, specs, options, on_read=bar.update)
+                model = update(args.update, specs, options, on_read=reading.update)
             else:
-                with tqdm(
-                    desc="fitting",
-                    unit="epoch",
-                    total=args.epochs,
-                    file=sys.stderr,
-                    disable=None,
-                    position=1,
-                ) as epochs:
-                    model = train(specs, options, on_read=bar.update, on_epoch=epochs.update)
+                model = train(specs, options, on_read=reading.update, on_epoch=on_epoch)
+        finally:
+            reading.close()
+            for bar in fitting:
+                bar.close()
         version = model.save(args.out)
     except (CorpusError, ModelError) as exc:
         raise CliError(str(exc)) from None

@@ -19,5 +19,15 @@ def run(args: argparse.Namespace) -> int:
     from gateway.server import serve
 
     settings = load_settings(args.config)
-    asyncio.run(serve(settings))
+    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+        runner.run(serve(settings))
     return 0
+
+
+def _loop_factory():
+    """uvloop when installed: the event loop itself is a quarter of the gateway's CPU."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop

@@ -60,3 +60,6 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `mailwarden ... | head`: the reader has gone, nothing to say
+        sys.stderr.close()
+        return 0

@@ -80,9 +80,23 @@ async def run_clients(port: int, count: int, concurrency: int, size: int, prefix
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (Linux /proc)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process and its children so far (Linux /proc)."""
+    total = 0.0
+    for task in [pid, *_children(pid)]:
+        try:
+            fields = Path(f"/proc/{task}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        found = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return []
+    return [int(c) for c in found]
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -102,6 +116,8 @@ def main() -> None:
         help="core: the relay alone (built-in message checks); full: every filter, "
         "with DNS answered by a loopback server in this process",
     )
+    parser.add_argument("--processes", type=int, default=1, help="[smtp] processes")
+    parser.add_argument("--store", help="[store] url (default: SQLite in a temporary folder)")
     args = parser.parse_args()
 
     here, there = multiprocessing.Pipe()
@@ -111,9 +127,15 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp, LoopbackDns() as dns:
         dns.zone.add("sender.test", "TXT", "v=spf1 ip4:127.0.0.1 -all")
         extra: dict[str, dict] = {
-            "smtp": {"max_sessions_per_ip": 200, "max_message_size": 26_214_400},
+            "smtp": {
+                "max_sessions_per_ip": 200,
+                "max_message_size": 26_214_400,
+                "processes": args.processes,
+            },
             "dns": {"nameservers": [dns.nameserver]},
         }
+        if args.store:
+            extra["store"] = {"url": args.store}
         if args.chain == "core":
             extra["pipeline"] = {"disable": [f for f in FILTER_NAMES if f != "message"]}
         config = write_config(Path(tmp), f"127.0.0.1:{sink_port}", extra)
@@ -127,7 +149,7 @@ def main() -> None:
             deadline = time.time() + 60
             while time.time() < deadline:  # wait for the deliveries to drain
                 time.sleep(0.5)
-                if not list((Path(tmp) / "spool" / "queue").glob("*.json")):
+                if not list((Path(tmp) / "spool").glob("**/queue/*.json")):
                     break
             here.send("stop")
             received = here.recv()
@@ -142,6 +164,7 @@ def main() -> None:
             {
                 "benchmark": "relay",
                 "chain": args.chain,
+                "processes": args.processes,
                 "date": datetime.now(UTC).isoformat(timespec="seconds"),
                 "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
                 "python": platform.python_version(),

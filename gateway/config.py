@@ -63,6 +63,7 @@ class SmtpSettings(Section):
     tls_key: Path | None = None
     require_tls: bool = False
     shutdown_grace: Seconds = 30.0
+    processes: int = Field(1, ge=1, le=64)  # gateways sharing the port (SO_REUSEPORT)
 
     @field_validator("hostname")
     @classmethod

@@ -31,6 +31,7 @@ from gateway.pipeline import Pipeline
 from gateway.smtp import GatewayHandler, SmtpServer
 from gateway.spool import Job, RcptState, Spool
 from gateway.transform import break_long_lines, fold
+from gateway.workers import orphan_dirs, spool_dir
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +68,10 @@ def build_pipeline(settings: Settings, ports: Ports, book: PolicyBook | None = N
 class Gateway:
     """SMTP in, pipeline, spool, delivery and quarantine releases, in one process."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, worker: tuple[int, int] = (0, 1)) -> None:
         self.settings = settings
-        self.node = socket.gethostname()
+        self.worker = worker
+        self.node = socket.gethostname() + (f"/w{worker[0]}" if worker[1] > 1 else "")
         self.address: tuple[str, int] | None = None
         self._release_task: asyncio.Task | None = None
         self._watch_tasks: list[asyncio.Task] = []
@@ -77,7 +79,12 @@ class Gateway:
     async def start(self) -> None:
         s = self.settings
         self.db = await asyncio.to_thread(Database, s.store.url)
-        self.spool = Spool(s.spool.path)
+        index, count = self.worker
+        self.spool = Spool(spool_dir(s.spool.path, index, count))
+        for orphan in orphan_dirs(s.spool.path, index, count):
+            adopted = await asyncio.to_thread(self.spool.adopt, Spool(orphan))
+            if adopted:
+                log.warning("adopted %d job(s) from %s", adopted, orphan)
         self.ports = build_ports(s, self.db)
         from filters.rules_policy import RulesWatcher
 
@@ -208,14 +215,18 @@ def _release_feedback(conn, item: dict, when: datetime) -> None:
     )
 
 
-async def serve(settings: Settings) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully."""
-    gateway = Gateway(settings)
+async def serve(settings: Settings, worker: tuple[int, int] = (0, 1), ready=None) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully. `worker` is (index, count)
+    under gateway.workers' supervisor, which waits on `ready`."""
+    gateway = Gateway(settings, worker)
     await gateway.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    print(f"mailwarden listening on {gateway.address[0]}:{gateway.address[1]}", flush=True)
+    if ready is not None:
+        ready.set()
+    else:
+        print(f"mailwarden listening on {gateway.address[0]}:{gateway.address[1]}", flush=True)
     await stop.wait()
     await gateway.stop()

@@ -472,7 +472,12 @@ class SmtpServer:
     async def start(self) -> tuple[str, int]:
         host, port = parse_host_port(self.settings.smtp.listen)
         loop = asyncio.get_running_loop()
-        self._server = await loop.create_server(self._protocol, host=host, port=port)
+        # several worker processes share the port; a lone gateway must not share it
+        # silently with another one started by mistake
+        shared = self.settings.smtp.processes > 1
+        self._server = await loop.create_server(
+            self._protocol, host=host, port=port, reuse_port=shared or None
+        )
         sock = self._server.sockets[0].getsockname()
         log.info("listening on %s:%s", sock[0], sock[1])
         return sock[0], sock[1]

@@ -159,6 +159,22 @@ class Spool:
                 eml.unlink()
         return jobs
 
+    def adopt(self, other: Spool) -> int:
+        """Move every complete job of another spool directory into this one (same
+        file system: renames), data before state as in `write`; returns how many."""
+        moved = 0
+        for meta in sorted(other.queue.glob("*.json")):
+            eml = meta.with_suffix(".eml")
+            if not eml.exists():
+                continue
+            os.replace(eml, self.queue / eml.name)
+            os.replace(meta, self.queue / meta.name)
+            moved += 1
+        if moved:
+            _fsync_dir(self.queue)
+            _fsync_dir(other.queue)
+        return moved
+
     def list_jobs(self) -> list[Job]:
         """Jobs on disk, read-only (for `mailwarden queue` while the server runs)."""
         jobs = []

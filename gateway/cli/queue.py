@@ -9,6 +9,7 @@ from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
 from gateway.config import load_settings
 from gateway.spool import Spool
+from gateway.workers import all_spool_dirs
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -32,12 +33,12 @@ def _age(seconds: float) -> str:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
-    if not (settings.spool.path / "queue").is_dir():
+    spools = [Spool(d) for d in all_spool_dirs(settings.spool.path)]
+    if not spools:
         raise CliError(f"{settings.spool.path}: no spool here (has the gateway run yet?)")
-    spool = Spool(settings.spool.path)
     now = time.time()
     rows = []
-    for job in spool.list_jobs():
+    for spool, job in ((s, job) for s in spools for job in s.list_jobs()):
         rows.append(
             {
                 "id": job.id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import logging
 
 from gateway.cli.common import add_config_argument
 from gateway.config import load_settings
@@ -16,15 +17,19 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    if settings.smtp.processes > 1:
+        from gateway.workers import supervise
+
+        return supervise(settings, settings.smtp.processes, logging.getLogger().level)
     from gateway.server import serve
 
-    settings = load_settings(args.config)
-    with asyncio.Runner(loop_factory=_loop_factory()) as runner:
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(settings))
     return 0
 
 
-def _loop_factory():
+def loop_factory():
     """uvloop when installed: the event loop itself is a quarter of the gateway's CPU."""
     try:
         import uvloop

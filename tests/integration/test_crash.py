@@ -36,13 +36,16 @@ def _burst_client(port: int, n: int, stop: threading.Event, outcomes: dict, lock
             outcomes[tag] = code
 
 
-def test_sigkill_during_burst_loses_nothing_acknowledged(tmp_path, sink, dns_server):
+@pytest.mark.parametrize("processes", [1, 2])
+def test_sigkill_during_burst_loses_nothing_acknowledged(tmp_path, sink, dns_server, processes):
     config = write_config(
         tmp_path,
         sink.address,
         {
+            "smtp": {"processes": processes},
             "policy": {"symbols": {"HEADER_MISSING_FROM": 20.0}},
             "dns": {"nameservers": [dns_server.nameserver]},
+            "pipeline": {"disable": ["classifier"]},
         },
     )
     gateway = GatewayProcess(config).start()
@@ -122,3 +125,26 @@ def test_sigterm_stops_accepting_and_lets_sessions_finish(tmp_path, sink, dns_se
         finally:
             gateway.stop()
     assert b"Subject: finished during shutdown" in sink.messages[0].data
+
+
+def test_a_change_in_process_count_adopts_every_waiting_job(tmp_path, sink, dns_server):
+    sink.stop()  # the next hop is down: everything waits in the spool
+    extra = {"dns": {"nameservers": [dns_server.nameserver]}, "smtp": {"processes": 2}}
+    config = write_config(tmp_path, sink.address, extra)
+    gateway = GatewayProcess(config).start()
+    for i in range(12):  # new connections: the kernel spreads them over both workers
+        with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
+            client.sendmail("alice@sender.test", ["bob@example.test"], message(subject=f"m{i}"))
+    gateway.stop()
+    spooled = {p.parent.parent.name for p in (tmp_path / "spool").glob("w*/queue/*.json")}
+    assert spooled == {"w0", "w1"}  # both workers took mail
+
+    extra["smtp"] = {"processes": 1}
+    write_config(tmp_path, sink.address, extra)
+    sink.start()
+    gateway = GatewayProcess(config).start()
+    try:
+        got = sink.wait_for(12, timeout=30)
+    finally:
+        gateway.stop()
+    assert sorted(_subject(m.data) for m in got) == sorted(f"m{i}" for i in range(12))

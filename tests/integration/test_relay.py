@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import select
 
 from gateway import ledger
-from tests.support.mail import RawSmtp, message
+from tests.support.mail import RawSmtp, message, open_data
 
 
 def send(port: int, rcpts: list[str], data: bytes, sender: str = "alice@sender.test"):
@@ -126,12 +126,7 @@ def test_oversize_message_gets_552_and_server_stays_up(gateway, sink):
 
 def test_bare_lf_is_normalised(gateway, sink):
     data = b"From: a@sender.test\nTo: bob@example.test\nSubject: bare\n\nline one\nline two\n"
-    client = RawSmtp(gateway.port)
-    client.reply()
-    client.cmd("EHLO client.test")
-    client.cmd("MAIL FROM:<a@sender.test>")
-    client.cmd("RCPT TO:<bob@example.test>")
-    assert client.cmd("DATA").startswith("354")
+    client = open_data(gateway.port)
     client.send(data + b"\r\n.\r\n")
     assert client.reply().startswith("250")
     client.close()
@@ -157,12 +152,7 @@ def test_8bit_without_8bitmime_is_accepted_and_relayed_intact(gateway, sink):
         b"From: a@sender.test\r\nTo: bob@example.test\r\nSubject: 8bit\r\n"
         b"Content-Type: text/plain; charset=utf-8\r\n\r\n" + body
     )
-    client = RawSmtp(gateway.port)
-    client.reply()
-    client.cmd("EHLO client.test")
-    client.cmd("MAIL FROM:<a@sender.test>")  # no BODY=8BITMIME
-    client.cmd("RCPT TO:<bob@example.test>")
-    client.cmd("DATA")
+    client = open_data(gateway.port)
     client.send(data + b".\r\n")
     assert client.reply().startswith("250")
     client.close()
@@ -206,12 +196,7 @@ def test_pipelining(gateway, sink):
 
 def test_stalled_client_is_timed_out_and_nothing_leaks(make_gateway):
     gw = make_gateway(smtp={"timeout": 0.5})
-    client = RawSmtp(gw.port)
-    client.reply()
-    client.cmd("EHLO client.test")
-    client.cmd("MAIL FROM:<a@sender.test>")
-    client.cmd("RCPT TO:<bob@example.test>")
-    client.cmd("DATA")
+    client = open_data(gw.port)
     client.send(b"Subject: stalled\r\n\r\nthe client stops here")
     assert client.reply().startswith("421 4.4.2")
     with pytest.raises(ConnectionError):
@@ -226,12 +211,7 @@ def test_stalled_client_is_timed_out_and_nothing_leaks(make_gateway):
 
 
 def test_disconnect_mid_data_spools_and_delivers_nothing(gateway, sink):
-    client = RawSmtp(gateway.port)
-    client.reply()
-    client.cmd("EHLO client.test")
-    client.cmd("MAIL FROM:<a@sender.test>")
-    client.cmd("RCPT TO:<bob@example.test>")
-    client.cmd("DATA")
+    client = open_data(gateway.port)
     client.send(b"Subject: cut\r\n\r\nhalf a message")
     client.sock.shutdown(socket.SHUT_RDWR)
     client.close()
@@ -281,12 +261,7 @@ def test_client_reverse_dns_name_appears_in_received_and_ledger(gateway, sink, d
 
 
 def _raw_transaction(port: int, payload: bytes, tail: bytes = b"") -> tuple[str, RawSmtp]:
-    client = RawSmtp(port)
-    client.reply()
-    client.cmd("EHLO client.test")
-    client.cmd("MAIL FROM:<a@sender.test>")
-    client.cmd("RCPT TO:<bob@example.test>")
-    assert client.cmd("DATA").startswith("354")
+    client = open_data(port)
     client.send(payload + tail)
     return client.reply(), client
 
@@ -332,12 +307,7 @@ def test_smuggled_end_of_data_with_bare_lf_stays_inside_the_message(gateway, sin
 
 def test_slow_upload_is_not_cut_off_while_data_keeps_coming(make_gateway, sink):
     gw = make_gateway(smtp={"timeout": 0.5})
-    client = RawSmtp(gw.port)
-    client.reply()
-    client.cmd("EHLO client.test")
-    client.cmd("MAIL FROM:<a@sender.test>")
-    client.cmd("RCPT TO:<bob@example.test>")
-    client.cmd("DATA")
+    client = open_data(gw.port)
     client.send(b"Subject: slow\r\n\r\n")
     for i in range(8):  # 2 seconds in all, four times the idle timeout
         client.send(f"line {i}\r\n".encode())

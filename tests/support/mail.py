@@ -55,3 +55,14 @@ class RawSmtp:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def open_data(port: int, sender: str = "a@sender.test", rcpt: str = "bob@example.test") -> RawSmtp:
+    """A session that has said EHLO, MAIL, RCPT and DATA and got 354: send the message."""
+    client = RawSmtp(port)
+    client.reply()
+    client.cmd("EHLO client.test")
+    assert client.cmd(f"MAIL FROM:<{sender}>").startswith("250")
+    assert client.cmd(f"RCPT TO:<{rcpt}>").startswith("250")
+    assert client.cmd("DATA").startswith("354")
+    return client

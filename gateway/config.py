@@ -156,6 +156,10 @@ class ClamavSettings(Section):
     attachment_retention_days: int = Field(30, ge=0)  # for `rescan`; 0: keep none
 
 
+class QuarantineSettings(Section):
+    retention_days: int = Field(30, gt=0)  # held items older than this are purged
+
+
 class RedisSettings(Section):
     url: str | None = None
     prefix: str = "mailwarden:"  # every key this gateway writes starts with it
@@ -244,6 +248,7 @@ class Settings(Section):
     pipeline: PipelineSettings = PipelineSettings()
     dns: DnsSettings = DnsSettings()
     clamav: ClamavSettings | None = None
+    quarantine: QuarantineSettings = QuarantineSettings()
     redis: RedisSettings = RedisSettings()
     dnsbl: list[DnsblZone] = Field(default_factory=list)
     uribl: list[UriblZone] = Field(default_factory=list)

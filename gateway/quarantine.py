@@ -12,7 +12,7 @@ spools the copy and delivers it, so releases work from any node.
 from __future__ import annotations
 
 import zlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     select,
     update,
 )
@@ -118,7 +119,7 @@ def request_release(engine: Engine, item_id: str, actor: str) -> bool:
     return _transition(engine, item_id, (HELD,), RELEASE_REQUESTED, actor)
 
 
-def delete(engine: Engine, item_id: str, actor: str) -> bool:
+def discard(engine: Engine, item_id: str, actor: str) -> bool:
     return _transition(engine, item_id, (HELD, RELEASE_REQUESTED), DELETED, actor)
 
 
@@ -144,3 +145,14 @@ def _transition(
             .values(**values)
         )
     return result.rowcount == 1
+
+
+def purge(engine: Engine, now: datetime, retention_days: float) -> int:
+    """Remove items (held or decided) older than the retention; returns how many.
+
+    The ledger keeps each message's verdict and delivery rows, so the service
+    report loses nothing; only the held copies go.
+    """
+    cutoff = now - timedelta(days=retention_days)
+    with engine.begin() as conn:
+        return conn.execute(delete(quarantine).where(quarantine.c.created_at < cutoff)).rowcount

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from functools import partial
 
 from filters.auth import forged_results_dropper
-from gateway import ledger, quarantine
+from gateway import housekeeping, ledger, quarantine
 from gateway.adapters import Ports
 from gateway.adapters.clamd import ClamdClient
 from gateway.adapters.dns import Resolver
@@ -96,6 +96,7 @@ class Gateway:
         self._watch_tasks = [
             asyncio.create_task(self.rules.run(), name="rules-reload"),
             asyncio.create_task(self.ports.lists.run(), name="lists-sync"),
+            asyncio.create_task(housekeeping.run(self.db.engine, s), name="housekeeping"),
         ]
         self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
         self.intake = Intake(

@@ -1,4 +1,4 @@
-"""`mailwarden quarantine list|show|release|delete`: review held mail.
+"""`mailwarden quarantine list|show|release|delete|purge`: review held mail.
 
 `show` prints headers and the MIME structure only; HTML is never rendered.
 """
@@ -9,6 +9,7 @@ import argparse
 import email
 import email.policy
 import getpass
+from datetime import UTC, datetime
 
 from gateway import quarantine
 from gateway.cli import CliError
@@ -35,11 +36,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         p.add_argument("item", metavar="ID")
         if verb != "show":
             p.add_argument("--actor", default=getpass.getuser(), help="who decides (logged)")
+    purge = verbs.add_parser("purge", help="remove items older than the retention")
+    add_config_argument(purge)
+    purge.add_argument(
+        "--older-than",
+        type=float,
+        metavar="DAYS",
+        help="days; default [quarantine] retention_days (the gateway purges hourly itself)",
+    )
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = load_settings(args.config)
+    settings = args.settings = load_settings(args.config)
     db = Database(settings.store.url)
     try:
         return _VERBS[args.verb](db, args)
@@ -86,10 +95,21 @@ def _release(db: Database, args: argparse.Namespace) -> int:
 
 
 def _delete(db: Database, args: argparse.Namespace) -> int:
-    if not quarantine.delete(db.engine, args.item, args.actor):
+    if not quarantine.discard(db.engine, args.item, args.actor):
         raise CliError(f"{args.item}: not held (unknown, released or already deleted)")
     print(f"{args.item}: deleted")
     return 0
 
 
-_VERBS = {"list": _list, "show": _show, "release": _release, "delete": _delete}
+def _purge(db: Database, args: argparse.Namespace) -> int:
+    days = (
+        args.older_than if args.older_than is not None else args.settings.quarantine.retention_days
+    )
+    if days < 0:
+        raise CliError(f"--older-than {days}: must be 0 or more days")
+    count = quarantine.purge(db.engine, datetime.now(UTC), days)
+    print(f"{count} item(s) older than {days:g} day(s) purged")
+    return 0
+
+
+_VERBS = {"list": _list, "show": _show, "release": _release, "delete": _delete, "purge": _purge}

@@ -8,12 +8,13 @@ import ssl
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import trustme
-from sqlalchemy import select
+from sqlalchemy import select, update
 
-from gateway import ledger
+from gateway import housekeeping, ledger, quarantine
 from tests.support.gateway import REPO, write_config
 from tests.support.mail import RawSmtp, message
 
@@ -217,3 +218,34 @@ def test_all_recipients_rejecting_gives_550_at_data(make_gateway, sink):
     with gw.gateway.db.engine.connect() as conn:
         row = conn.execute(select(ledger.messages)).first()
     assert row.outcome == "rejected" and row.smtp_reply.startswith("550 5.7.1")
+
+
+def test_quarantine_items_past_their_retention_are_purged_and_the_ledger_stays(make_gateway, sink):
+    gw = make_gateway(policy={"symbols": {"HEADER_MISSING_DATE": 11.0}})
+    for subject in ("old", "new"):
+        data = f"From: a@sender.test\r\nTo: bob@example.test\r\nSubject: {subject}\r\n\r\nx\r\n"
+        with smtplib.SMTP("127.0.0.1", gw.port) as client:
+            client.sendmail("a@sender.test", ["bob@example.test"], data.encode())
+    listing = json.loads(mailwarden("quarantine", "list", "-c", str(gw.config), "--json").stdout)
+    old, new = sorted(listing, key=lambda i: i["created_at"])
+    engine = gw.gateway.db.engine
+    with engine.begin() as conn:
+        conn.execute(
+            update(quarantine.quarantine)
+            .where(quarantine.quarantine.c.id == old["id"])
+            .values(created_at=datetime.now(UTC) - timedelta(days=31))
+        )
+    done = housekeeping.sweep(engine, gw.gateway.settings, datetime.now(UTC))
+    assert done["quarantine_items"] == 1
+    left = json.loads(mailwarden("quarantine", "list", "-c", str(gw.config), "--json").stdout)
+    assert [i["id"] for i in left] == [new["id"]]
+    with engine.connect() as conn:
+        actions = [r.action for r in conn.execute(select(ledger.recipients))]
+    assert actions == ["quarantine", "quarantine"]  # the verdicts stay for the report
+
+    kept = mailwarden("quarantine", "purge", "-c", str(gw.config))
+    assert kept.returncode == 0 and kept.stdout.startswith("0 item(s) older than 30 day(s)")
+    purged = mailwarden("quarantine", "purge", "-c", str(gw.config), "--older-than", "0")
+    assert purged.returncode == 0 and purged.stdout.startswith("1 item(s)")
+    bad = mailwarden("quarantine", "purge", "-c", str(gw.config), "--older-than", "-1")
+    assert bad.returncode == 2 and "--older-than" in bad.stderr

@@ -553,24 +553,20 @@ class _Compiler:
         return c.SymbolPresent(frozenset(names))
 
     def _classifier(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        entries = self._keyed(node, where, ("above", "below"))
-        if not isinstance(node, yaml.MappingNode):
+        bounds = self._bounds(
+            node,
+            where,
+            ("above", "below"),
+            lambda n, w: self._number(n, w, 0.0, 1.0),
+            "give 'above:' and/or 'below:' (0 to 1)",
+        )
+        if bounds is None:
             return None
-        if not entries:
-            self.problems.add(node, f"{where}: give 'above:' and/or 'below:' (0 to 1)")
-            return None
-        above = below = None
-        ok = True
-        if "above" in entries:
-            above = self._number(entries["above"][1], f"{where}: above", 0.0, 1.0)
-            ok &= above is not None
-        if "below" in entries:
-            below = self._number(entries["below"][1], f"{where}: below", 0.0, 1.0)
-            ok &= below is not None
-        if ok and above is not None and below is not None and above >= below:
+        above, below = bounds
+        if above is not None and below is not None and above >= below:
             self.problems.add(node, f"{where}: above ({above}) must be less than below ({below})")
-            ok = False
-        return c.Classifier(above, below) if ok else None
+            return None
+        return c.Classifier(above, below)
 
     def _client_ip(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ("in",))
@@ -599,21 +595,33 @@ class _Compiler:
         return c.ClientIp(tuple(networks))
 
     def _size_condition(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        entries = self._keyed(node, where, ("over", "under"))
+        bounds = self._bounds(
+            node, where, ("over", "under"), self._size, "give 'over:' and/or 'under:' (e.g. 5MB)"
+        )
+        return None if bounds is None else c.Size(*bounds)
+
+    def _bounds(
+        self,
+        node: yaml.Node,
+        where: str,
+        keys: tuple[str, str],
+        parse: Callable[[yaml.Node, str], Any],
+        hint: str,
+    ) -> tuple[Any, Any] | None:
+        """A lower and/or upper bound (`above`/`below`, `over`/`under`); None when invalid."""
+        entries = self._keyed(node, where, keys)
         if not isinstance(node, yaml.MappingNode):
             return None
         if not entries:
-            self.problems.add(node, f"{where}: give 'over:' and/or 'under:' (e.g. 5MB)")
+            self.problems.add(node, f"{where}: {hint}")
             return None
-        over = under = None
+        bounds = [None, None]
         ok = True
-        if "over" in entries:
-            over = self._size(entries["over"][1], f"{where}: over")
-            ok &= over is not None
-        if "under" in entries:
-            under = self._size(entries["under"][1], f"{where}: under")
-            ok &= under is not None
-        return c.Size(over, under) if ok else None
+        for i, key in enumerate(keys):
+            if key in entries:
+                bounds[i] = parse(entries[key][1], f"{where}: {key}")
+                ok &= bounds[i] is not None
+        return (bounds[0], bounds[1]) if ok else None
 
     _LEAVES: ClassVar[dict[str, Callable[..., c.Condition | None]]] = {
         "all": _all,

@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import queue
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import TypeVar
 
 from sqlalchemy import Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -54,10 +56,19 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
-def create_schema(engine: Engine) -> None:
+def create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create missing tables. Several gateway processes starting at once race to
+    create the same table ("already exists"); the loser looks again and finds it."""
     for module in TABLE_MODULES:
         importlib.import_module(module)
-    metadata.create_all(engine)
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
 
 
 class Database:

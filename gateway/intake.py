@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway import attachments, ledger, quarantine
-from gateway.db import Database
+from gateway.db import Database, batched
 from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
 from gateway.pipeline import Pipeline, Verdict, rcpt_domain
 from gateway.spool import Job, RcptState, Spool, new_queue_id
@@ -217,10 +217,16 @@ class Intake:
         return items, item_of
 
 
-def _insert(conn, row, rows, items) -> None:
-    ledger.record(conn, row, rows)
+def _insert_many(conn, calls: list[tuple]) -> None:
+    ledger.record_many(conn, [(row, rows) for row, rows, _ in calls])
+    items = [item for _, _, some in calls for item in some]
     if items:
         conn.execute(quarantine.quarantine.insert(), items)
+
+
+@batched(_insert_many)  # new rows only: order-free within a group
+def _insert(conn, row, rows, items) -> None:
+    _insert_many(conn, [(row, rows, items)])
 
 
 def _store_attachments(conn, queue_id: str, packed: list[attachments.Packed]) -> None:

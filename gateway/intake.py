@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 TEMPFAIL_REPLY = Reply(451, "4.3.0", "Temporary failure, please try again later")
 DELIVERABLE = (Action.ACCEPT, Action.TAG)
 HELD = (Action.QUARANTINE, Action.REJECT)
+SPOOL_THREADS = 16
 
 
 def _quarantine_kind(decision: Decision) -> str:
@@ -60,7 +61,9 @@ class Intake:
         self.keep_attachments = keep_attachments  # for `mailwarden rescan`
         self._background: set[asyncio.Task] = set()
         self.in_flight = 0
-        self._disk = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool")
+        # spool writes wait on fsync, not on the CPU: as many at once as messages
+        # arrive together, so a slow disk delays each message without queueing them
+        self._disk = ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool")
 
     async def receive(
         self, envelope: Envelope, raw: bytes, received_at: datetime | None = None

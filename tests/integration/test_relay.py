@@ -212,6 +212,26 @@ def test_pipelined_commands_are_answered_in_one_send(gateway, sink):
     assert sink.wait_for(1)[0].rcpts == ("bob@example.test",)
 
 
+@pytest.mark.parametrize("failing", ["ledger", "spool"])
+def test_storage_failure_answers_451_and_leaves_nothing(gateway, sink, monkeypatch, failing):
+    def broken(*args, **kwargs):
+        raise OSError(f"{failing} unavailable")
+
+    if failing == "ledger":
+        monkeypatch.setattr(ledger, "record_many", broken)
+    else:
+        monkeypatch.setattr(gateway.gateway.intake.spool, "write", broken)
+    client = open_data(gateway.port)
+    client.send(message() + b".\r\n")
+    assert client.reply().startswith("451 4.3.0")
+    client.close()
+    queue = gateway.settings.spool.path / "queue"
+    assert list(queue.iterdir()) == []
+    assert ledger_rows(gateway, ledger.messages) == []
+    time.sleep(0.3)
+    assert sink.messages == []
+
+
 def test_stalled_client_is_timed_out_and_nothing_leaks(make_gateway):
     gw = make_gateway(smtp={"timeout": 0.5})
     client = open_data(gw.port)

@@ -47,7 +47,7 @@ class Intake:
         db: Database,
         hostname: str,
         node: str,
-        on_spooled: Callable[[list[Job]], None] = lambda jobs: None,
+        on_spooled: Callable[[list[tuple[Job, bytes]]], None] = lambda jobs: None,
         drop_field: Callable[[bytes], bool] | None = None,
         keep_attachments: bool = False,
     ) -> None:
@@ -137,7 +137,7 @@ class Intake:
                 )
             return TEMPFAIL_REPLY
         if jobs:
-            self.on_spooled([job for job, _ in jobs])
+            self.on_spooled(jobs)
             if self.keep_attachments:  # in the background: it must not delay the 250
                 task = asyncio.create_task(self._keep_attachments(verdict))
                 self._background.add(task)

@@ -177,13 +177,13 @@ class GatewaySMTP(SMTP):
             self._client_ip = None
         super().connection_lost(error)
 
-    async def push(self, status: str) -> None:
+    async def push(self, status: str, hold: bool = True) -> None:
         """Send a reply; a 250 is held while the client's next command is already
         waiting in the input (RFC 2920 pipelining), so EHLO, MAIL, RCPT and DATA
         sent together are answered with one send instead of one each."""
         reply = with_enhanced_status(status)
         self._held.append(reply.encode("utf-8" if self.enable_SMTPUTF8 else "ascii"))
-        if reply.startswith("250") and b"\n" in self._reader._buffer:
+        if hold and reply.startswith("250") and b"\n" in self._reader._buffer:
             return  # the next command's reply (at the latest) takes this one along
         self._flush_held()
         await self._writer.drain()
@@ -237,7 +237,9 @@ class GatewaySMTP(SMTP):
         self.envelope.content = self.envelope.original_content = data
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        # never held: the client must hear that its message was taken, whatever
+        # the commands after it may wait for
+        await self.push("250 OK" if status is MISSING else status, hold=False)
 
     async def _read_data(self) -> bytes | None:
         """The message up to CRLF.CRLF, dot-unstuffed; None if over the size limit

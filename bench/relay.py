@@ -14,7 +14,10 @@ import json
 import multiprocessing
 import os
 import platform
+import shutil
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -99,6 +102,17 @@ def _children(pid: int) -> list[int]:
     return [int(c) for c in found]
 
 
+def start_profiler(pid: int, output: str) -> subprocess.Popen:
+    """py-spy sampling the gateway until SIGINT, from outside: the gateway runs unchanged.
+    Only GIL-holding samples: the gateway is bound by one core of Python per process."""
+    exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    command = [exe, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw"]
+    command += ["--rate", "200", "--output", output]
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(1.0)  # let it attach before the measured run starts
+    return proc
+
+
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     return round(ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))], 2)
@@ -118,6 +132,12 @@ def main() -> None:
     )
     parser.add_argument("--processes", type=int, default=1, help="[smtp] processes")
     parser.add_argument("--store", help="[store] url (default: SQLite in a temporary folder)")
+    parser.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="sample the gateway with py-spy during the measured run (the thread holding "
+        "the GIL, in every gateway process) and write collapsed stacks to FILE",
+    )
     args = parser.parse_args()
 
     here, there = multiprocessing.Pipe()
@@ -143,6 +163,7 @@ def main() -> None:
         try:
             asyncio.run(run_clients(gateway.port, 200, args.concurrency, args.size, "warm"))
             cpu_before = cpu_seconds(gateway.proc.pid)
+            profiler = start_profiler(gateway.proc.pid, args.profile) if args.profile else None
             seconds, latencies, sent = asyncio.run(
                 run_clients(gateway.port, args.messages, args.concurrency, args.size, "run")
             )
@@ -155,6 +176,9 @@ def main() -> None:
             received = here.recv()
             delays = [(received[t] - sent[t]) * 1000 for t in sent if t in received]
             gateway_cpu = cpu_seconds(gateway.proc.pid) - cpu_before
+            if profiler is not None:
+                profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
+                profiler.wait(30)
             load = os.getloadavg()[0]
         finally:
             gateway.stop()

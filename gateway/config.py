@@ -142,6 +142,7 @@ class DnsSettings(Section):
     nameservers: list[HostPort | str] = Field(default_factory=list)  # empty: system resolver
     timeout: Seconds = 2.0
     budget: Seconds = 8.0
+    cache_size: int = Field(10000, ge=0)  # answers kept for their TTL; 0: none
 
 
 class ClamavSettings(Section):

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway import attachments, ledger, quarantine
-from gateway.db import Database
+from gateway.db import Database, batched
 from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
 from gateway.pipeline import Pipeline, Verdict, rcpt_domain
 from gateway.spool import Job, RcptState, Spool, new_queue_id
@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 TEMPFAIL_REPLY = Reply(451, "4.3.0", "Temporary failure, please try again later")
 DELIVERABLE = (Action.ACCEPT, Action.TAG)
 HELD = (Action.QUARANTINE, Action.REJECT)
+SPOOL_THREADS = 16
 
 
 def _quarantine_kind(decision: Decision) -> str:
@@ -46,7 +47,7 @@ class Intake:
         db: Database,
         hostname: str,
         node: str,
-        on_spooled: Callable[[list[Job]], None] = lambda jobs: None,
+        on_spooled: Callable[[list[tuple[Job, bytes]]], None] = lambda jobs: None,
         drop_field: Callable[[bytes], bool] | None = None,
         keep_attachments: bool = False,
     ) -> None:
@@ -60,7 +61,9 @@ class Intake:
         self.keep_attachments = keep_attachments  # for `mailwarden rescan`
         self._background: set[asyncio.Task] = set()
         self.in_flight = 0
-        self._disk = ThreadPoolExecutor(max_workers=4, thread_name_prefix="spool")
+        # spool writes wait on fsync, not on the CPU: as many at once as messages
+        # arrive together, so a slow disk delays each message without queueing them
+        self._disk = ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool")
 
     async def receive(
         self, envelope: Envelope, raw: bytes, received_at: datetime | None = None
@@ -134,7 +137,7 @@ class Intake:
                 )
             return TEMPFAIL_REPLY
         if jobs:
-            self.on_spooled([job for job, _ in jobs])
+            self.on_spooled(jobs)
             if self.keep_attachments:  # in the background: it must not delay the 250
                 task = asyncio.create_task(self._keep_attachments(verdict))
                 self._background.add(task)
@@ -217,10 +220,16 @@ class Intake:
         return items, item_of
 
 
-def _insert(conn, row, rows, items) -> None:
-    ledger.record(conn, row, rows)
+def _insert_many(conn, calls: list[tuple]) -> None:
+    ledger.record_many(conn, [(row, rows) for row, rows, _ in calls])
+    items = [item for _, _, some in calls for item in some]
     if items:
         conn.execute(quarantine.quarantine.insert(), items)
+
+
+@batched(_insert_many)  # new rows only: order-free within a group
+def _insert(conn, row, rows, items) -> None:
+    _insert_many(conn, [(row, rows, items)])
 
 
 def _store_attachments(conn, queue_id: str, packed: list[attachments.Packed]) -> None:

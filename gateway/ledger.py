@@ -33,7 +33,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
-from gateway.db import metadata
+from gateway.db import batched, metadata
 from gateway.model import FilterResult
 
 if TYPE_CHECKING:
@@ -258,15 +258,23 @@ def _is_plain(value: Any) -> bool:
     return isinstance(value, str | int | float | bool | type(None) | list | dict | tuple)
 
 
+def record_many(conn: Connection, calls: list[tuple]) -> None:
+    """`record` for many messages: one statement per table."""
+    message_rows = [from_jsonable(message) for message, _ in calls]
+    rcpt_rows = [from_jsonable(r) for _, rows in calls for r in rows]
+    conn.execute(insert(messages), message_rows)
+    if rcpt_rows:
+        conn.execute(insert(recipients), rcpt_rows)
+
+
+@batched(record_many)
 def record(
     conn: Connection,
     message: dict[str, Any],
     rcpt_rows: list[dict[str, Any]],
 ) -> None:
     """Insert a message and its recipient outcomes (inside the caller's transaction)."""
-    conn.execute(insert(messages), [from_jsonable(message)])
-    if rcpt_rows:
-        conn.execute(insert(recipients), [from_jsonable(r) for r in rcpt_rows])
+    record_many(conn, [(message, rcpt_rows)])
 
 
 def has_message(engine: Engine, queue_id: str) -> bool:
@@ -294,6 +302,25 @@ _MARK = (
 )
 
 
+def mark_many(conn: Connection, calls: list[tuple]) -> None:
+    """`mark_recipients` for many messages: one statement."""
+    params = [
+        {
+            "b_message_id": queue_id,
+            "b_rcpt": rcpt,
+            "b_status": status,
+            "b_last_error": error,
+            "b_delivered_at": when,
+            "b_attempts": attempts,
+        }
+        for queue_id, rcpts, status, when, error, attempts in calls
+        for rcpt in rcpts
+    ]
+    if params:
+        conn.execute(_MARK, params)
+
+
+@batched(mark_many)  # rows committed before delivery began: order-free within a group
 def mark_recipients(
     conn: Connection,
     queue_id: str,
@@ -304,18 +331,4 @@ def mark_recipients(
     attempts: int,
 ) -> None:
     """Record a delivery outcome (delivered, bounced, deferred) for some recipients."""
-    if rcpts:
-        conn.execute(
-            _MARK,
-            [
-                {
-                    "b_message_id": queue_id,
-                    "b_rcpt": rcpt,
-                    "b_status": status,
-                    "b_last_error": error,
-                    "b_delivered_at": when,
-                    "b_attempts": attempts,
-                }
-                for rcpt in rcpts
-            ],
-        )
+    mark_many(conn, [(queue_id, rcpts, status, when, error, attempts)])

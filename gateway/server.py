@@ -105,7 +105,7 @@ class Gateway:
             self.db,
             s.smtp.hostname,
             self.node,
-            on_spooled=self.delivery.submit,
+            on_spooled=self.delivery.submit_spooled,
             keep_attachments=bool(s.clamav and s.clamav.attachment_retention_days > 0),
             drop_field=forged_results_dropper(s.smtp.hostname),
         )

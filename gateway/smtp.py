@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import logging
 import re
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 class _WithoutAuthScan:
     """aiosmtpd looks for auth_* methods with inspect.getmembers() on every new
     connection: a tenth of our CPU per message. An MX offers no AUTH (that belongs
-    on a submission port), so the scan finds none: AUTH is refused (504)."""
+    on a submission port), so the scan finds none: AUTH is refused (504). It also
+    takes the signature of the EHLO hook on every connection: that is cached."""
 
     def __getattr__(self, name: str):
         return getattr(inspect, name)
@@ -46,8 +48,31 @@ class _WithoutAuthScan:
     def getmembers(obj, predicate=None) -> list:
         return []
 
+    @staticmethod
+    def signature(obj) -> inspect.Signature:
+        key = (getattr(obj, "__func__", obj), hasattr(obj, "__self__"))
+        if key not in _SIGNATURES:
+            _SIGNATURES[key] = inspect.signature(obj)
+        return _SIGNATURES[key]
+
+
+_SIGNATURES: dict[tuple[Any, bool], inspect.Signature] = {}
+
+
+def _class_dir(obj: Any) -> list[str]:
+    """What aiosmtpd's dir() calls look for, on every connection: the handle_* and
+    smtp_* methods of the handler and protocol. They are class attributes, so the
+    list is made once per class."""
+    return _hooks_of_class(type(obj))
+
+
+@functools.lru_cache(maxsize=64)
+def _hooks_of_class(cls: type) -> list[str]:
+    return [name for name in dir(cls) if name.startswith(("handle_", "smtp_"))]
+
 
 aiosmtpd.smtp.inspect = _WithoutAuthScan()  # type: ignore[assignment]
+aiosmtpd.smtp.dir = _class_dir  # type: ignore[attr-defined]
 
 # Enhanced status codes (RFC 3463) for aiosmtpd's own replies that lack one.
 _REWRITES = {
@@ -128,6 +153,7 @@ class GatewaySMTP(SMTP):
         self._client_ip: str | None = None
         self._refused = False
         self._data_seen: int | None = None  # bytes buffered so far, while in DATA
+        self._held: list[bytes] = []  # replies not sent yet (see push)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         if self._client_ip is None and not self._refused:  # not the STARTTLS re-entry
@@ -151,8 +177,22 @@ class GatewaySMTP(SMTP):
             self._client_ip = None
         super().connection_lost(error)
 
-    async def push(self, status: str) -> None:
-        await super().push(with_enhanced_status(status))
+    async def push(self, status: str, hold: bool = True) -> None:
+        """Send a reply; a 250 is held while the client's next command is already
+        waiting in the input (RFC 2920 pipelining), so EHLO, MAIL, RCPT and DATA
+        sent together are answered with one send instead of one each."""
+        reply = with_enhanced_status(status)
+        self._held.append(reply.encode("utf-8" if self.enable_SMTPUTF8 else "ascii"))
+        if hold and reply.startswith("250") and b"\n" in self._reader._buffer:
+            return  # the next command's reply (at the latest) takes this one along
+        self._flush_held()
+        await self._writer.drain()
+
+    def _flush_held(self) -> None:
+        if self._held and self.transport is not None and not self.transport.is_closing():
+            self._held.append(b"")
+            self.transport.write(b"\r\n".join(self._held))  # type: ignore[attr-defined]
+        self._held.clear()
 
     def _getaddr(self, arg: str) -> tuple[str | None, str | None]:
         """aiosmtpd's own, with a fast path for the plain <local@domain> that nearly
@@ -197,7 +237,9 @@ class GatewaySMTP(SMTP):
         self.envelope.content = self.envelope.original_content = data
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
-        await self.push("250 OK" if status is MISSING else status)
+        # never held: the client must hear that its message was taken, whatever
+        # the commands after it may wait for
+        await self.push("250 OK" if status is MISSING else status, hold=False)
 
     async def _read_data(self) -> bytes | None:
         """The message up to CRLF.CRLF, dot-unstuffed; None if over the size limit
@@ -231,11 +273,13 @@ class GatewaySMTP(SMTP):
                 self._data_seen = arrived
                 self._reset_timeout()
                 return
+        self._flush_held()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"421 4.4.2 Timeout, closing connection\r\n")  # type: ignore[attr-defined]
         super()._timeout_cb()
 
     def close_for_shutdown(self) -> None:
+        self._flush_held()
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"421 4.3.2 Service shutting down, try later\r\n")  # type: ignore[attr-defined]
             self.transport.close()
@@ -457,6 +501,7 @@ class SmtpServer:
         smtp = self.settings.smtp
         return self._protocol_class(
             self.handler,
+            loop=asyncio.get_running_loop(),  # else aiosmtpd looks it up with warnings caught
             limiter=self.limiter,
             sessions=self.sessions,
             data_size_limit=smtp.max_message_size,

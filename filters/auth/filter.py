@@ -32,6 +32,7 @@ GRACE = 0.5  # seconds past the DNS budget before an unfinished check is given u
 WORKERS = 32  # the checks mostly wait on DNS: threads, not cores
 DMARC_MODES = ("honour", "quarantine", "score")
 _ARC_HEADER = re.compile(rb"(?im)^arc-seal\s*:")
+_DKIM_HEADER = re.compile(rb"(?im)^dkim-signature\s*:")
 
 
 @cache
@@ -93,11 +94,13 @@ class AuthFilter:
 
         jobs: dict[str, Any] = {
             "spf": run(check_mailfrom, blocking, env.client_ip, env.mail_from, env.helo, receiver),
-            "dkim": run(verify_dkim, ctx.raw, blocking),
         }
+        head = _header_block(ctx.raw)
+        if _DKIM_HEADER.search(head):  # unsigned mail: no need for dkimpy to parse it
+            jobs["dkim"] = run(verify_dkim, ctx.raw, blocking)
         if env.mail_from:
             jobs["helo"] = run(check_helo, blocking, env.client_ip, env.helo, receiver)
-        if _ARC_HEADER.search(_header_block(ctx.raw)):
+        if _ARC_HEADER.search(head):
             jobs["arc"] = run(verify_arc, ctx.raw, blocking)
         if sender.status == "ok":
             jobs["dmarc"] = asyncio.ensure_future(discover(resolver, budget, sender.domain))
@@ -122,7 +125,7 @@ class AuthFilter:
         return AuthEvidence(
             spf=result("spf", fallback.spf),
             helo=result("helo", fallback.helo),
-            dkim=result("dkim", fallback.dkim),
+            dkim=result("dkim", fallback.dkim if "dkim" in futures else ()),
             arc=result("arc", fallback.arc if "arc" in futures else ArcOutcome("none")),
             sender=sender,
             dmarc=result("dmarc", fallback.dmarc if sender.status == "ok" else _skipped(sender)),

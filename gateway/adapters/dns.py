@@ -58,20 +58,26 @@ def _nameservers(settings: DnsSettings) -> tuple[list[str], int] | None:
     return hosts, ports.pop()
 
 
-def _configure(resolver: dns.resolver.BaseResolver, settings: DnsSettings) -> None:
+def _configure(
+    resolver: dns.resolver.BaseResolver,
+    settings: DnsSettings,
+    cache: dns.resolver.LRUCache | None = None,
+) -> None:
     resolver.timeout = settings.timeout
     resolver.lifetime = settings.timeout
-    resolver.cache = None
+    resolver.cache = cache
     servers = _nameservers(settings)
     if servers:
         resolver.nameservers, resolver.port = servers
 
 
-def make_sync_resolver(settings: DnsSettings) -> dns.resolver.Resolver:
+def make_sync_resolver(
+    settings: DnsSettings, cache: dns.resolver.LRUCache | None = None
+) -> dns.resolver.Resolver:
     """A blocking resolver for libraries that need one (pyspf, dkimpy) in a thread."""
     configure = not settings.nameservers
     resolver = dns.resolver.Resolver(configure=configure)
-    _configure(resolver, settings)
+    _configure(resolver, settings, cache)
     return resolver
 
 
@@ -190,13 +196,19 @@ class BlockingLookups:
 
 
 class Resolver:
-    """Async lookups with one timeout per query; values as text or bytes."""
+    """Async lookups with one timeout per query; values as text or bytes.
+
+    The async resolver and the blocking one (pyspf, dkimpy) share one answer cache
+    (dnspython's, thread-safe, each answer kept for its TTL): a sender's SPF, DKIM
+    and DMARC records are asked for once, not once per message.
+    """
 
     def __init__(self, settings: DnsSettings) -> None:
         self.settings = settings
+        cache = dns.resolver.LRUCache(settings.cache_size) if settings.cache_size else None
         self._resolver = dns.asyncresolver.Resolver(configure=not settings.nameservers)
-        _configure(self._resolver, settings)
-        self.sync = make_sync_resolver(settings)
+        _configure(self._resolver, settings, cache)
+        self.sync = make_sync_resolver(settings, cache)
 
     def blocking(self, budget: Budget) -> BlockingLookups:
         """Budgeted blocking lookups for a worker thread (pyspf, dkimpy)."""

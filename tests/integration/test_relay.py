@@ -194,6 +194,44 @@ def test_pipelining(gateway, sink):
     assert sink.wait_for(1)[0].rcpts == ("bob@example.test",)
 
 
+def test_pipelined_commands_are_answered_in_one_send(gateway, sink):
+    client = RawSmtp(gateway.port)
+    client.reply()
+    client.send(
+        b"EHLO client.test\r\nMAIL FROM:<a@sender.test>\r\n"
+        b"RCPT TO:<bob@example.test>\r\nRSET\r\nMAIL FROM:<a@sender.test>\r\n"
+        b"RCPT TO:<bob@example.test>\r\nDATA\r\n"
+    )
+    first = client.sock.recv(65536).decode()  # every reply, up to the 354, in one segment
+    codes = [line[:3] for line in first.splitlines()]
+    assert codes[-5:] == ["250", "250", "250", "250", "354"]
+    assert "PIPELINING" in first
+    client.send(message() + b".\r\n")
+    assert client.reply().startswith("250")
+    client.close()
+    assert sink.wait_for(1)[0].rcpts == ("bob@example.test",)
+
+
+@pytest.mark.parametrize("failing", ["ledger", "spool"])
+def test_storage_failure_answers_451_and_leaves_nothing(gateway, sink, monkeypatch, failing):
+    def broken(*args, **kwargs):
+        raise OSError(f"{failing} unavailable")
+
+    if failing == "ledger":
+        monkeypatch.setattr(ledger, "record_many", broken)
+    else:
+        monkeypatch.setattr(gateway.gateway.intake.spool, "write", broken)
+    client = open_data(gateway.port)
+    client.send(message() + b".\r\n")
+    assert client.reply().startswith("451 4.3.0")
+    client.close()
+    queue = gateway.settings.spool.path / "queue"
+    assert list(queue.iterdir()) == []
+    assert ledger_rows(gateway, ledger.messages) == []
+    time.sleep(0.3)
+    assert sink.messages == []
+
+
 def test_stalled_client_is_timed_out_and_nothing_leaks(make_gateway):
     gw = make_gateway(smtp={"timeout": 0.5})
     client = open_data(gw.port)

@@ -47,3 +47,16 @@ def test_nxdomain_nodata_and_timeout(dns_server):
             await r.addresses("slow.example.test")
 
     asyncio.run(run())
+
+
+def test_async_and_blocking_lookups_share_one_answer_cache(dns_server):
+    zone = dns_server.zone
+    zone.add("cached.example.test", "TXT", "v=spf1 -all")
+    r = resolver_for(dns_server)
+    blocking = r.blocking(r.budget())
+    assert asyncio.run(r.txt("cached.example.test")) == [b"v=spf1 -all"]
+    assert blocking.txt("cached.example.test") == [b"v=spf1 -all"]
+    assert blocking.pyspf("cached.example.test", "TXT") == [
+        (("cached.example.test", "TXT"), (b"v=spf1 -all",))
+    ]
+    assert zone.queries.count(("cached.example.test", "TXT")) == 1

@@ -24,6 +24,7 @@ from training.corpus import CorpusSpec
 from training.model import SpamModel
 
 UNSURE_FPR = 0.001  # ham above this point get CLASSIFIER_UNSURE (filters.classifier)
+FOLD_SALT = b"mailwarden-fold-1"  # k-fold assignment of the training side (not the split's)
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,10 @@ class TrainOptions:
     epochs: int = 15
     validation_percent: int = dataset.VALIDATION_PERCENT
     idf: bool = True
+    # k-fold out-of-fold scores over the training side choose the threshold (more ham
+    # than the validation side; the validation side then measures it untouched).
+    # 0 or 1: the threshold is chosen on the validation side itself (the old rule).
+    threshold_folds: int = 5
     jobs: int = 1
     name: str = "mailwarden"
     seed: int = 0
@@ -112,6 +117,40 @@ def per_corpus(
     }
 
 
+def fold_of(fingerprints: Sequence[bytes], folds: int) -> np.ndarray:
+    """0..folds-1 per message, from its fingerprint (near-duplicates share a fold)."""
+    buckets = [dataset.split_bucket(fp, FOLD_SALT) for fp in fingerprints]
+    return np.asarray(buckets, dtype=np.int64) * folds // 100
+
+
+def out_of_fold_scores(
+    X: Any,
+    y: np.ndarray,
+    folds: np.ndarray,
+    options: TrainOptions,
+    progress: Callable[[int], None] | None = None,
+) -> np.ndarray:
+    """Each row scored by a model (idf included) fitted on the other folds only."""
+    scores = np.zeros(y.size, dtype=np.float64)
+    for fold in range(int(folds.max()) + 1):
+        held = folds == fold
+        if not held.any() or held.all():
+            continue
+        X_fit = X[~held]
+        idf = inverse_document_frequency(X_fit) if options.idf else None
+        model = SpamModel(make_estimator(options), {}, idf)
+        fit(
+            model.estimator,
+            model.transform(X_fit),
+            y[~held],
+            options.epochs,
+            options.seed,
+            progress,
+        )
+        scores[held] = model.decision(X[held])
+    return scores
+
+
 def train(
     specs: Sequence[CorpusSpec],
     options: TrainOptions,
@@ -128,41 +167,72 @@ def train(
     if len(set(y_train.tolist())) < 2:
         raise ValueError("training needs both ham and spam")
     X_train = data.X[train_rows]
+    y_val = data.y[val_rows]
+    if not 0 < int((y_val == 0).sum()) < y_val.size:
+        raise ValueError("the validation split needs both ham and spam: give more messages")
+
+    # out-of-fold scores of the training side choose the threshold (k-fold by hash)
+    cross: dict[str, Any] | None = None
+    if options.threshold_folds >= 2:
+        folds = fold_of([data.fingerprint[r] for r in train_rows], options.threshold_folds)
+        oof = out_of_fold_scores(X_train, y_train, folds, options, on_epoch)
+        if (y_train == 0).sum() and (y_train == 1).sum():
+            cross = {"scores": oof, "labels": y_train, "corpora": data.corpus[train_rows]}
+
     idf = inverse_document_frequency(X_train) if options.idf else None
     model = SpamModel(make_estimator(options), {"name": options.name}, idf)
     fit(model.estimator, model.transform(X_train), y_train, options.epochs, options.seed, on_epoch)
-
-    y_val = data.y[val_rows]
     scores = model.decision(data.X[val_rows])
-    ham_scores = scores[y_val == 0]
-    if ham_scores.size == 0 or ham_scores.size == y_val.size:
-        raise ValueError("the validation split needs both ham and spam: give more messages")
+
+    # the scores the threshold and the graded points are read from
+    if cross is not None:
+        chosen_on, chosen_labels = cross["scores"], cross["labels"]
+        rule = (
+            f"{options.threshold_folds}-fold out-of-fold scores of the training side's "
+            f"{int((y_train == 0).sum())} ham (folds by sha256({FOLD_SALT.decode()} + "
+            "fingerprint)); the validation side never influenced it"
+        )
+    else:
+        chosen_on, chosen_labels = scores, y_val
+        rule = f"the validation side's {int((y_val == 0).sum())} ham"
+    ham_scores = chosen_on[chosen_labels == 0]
     threshold = evaluate.threshold_for_fpr(ham_scores, options.max_fpr)
     validation = evaluate.metrics(y_val, scores, threshold, max_fpr=options.max_fpr)
     validation["per_corpus"] = per_corpus(
         data.corpus[val_rows], y_val, scores, threshold, options.max_fpr
     )
-    spam_scores = scores[y_val == 1]
-    model.metadata.update(
-        {
-            "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "libraries": library_versions(),
-            "platform": {"machine": platform.machine(), "system": platform.system()},
-            "command": " ".join(["mailwarden", *sys.argv[1:]]) if sys.argv else "",
-            "options": asdict(options),
-            "training_data": data.files,
-            "split": split.report,
-            "max_fpr": options.max_fpr,
-            "threshold": threshold,
-            # scores for the classifier filter's graded symbols (filters.classifier)
-            "score_points": {
-                "unsure": evaluate.threshold_for_fpr(ham_scores, UNSURE_FPR),
-                "confident": _confident_point(spam_scores, threshold),
-            },
-            "calibration": calibrate(scores, y_val),
-            "validation": validation,
-        }
-    )
+    metadata: dict[str, Any] = {
+        "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "libraries": library_versions(),
+        "platform": {"machine": platform.machine(), "system": platform.system()},
+        "command": " ".join(["mailwarden", *sys.argv[1:]]) if sys.argv else "",
+        "options": asdict(options),
+        "training_data": data.files,
+        "split": split.report,
+        "max_fpr": options.max_fpr,
+        "threshold": threshold,
+        "threshold_rule": f"lowest score with FPR <= {options.max_fpr:g} on {rule}",
+        # scores for the classifier filter's graded symbols (filters.classifier)
+        "score_points": {
+            "unsure": min(evaluate.threshold_for_fpr(ham_scores, UNSURE_FPR), threshold),
+            "confident": _confident_point(chosen_on[chosen_labels == 1], threshold),
+        },
+        "calibration": calibrate(chosen_on, chosen_labels),
+        "validation": validation,
+    }
+    if cross is not None:
+        cv = evaluate.metrics(cross["labels"], cross["scores"], threshold, max_fpr=options.max_fpr)
+        cv["per_corpus"] = per_corpus(
+            cross["corpora"], cross["labels"], cross["scores"], threshold, options.max_fpr
+        )
+        cv["folds"] = options.threshold_folds
+        cv["note"] = (
+            "training side only, each message scored by a model fitted on the other folds; "
+            "the threshold was chosen on these ham, so their false-positive count is not "
+            "an independent test (the validation side is)"
+        )
+        metadata["cross_validation"] = cv
+    model.metadata.update(metadata)
     return model
 
 

@@ -74,13 +74,17 @@ class SpamModel:
         self.idf = None if idf is None else np.asarray(idf, dtype=np.float32)
 
     def transform(self, X: Any, copy: bool = True) -> Any:
-        """Hashed, normalised counts -> idf-weighted and normalised again (TF-IDF)."""
-        if self.idf is None:
+        """Hashed, normalised counts -> idf-weighted and normalised again (TF-IDF), then
+        messages with few distinct features scaled down (see `shrink_short_rows`)."""
+        short = int(self.metadata.get("short_message_features") or 0)
+        if self.idf is None and not short:
             return X
         if copy:
             X = sp.csr_matrix(X, copy=True)
-        X.data *= self.idf[X.indices]  # O(nnz); a diagonal-matrix product costs 10 ms a call
-        return normalize_rows(X)
+        if self.idf is not None:
+            X.data *= self.idf[X.indices]  # O(nnz); a diagonal-matrix product costs 10 ms
+            X = normalize_rows(X)
+        return shrink_short_rows(X, short) if short else X
 
     # -- scoring ----------------------------------------------------------------------
 
@@ -188,6 +192,20 @@ class SpamModel:
                 f"extracts {FEATURES_VERSION!r}: retrain with `mailwarden train`"
             )
         return cls(payload["estimator"], metadata, payload.get("idf"))
+
+
+def shrink_short_rows(X: sp.csr_matrix, features: int) -> sp.csr_matrix:
+    """Scale rows with fewer than `features` distinct features by sqrt(count / features).
+
+    After L2 normalisation a two-line note weighs as much as a long letter, so its few
+    words (a "your" in the subject) decide its score alone; scaled down, a short message
+    stays near the intercept unless its words are strong evidence. In place.
+    """
+    counts = np.diff(X.indptr)
+    factors = np.minimum(1.0, np.sqrt(counts / float(features))).astype(X.data.dtype)
+    if (factors < 1.0).any():
+        X.data *= np.repeat(factors, counts)
+    return X
 
 
 def _json_default(value: Any) -> Any:

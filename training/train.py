@@ -36,6 +36,8 @@ class TrainOptions:
     epochs: int = 15
     validation_percent: int = dataset.VALIDATION_PERCENT
     idf: bool = True
+    # rows with fewer distinct features are scaled down (training.model.shrink_short_rows)
+    short_message_features: int = 30
     # k-fold out-of-fold scores over the training side choose the threshold (more ham
     # than the validation side; the validation side then measures it untouched).
     # 0 or 1: the threshold is chosen on the validation side itself (the old rule).
@@ -56,6 +58,11 @@ def make_estimator(options: TrainOptions) -> SGDClassifier:
         random_state=options.seed,
         class_weight={0: options.ham_weight, 1: 1.0},
     )
+
+
+def _model_metadata(options: TrainOptions) -> dict[str, Any]:
+    """What SpamModel.transform reads from the metadata (set before fitting)."""
+    return {"name": options.name, "short_message_features": options.short_message_features}
 
 
 def fit(
@@ -138,7 +145,7 @@ def out_of_fold_scores(
             continue
         X_fit = X[~held]
         idf = inverse_document_frequency(X_fit) if options.idf else None
-        model = SpamModel(make_estimator(options), {}, idf)
+        model = SpamModel(make_estimator(options), _model_metadata(options), idf)
         fit(
             model.estimator,
             model.transform(X_fit),
@@ -180,7 +187,7 @@ def train(
             cross = {"scores": oof, "labels": y_train, "corpora": data.corpus[train_rows]}
 
     idf = inverse_document_frequency(X_train) if options.idf else None
-    model = SpamModel(make_estimator(options), {"name": options.name}, idf)
+    model = SpamModel(make_estimator(options), _model_metadata(options), idf)
     fit(model.estimator, model.transform(X_train), y_train, options.epochs, options.seed, on_epoch)
     scores = model.decision(data.X[val_rows])
 

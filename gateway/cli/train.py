@@ -62,6 +62,14 @@ def register(subparsers: Any) -> None:
         "(default 5: about four times the ham of the validation side, which then measures "
         "the threshold untouched); 0: on the validation side's ham",
     )
+    p.add_argument(
+        "--short-message-features",
+        type=int,
+        default=30,
+        metavar="N",
+        help="scale down messages with fewer than N distinct features, so a two-line note "
+        "is not judged on two words (default 30; 0: off)",
+    )
     p.add_argument("--name", default="mailwarden", help="model name (prefix of its version)")
     p.add_argument("--json", action="store_true", help="print the model metadata as JSON")
     p.set_defaults(func=run)
@@ -80,6 +88,8 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--jobs and --epochs must be at least 1")
     if args.threshold_folds < 0 or args.threshold_folds == 1 or args.threshold_folds > 20:
         raise CliError("--threshold-folds: 0 (validation side) or 2 to 20")
+    if args.short_message_features < 0:
+        raise CliError("--short-message-features: must be 0 or more")
     try:
         specs = [parse_spec(text) for text in args.corpus]
         options = TrainOptions(
@@ -90,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
             name=args.name,
             ham_weight=args.ham_weight,
             threshold_folds=args.threshold_folds,
+            short_message_features=args.short_message_features,
         )
         fits = 1 + (args.threshold_folds if args.threshold_folds >= 2 else 0)
         reading = tqdm(desc="reading", unit="msg", file=sys.stderr, disable=None)

@@ -5,8 +5,9 @@ expect. `load` therefore checks the file's types against an explicit list (only 
 `save` writes) and refuses anything else, instead of `trusted=True`.
 
 The model's score is the estimator's decision function (log-odds for a logistic loss);
-the operating threshold is stored in the same units and chosen on held-out ham
-(training.train). `probability` is the logistic of the score, for people and the ledger.
+the operating threshold is stored in the same units and chosen on ham the scoring model
+never saw (out-of-fold training ham, training.train). `probability` is the logistic of
+the calibrated score, for people and the ledger.
 """
 
 from __future__ import annotations
@@ -90,7 +91,7 @@ class SpamModel:
 
     @property
     def threshold(self) -> float:
-        """Scores >= threshold are spam (FPR <= max_fpr on the held-out ham)."""
+        """Scores >= threshold are spam (FPR <= max_fpr on ham the model did not see)."""
         return float(self.metadata["threshold"])
 
     @property
@@ -117,7 +118,7 @@ class SpamModel:
         return float(self.scores([extract(msg, parts, fingerprint=False).tokens])[0])
 
     def probability(self, score: float) -> float:
-        """Spam probability: the score through the Platt scaling fitted on validation."""
+        """Spam probability: the score through the Platt scaling fitted on unseen scores."""
         cal = self.metadata.get("calibration") or {"a": 1.0, "b": 0.0}
         score = float(cal["a"]) * score + float(cal["b"])
         if score >= 0:
@@ -130,7 +131,7 @@ class SpamModel:
     def partial_fit(self, token_lists: Sequence[list[str]], labels: Sequence[int]) -> None:
         """Update the estimator with confirmed messages (spam = 1) without retraining.
 
-        The threshold is kept: it was validated on held-out ham and is re-validated only
+        The threshold is kept: it was chosen on unseen ham and is re-chosen only
         by a new `mailwarden train`. The update is counted in the metadata.
         """
         self.partial_fit_vectors(vectorize(token_lists), labels)

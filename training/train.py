@@ -1,8 +1,11 @@
 """Train a model on labelled corpora and choose its operating threshold on unseen ham.
 
 Steps: featurize every corpus, drop exact and near duplicates, split by fingerprint
-hash (training.dataset), fit on the training side, score the validation side, pick
-the threshold that keeps the validation false-positive rate <= max_fpr, and record
+hash (training.dataset); score every training-side message with a model fitted on the
+other k-1 folds of the training side and pick the threshold that keeps the false-positive
+rate of those out-of-fold ham scores <= max_fpr (threshold_folds=0: of the validation
+side's ham instead); fit the shipped model on the whole training side, measure it and
+its threshold on the validation side, which played no part in either, and record
 everything a reader needs to trust (or distrust) the figures in the model's metadata.
 """
 
@@ -92,7 +95,7 @@ def inverse_document_frequency(X: Any) -> np.ndarray:
 
 
 def calibrate(scores: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Platt scaling on validation scores: probability = 1 / (1 + exp(-(a * score + b)))."""
+    """Platt scaling on unseen scores: probability = 1 / (1 + exp(-(a * score + b)))."""
     lr = LogisticRegression(C=1.0)
     lr.fit(scores.reshape(-1, 1), labels)
     return {"a": float(lr.coef_[0, 0]), "b": float(lr.intercept_[0])}

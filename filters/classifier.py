@@ -3,8 +3,8 @@
 Symbols (weights in rules/symbols/classifier.toml; defaults fit tag 5 / quarantine 10):
 
 - CLASSIFIER_SPAM (5.0): score at or above the model's operating threshold (chosen for
-  FPR <= max_fpr on held-out ham). Its factor grows from 1.0 at the threshold to 2.5 at
-  the median score of caught validation spam, so the classifier alone tags borderline
+  FPR <= max_fpr on ham the model never saw). Its factor grows from 1.0 at the threshold
+  to 2.5 at the median score of caught unseen spam, so the classifier alone tags borderline
   spam and quarantines confident spam, but never rejects without other evidence.
 - CLASSIFIER_UNSURE (3.0): between the 0.1%-FPR point and the threshold; factor 0..1,
   so it adds at most 3 (< tag) and needs other evidence to judge a message spam; only

@@ -5,8 +5,9 @@ expect. `load` therefore checks the file's types against an explicit list (only 
 `save` writes) and refuses anything else, instead of `trusted=True`.
 
 The model's score is the estimator's decision function (log-odds for a logistic loss);
-the operating threshold is stored in the same units and chosen on held-out ham
-(training.train). `probability` is the logistic of the score, for people and the ledger.
+the operating threshold is stored in the same units and chosen on ham the scoring model
+never saw (out-of-fold training ham, training.train). `probability` is the logistic of
+the calibrated score, for people and the ledger.
 """
 
 from __future__ import annotations
@@ -74,19 +75,23 @@ class SpamModel:
         self.idf = None if idf is None else np.asarray(idf, dtype=np.float32)
 
     def transform(self, X: Any, copy: bool = True) -> Any:
-        """Hashed, normalised counts -> idf-weighted and normalised again (TF-IDF)."""
-        if self.idf is None:
+        """Hashed, normalised counts -> idf-weighted and normalised again (TF-IDF), then
+        messages with few distinct features scaled down (see `shrink_short_rows`)."""
+        short = int(self.metadata.get("short_message_features") or 0)
+        if self.idf is None and not short:
             return X
         if copy:
             X = sp.csr_matrix(X, copy=True)
-        X.data *= self.idf[X.indices]  # O(nnz); a diagonal-matrix product costs 10 ms a call
-        return normalize_rows(X)
+        if self.idf is not None:
+            X.data *= self.idf[X.indices]  # O(nnz); a diagonal-matrix product costs 10 ms
+            X = normalize_rows(X)
+        return shrink_short_rows(X, short) if short else X
 
     # -- scoring ----------------------------------------------------------------------
 
     @property
     def threshold(self) -> float:
-        """Scores >= threshold are spam (FPR <= max_fpr on the held-out ham)."""
+        """Scores >= threshold are spam (FPR <= max_fpr on ham the model did not see)."""
         return float(self.metadata["threshold"])
 
     @property
@@ -113,7 +118,7 @@ class SpamModel:
         return float(self.scores([extract(msg, parts, fingerprint=False).tokens])[0])
 
     def probability(self, score: float) -> float:
-        """Spam probability: the score through the Platt scaling fitted on validation."""
+        """Spam probability: the score through the Platt scaling fitted on unseen scores."""
         cal = self.metadata.get("calibration") or {"a": 1.0, "b": 0.0}
         score = float(cal["a"]) * score + float(cal["b"])
         if score >= 0:
@@ -126,7 +131,7 @@ class SpamModel:
     def partial_fit(self, token_lists: Sequence[list[str]], labels: Sequence[int]) -> None:
         """Update the estimator with confirmed messages (spam = 1) without retraining.
 
-        The threshold is kept: it was validated on held-out ham and is re-validated only
+        The threshold is kept: it was chosen on unseen ham and is re-chosen only
         by a new `mailwarden train`. The update is counted in the metadata.
         """
         self.partial_fit_vectors(vectorize(token_lists), labels)
@@ -188,6 +193,20 @@ class SpamModel:
                 f"extracts {FEATURES_VERSION!r}: retrain with `mailwarden train`"
             )
         return cls(payload["estimator"], metadata, payload.get("idf"))
+
+
+def shrink_short_rows(X: sp.csr_matrix, features: int) -> sp.csr_matrix:
+    """Scale rows with fewer than `features` distinct features by sqrt(count / features).
+
+    After L2 normalisation a two-line note weighs as much as a long letter, so its few
+    words (a "your" in the subject) decide its score alone; scaled down, a short message
+    stays near the intercept unless its words are strong evidence. In place.
+    """
+    counts = np.diff(X.indptr)
+    factors = np.minimum(1.0, np.sqrt(counts / float(features))).astype(X.data.dtype)
+    if (factors < 1.0).any():
+        X.data *= np.repeat(factors, counts)
+    return X
 
 
 def _json_default(value: Any) -> Any:

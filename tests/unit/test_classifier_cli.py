@@ -88,3 +88,11 @@ def test_update_folds_confirmed_mail_into_a_model_and_keeps_its_threshold(tmp_pa
     before, after = SpamModel.load(base), SpamModel.load(updated)
     assert after.threshold == before.threshold and after.version != before.version
     assert after.metadata["updates"] == [{"ham": 0, "spam": 7}]
+
+
+@pytest.mark.parametrize("flag", [["--threshold-folds", "1"], ["--short-message-features", "-1"]])
+def test_bad_training_options(tmp_path, capsys, flag):
+    corpus = write_tar(tmp_path / "c.tar.gz", 5, 5)
+    out = str(tmp_path / "m.skops")
+    assert main(["train", "--corpus", str(corpus), "--out", out, *flag]) == 2
+    assert flag[0] in capsys.readouterr().err

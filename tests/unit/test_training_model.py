@@ -8,6 +8,7 @@ import random
 
 import numpy as np
 import pytest
+import scipy.sparse as sp
 import skops.io as sio
 from sklearn.preprocessing import FunctionTransformer
 
@@ -15,8 +16,16 @@ from tests.support.corpusgen import write_tar
 from tests.support.mailgen import make_message
 from training.corpus import parse_spec
 from training.features import extract_raw
-from training.model import FORMAT, ModelError, SpamModel
-from training.train import TrainOptions, train
+from training.model import FORMAT, ModelError, SpamModel, shrink_short_rows
+from training.train import (
+    TrainOptions,
+    fit,
+    fold_of,
+    inverse_document_frequency,
+    make_estimator,
+    out_of_fold_scores,
+    train,
+)
 
 
 @pytest.fixture(scope="module")
@@ -95,3 +104,53 @@ def test_partial_fit_moves_scores_toward_confirmed_labels(trained, tmp_path):
     assert fresh.metadata["updates"][-1] == {"ham": 20, "spam": 0}
     fresh.save(path)
     assert SpamModel.load(path).metadata["updates"][-1] == {"ham": 20, "spam": 0}
+
+
+def test_threshold_comes_from_out_of_fold_training_ham_not_the_validation_side(trained):
+    model, _ = trained
+    meta = model.metadata
+    cv = meta["cross_validation"]
+    assert cv["folds"] == 5 and cv["ham"] == meta["split"]["train"]["ham"]
+    assert cv["false_positives"] <= 0.01 * cv["ham"]  # the rule the threshold was chosen by
+    assert "out-of-fold" in meta["threshold_rule"]
+    assert meta["short_message_features"] == 30
+
+
+def test_threshold_folds_0_keeps_the_validation_side_rule(tmp_path):
+    corpus = write_tar(tmp_path / "gen.tar.gz", 100, 100)
+    options = TrainOptions(epochs=3, max_fpr=0.01, threshold_folds=0)
+    model = train([parse_spec(str(corpus))], options)
+    assert "cross_validation" not in model.metadata
+    assert "validation side" in model.metadata["threshold_rule"]
+    val = model.metadata["validation"]
+    assert val["false_positives"] <= 0.01 * val["ham"]  # chosen there: true by construction
+
+
+def test_out_of_fold_scores_come_from_models_that_did_not_see_the_row():
+    rng = np.random.default_rng(0)
+    X = sp.random(200, 50, density=0.2, format="csr", random_state=0, dtype=np.float32)
+    y = (rng.random(200) < 0.5).astype(np.int8)
+    folds = fold_of([bytes([i % 256, i // 256]) for i in range(200)], 4)
+    assert set(folds.tolist()) == {0, 1, 2, 3}
+    scores = out_of_fold_scores(X, y, folds, TrainOptions(epochs=2))
+    # refit fold 0 by hand: its rows' scores are that model's, which never saw them
+    held = folds == 0
+    own = SpamModel(
+        make_estimator(TrainOptions(epochs=2)),
+        {"short_message_features": 30},
+        inverse_document_frequency(X[~held]),
+    )
+    fit(own.estimator, own.transform(X[~held]), y[~held], 2)
+    assert np.allclose(scores[held], own.decision(X[held]))
+
+
+def test_short_messages_are_scaled_down_and_long_ones_kept():
+    rows = sp.csr_matrix(np.array([[0.5, 0.5, 0.5, 0.5] + [0.0] * 60, [0.125] * 64]))
+    scaled = shrink_short_rows(rows.copy(), 16)
+    assert np.allclose(scaled[0].toarray(), rows[0].toarray() * 0.5)  # sqrt(4 / 16)
+    assert np.allclose(scaled[1].toarray(), rows[1].toarray())  # 64 features >= 16
+    plain = SpamModel(None, {}, None)
+    assert plain.transform(rows) is rows  # older models: no idf, no scaling, untouched
+    short = SpamModel(None, {"short_message_features": 16}, None)
+    assert np.allclose(short.transform(rows).toarray(), scaled.toarray())
+    assert np.allclose(rows[0].toarray()[0, :4], 0.5)  # copy=True left the input alone

@@ -44,8 +44,9 @@ N_FEATURES = 2**20
 # text (Latin script; CJK already has character bigrams), as sklearn's char_wb: each word
 # padded with a space either side. They are hashed into a separate block of
 # CHAR_FEATURES columns after the N_FEATURES word columns, L2-normalised on their own and
-# weighted CHAR_WEIGHT before the row is normalised again: in the word space they
-# outnumber the words and headers five to one and drown them (tried: recall at 0.01% fell).
+# weighted CHAR_WEIGHT before the row is normalised again: normalised together with the
+# words (about 250 distinct 4-grams against 175 word and header features a message) they
+# drown the header evidence, and recall at 0.01% fell (docs/classifier.md, third round).
 CHAR_PREFIX = "c:"
 CHAR_N = 4
 CHAR_HEAD = 1000

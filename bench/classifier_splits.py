@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/classifier_splits.py [--corpora DIR] [--salts a,b,c]
         [--config log_loss:3e-6:10:30 --config log_loss:3e-6:10:0 ...]
+        [--features mw-features-1]
 
 Recall at 0.01% on one 20% split hinges on its one or two highest-scoring ham, so
 settings are compared over several salts. For each salt the deduplicated messages (same
@@ -12,7 +13,8 @@ instead of 6,000, where 0.01% is 3 ham rather than less than one.
 
 A config is loss:alpha:ham_weight[:short_message_features]. Prints JSON: per config and
 salt, `holdout` and `cv` (pooled out-of-fold) AUC and recall at 0 false positives and at
-1%, 0.1% and 0.01% FPR, and their means over the salts.
+1%, 0.1% and 0.01% FPR, and their means over the salts. `--features` picks the token set
+(default: the current one; mw-features-1 has no character n-grams).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from gateway.paths import corpora_dir
 from training import dataset, evaluate
 from training.corpus import parse_spec
+from training.features import FEATURES_VERSION, FEATURES_VERSIONS
 from training.train import TrainOptions, out_of_fold_scores
 
 TARGETS = (0.01, 0.001, 0.0001)
@@ -59,10 +62,11 @@ def main() -> int:
     parser.add_argument("--corpora", type=Path, default=corpora_dir())
     parser.add_argument("--salts", default="a,b,c")
     parser.add_argument("--config", action="append", default=[])
+    parser.add_argument("--features", default=FEATURES_VERSION, choices=FEATURES_VERSIONS)
     args = parser.parse_args()
     configs = args.config or ["log_loss:3e-6:10:0", "log_loss:3e-6:10:30"]
     specs = [parse_spec(str(p)) for p in sorted(args.corpora.glob("*.tar.gz"))]
-    data = dataset.load(specs, jobs=2)
+    data = dataset.load(specs, jobs=2, version=args.features)
     split = dataset.split(data)
     keep = np.sort(np.concatenate([split.train, split.validation]))
     X, y = data.X[keep], data.y[keep]

@@ -9,6 +9,7 @@ messages a model never saw).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -20,7 +21,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from training.corpus import CorpusSpec, LabelledMessage, read_corpus
-from training.features import extract_raw, vectorize
+from training.features import FEATURES_VERSION, extract_raw, vectorize
 
 SPLIT_SALT = b"mailwarden-split-1"
 VALIDATION_PERCENT = 20
@@ -62,9 +63,11 @@ class Dataset:
         )
 
 
-def _featurize(raws: list[bytes]) -> tuple[sp.csr_matrix, list[bytes], list[str]]:
-    feats = [extract_raw(raw) for raw in raws]
-    matrix = vectorize([f.tokens for f in feats])
+def _featurize(
+    raws: list[bytes], version: str = FEATURES_VERSION
+) -> tuple[sp.csr_matrix, list[bytes], list[str]]:
+    feats = [extract_raw(raw, version=version) for raw in raws]
+    matrix = vectorize([f.tokens for f in feats], version)
     return matrix, [f.fingerprint for f in feats], [hashlib.sha256(r).hexdigest() for r in raws]
 
 
@@ -94,8 +97,12 @@ def load(
     specs: Sequence[CorpusSpec],
     jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    version: str = FEATURES_VERSION,
 ) -> Dataset:
-    """Read and featurize every corpus; `progress(n)` is called as messages are done."""
+    """Read and featurize every corpus; `progress(n)` is called as messages are done.
+
+    `version`: the token set (features.FEATURES_VERSIONS), e.g. an updated model's own."""
+    featurize = functools.partial(_featurize, version=version)
     matrices, labels, corpora, fps, shas, files = [], [], [], [], [], []
     pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
     try:
@@ -105,8 +112,8 @@ def load(
             pending: list[tuple[list[LabelledMessage], Any]] = []
             for chunk in chunk_iter:
                 raws = [m.raw for m in chunk]
-                future = pool.submit(_featurize, raws) if pool else None
-                pending.append((chunk, future if future else _featurize(raws)))
+                future = pool.submit(featurize, raws) if pool else None
+                pending.append((chunk, future if future else featurize(raws)))
                 while pending and (len(pending) > 2 * jobs or not pool):
                     _collect(pending.pop(0), matrices, labels, corpora, fps, shas, counts)
                     if progress:

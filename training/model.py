@@ -26,11 +26,13 @@ import skops.io as sio
 from gateway.paths import rules_dir
 from training.features import (
     FEATURES_VERSION,
-    N_FEATURES,
+    FEATURES_VERSIONS,
     extract,
     extract_raw,
+    n_features,
     normalize_rows,
     vectorize,
+    word_feature_counts,
 )
 
 FORMAT = "mailwarden-classifier/1"
@@ -74,6 +76,11 @@ class SpamModel:
         self.metadata = metadata
         self.idf = None if idf is None else np.asarray(idf, dtype=np.float32)
 
+    @property
+    def features_version(self) -> str:
+        """The token set the model was trained on (a new model: the current one)."""
+        return str(self.metadata.get("features", {}).get("version") or FEATURES_VERSION)
+
     def transform(self, X: Any, copy: bool = True) -> Any:
         """Hashed, normalised counts -> idf-weighted and normalised again (TF-IDF), then
         messages with few distinct features scaled down (see `shrink_short_rows`)."""
@@ -107,15 +114,20 @@ class SpamModel:
         # a linear model's decision function, without sklearn's per-call input checks
         return np.asarray(X @ coef[0] + self.estimator.intercept_[0], dtype=np.float64)
 
+    def vectorize(self, token_lists: Sequence[list[str]]) -> Any:
+        return vectorize(token_lists, self.features_version)
+
     def scores(self, token_lists: Sequence[list[str]]) -> np.ndarray:
-        return self.decision(vectorize(token_lists), copy=False)
+        return self.decision(self.vectorize(token_lists), copy=False)
 
     def score_raw(self, raw: bytes) -> float:
-        return float(self.scores([extract_raw(raw, fingerprint=False).tokens])[0])
+        feats = extract_raw(raw, fingerprint=False, version=self.features_version)
+        return float(self.scores([feats.tokens])[0])
 
     def score_message(self, msg: Any, parts: Sequence[Any] | None = None) -> float:
         """Score an already parsed message (the gateway's MessageContext.message/parts)."""
-        return float(self.scores([extract(msg, parts, fingerprint=False).tokens])[0])
+        feats = extract(msg, parts, fingerprint=False, version=self.features_version)
+        return float(self.scores([feats.tokens])[0])
 
     def probability(self, score: float) -> float:
         """Spam probability: the score through the Platt scaling fitted on unseen scores."""
@@ -134,7 +146,7 @@ class SpamModel:
         The threshold is kept: it was chosen on unseen ham and is re-chosen only
         by a new `mailwarden train`. The update is counted in the metadata.
         """
-        self.partial_fit_vectors(vectorize(token_lists), labels)
+        self.partial_fit_vectors(self.vectorize(token_lists), labels)
 
     def partial_fit_vectors(self, X: Any, labels: Sequence[int] | np.ndarray) -> None:
         y = np.asarray(labels, dtype=np.int8)
@@ -147,7 +159,8 @@ class SpamModel:
     def save(self, path: str | Path) -> str:
         """Write the model with skops; returns its version (the content hash)."""
         self.metadata["format"] = FORMAT
-        self.metadata["features"] = {"version": FEATURES_VERSION, "n_features": N_FEATURES}
+        version = self.features_version
+        self.metadata["features"] = {"version": version, "n_features": n_features(version)}
         body = json.dumps(self.metadata, sort_keys=True, default=_json_default)
         estimator_bytes = sio.dumps(self.estimator)
         idf_bytes = b"" if self.idf is None else self.idf.tobytes()
@@ -187,10 +200,11 @@ class SpamModel:
             raise ModelError(f"{path}: not a mailwarden classifier ({FORMAT})")
         metadata = json.loads(payload["metadata"])
         features = metadata.get("features", {})
-        if features.get("version") != FEATURES_VERSION:
+        if features.get("version") not in FEATURES_VERSIONS:
             raise ModelError(
                 f"{path}: built for features {features.get('version')!r}, this mailwarden "
-                f"extracts {FEATURES_VERSION!r}: retrain with `mailwarden train`"
+                f"extracts {', '.join(map(repr, FEATURES_VERSIONS))}: retrain with "
+                "`mailwarden train`"
             )
         return cls(payload["estimator"], metadata, payload.get("idf"))
 
@@ -198,14 +212,17 @@ class SpamModel:
 def shrink_short_rows(X: sp.csr_matrix, features: int) -> sp.csr_matrix:
     """Scale rows with fewer than `features` distinct features by sqrt(count / features).
 
+    Only word-block features count (not character n-grams, features.word_feature_counts):
+    the rule was fitted on them, and a note's few words make hundreds of n-grams.
+
     After L2 normalisation a two-line note weighs as much as a long letter, so its few
     words (a "your" in the subject) decide its score alone; scaled down, a short message
     stays near the intercept unless its words are strong evidence. In place.
     """
-    counts = np.diff(X.indptr)
+    counts = word_feature_counts(X)
     factors = np.minimum(1.0, np.sqrt(counts / float(features))).astype(X.data.dtype)
     if (factors < 1.0).any():
-        X.data *= np.repeat(factors, counts)
+        X.data *= np.repeat(factors, np.diff(X.indptr))
     return X
 
 

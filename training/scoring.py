@@ -21,7 +21,7 @@ import numpy as np
 
 from training import dataset, evaluate
 from training.corpus import CorpusSpec, read_corpus
-from training.features import extract_raw, vectorize
+from training.features import extract_raw
 from training.model import SpamModel
 
 SPLIT_MODES = ("auto", "all", "validation")
@@ -84,7 +84,7 @@ def score_corpora(
         pending: list[tuple[int, list[str]]] = []
         for message in read_corpus(spec):
             started = time.process_time()
-            feats = extract_raw(message.raw)
+            feats = extract_raw(message.raw, version=model.features_version)
             if not keep(feats.fingerprint):
                 continue  # not counted, and neither is its time
             out.seconds += time.process_time() - started
@@ -103,7 +103,7 @@ def score_corpora(
 
 def _flush(model: SpamModel, pending: list[tuple[int, list[str]]], name: str, out: Scored):
     started = time.process_time()
-    scores = model.decision(vectorize([tokens for _, tokens in pending]), copy=False)
+    scores = model.decision(model.vectorize([tokens for _, tokens in pending]), copy=False)
     out.seconds += time.process_time() - started
     out.labels.extend(label for label, _ in pending)
     out.scores.extend(scores.tolist())

@@ -254,7 +254,7 @@ def update(
 ) -> SpamModel:
     """Fold confirmed messages into an existing model (one shuffled partial_fit pass)."""
     model = SpamModel.load(model_path)
-    data = dataset.load(specs, jobs=options.jobs, progress=on_read)
+    data = dataset.load(specs, jobs=options.jobs, progress=on_read, version=model.features_version)
     if len(data) == 0:
         raise ValueError("no messages in the given corpora")
     order = np.random.default_rng(options.seed).permutation(len(data))

@@ -6,7 +6,18 @@ import base64
 import email
 import email.policy
 
-from training.features import decode_guess, extract, extract_raw, vectorize
+import numpy as np
+
+from training.features import (
+    CHAR_FEATURES,
+    CHAR_WEIGHT,
+    N_FEATURES,
+    decode_guess,
+    extract,
+    extract_raw,
+    vectorize,
+    word_feature_counts,
+)
 
 CN_SUBJECT = "发票代开"  # "invoices issued on your behalf": classic Chinese spam
 CN_BODY = "本公司长期为企业代开各类发票，欢迎来电咨询。"
@@ -133,3 +144,33 @@ def test_vectors_are_normalised_rows():
     assert X.shape[0] == 2
     norms = (X.multiply(X)).sum(axis=1).A.ravel()
     assert abs(norms[0] - 1) < 1e-6 and abs(norms[1] - 1) < 1e-6
+
+
+def test_character_4grams_of_the_body_head_from_features_2_on():
+    raw = b"Subject: hello\n\nV1AGRA v-i-a-g-r-a cheap \xe4\xbd\xa0\xe5\xa5\xbd\n"
+    old = extract_raw(raw, version="mw-features-1").tokens
+    new = extract_raw(raw, version="mw-features-2").tokens
+    assert new[: len(old)] == old  # the old tokens unchanged, n-grams appended
+    grams = new[len(old) :]
+    assert grams[:4] == ["c: v1a", "c:v1ag", "c:1agr", "c:agra"]
+    assert "c:chea" in grams and not any("\u4f60" in g for g in grams)  # CJK: bigrams
+    assert not any(t.startswith("c:") for t in old)
+    long_body = b"Subject: x\n\n" + b"word " * 2000
+    assert (
+        len(extract_raw(long_body).tokens)
+        - len(extract_raw(long_body, version="mw-features-1").tokens)
+        == 200 * 3
+    )  # 1,000 characters: 200 words of 3 grams each
+
+
+def test_character_ngrams_get_their_own_weighted_block():
+    tokens = [["a", "b", "c:wxyz", "c:xyz "], ["c"]]
+    old = vectorize([[t for t in row if not t.startswith("c:")] for row in tokens], "mw-features-1")
+    new = vectorize(tokens, "mw-features-2")
+    assert old.shape[1] == N_FEATURES and new.shape[1] == N_FEATURES + CHAR_FEATURES
+    assert list(word_feature_counts(new)) == [2, 1]
+    norms = new.multiply(new).sum(axis=1).A.ravel()
+    assert np.allclose(norms, 1)
+    chars = new[0, N_FEATURES:].toarray().ravel()
+    words = new[0, :N_FEATURES].toarray().ravel()
+    assert np.isclose(np.linalg.norm(chars) / np.linalg.norm(words), CHAR_WEIGHT)

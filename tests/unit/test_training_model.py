@@ -15,7 +15,7 @@ from sklearn.preprocessing import FunctionTransformer
 from tests.support.corpusgen import write_tar
 from tests.support.mailgen import make_message
 from training.corpus import parse_spec
-from training.features import extract_raw
+from training.features import extract_raw, vectorize
 from training.model import FORMAT, ModelError, SpamModel, shrink_short_rows
 from training.train import (
     TrainOptions,
@@ -154,3 +154,23 @@ def test_short_messages_are_scaled_down_and_long_ones_kept():
     short = SpamModel(None, {"short_message_features": 16}, None)
     assert np.allclose(short.transform(rows).toarray(), scaled.toarray())
     assert np.allclose(rows[0].toarray()[0, :4], 0.5)  # copy=True left the input alone
+
+
+def test_a_model_built_for_features_1_keeps_scoring_with_features_1(tmp_path):
+    rng = random.Random(3)
+    raws = [make_message(i % 2 == 1, rng, i) for i in range(60)]
+    labels = np.array([i % 2 for i in range(60)])
+    old_tokens = [extract_raw(r, version="mw-features-1").tokens for r in raws]
+    X = vectorize(old_tokens, "mw-features-1")
+    meta = {"name": "old", "threshold": 0.0, "features": {"version": "mw-features-1"}}
+    model = SpamModel(make_estimator(TrainOptions()), meta, inverse_document_frequency(X))
+    fit(model.estimator, model.transform(X), labels, 3)
+    path = tmp_path / "old.skops"
+    model.save(path)
+    loaded = SpamModel.load(path)
+    assert loaded.features_version == "mw-features-1"
+    assert loaded.metadata["features"]["n_features"] == X.shape[1]
+    expected = model.decision(vectorize(old_tokens, "mw-features-1"))
+    assert [loaded.score_raw(r) for r in raws] == pytest.approx(expected, abs=0)
+    loaded.partial_fit(old_tokens[:4], labels[:4])  # the update path too
+    assert loaded.estimator.coef_.shape[1] == X.shape[1]

@@ -126,19 +126,10 @@ def metrics(
     scores = np.asarray(scores, dtype=np.float64)
     ham_scores, spam_scores = scores[labels == 0], scores[labels == 1]
     n_ham, n_spam = int(ham_scores.size), int(spam_scores.size)
-    fp = int(np.sum(ham_scores >= threshold))
-    fn = int(np.sum(spam_scores < threshold))
-    caught = n_spam - fn
     out: dict[str, Any] = {
         "ham": n_ham,
         "spam": n_spam,
-        "false_positives": fp,
-        "false_negatives": fn,
-        "spam_recall": caught / n_spam if n_spam else None,
-        "spam_recall_ci95": list(clopper_pearson(caught, n_spam)) if n_spam else None,
-        "fp_rate": fp / n_ham if n_ham else None,
-        "fp_rate_ci95": list(clopper_pearson(fp, n_ham)) if n_ham else None,
-        "fp_rate_upper95": upper_bound(fp, n_ham) if n_ham else None,
+        **counts(labels, scores >= threshold),
         "auc": float(roc_auc_score(labels, scores)) if n_ham and n_spam else None,
         "recall_at_fpr": {
             f"{t:g}": (recall_at_fpr(ham_scores, spam_scores, t) if n_ham and n_spam else None)
@@ -148,7 +139,7 @@ def metrics(
     }
     notes = []
     if n_ham:
-        note = support_note(fp, n_ham, max_fpr)
+        note = support_note(out["false_positives"], n_ham, max_fpr)
         if note:
             notes.append(note)
     else:

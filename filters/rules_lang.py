@@ -139,6 +139,17 @@ def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
     return f" (expected one of: {', '.join(choices)})"
 
 
+def _wrapping(parse: str, wrap: Callable[[Any], c.Condition]) -> Callable[..., c.Condition | None]:
+    """A condition builder for _Compiler._LEAVES: `wrap` around what the method named
+    `parse` reads from the node, or None when that failed (its problems are noted)."""
+
+    def build(self: _Compiler, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
+        inner = getattr(self, parse)(node, where, depth)
+        return wrap(inner) if inner else None
+
+    return build
+
+
 class _Compiler:
     """One pass over the node tree, collecting problems and building conditions."""
 
@@ -359,29 +370,9 @@ class _Compiler:
             return None
         return tuple(b for b in built if b is not None)
 
-    def _all(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        conditions = self._list_of_conditions(node, where, depth)
-        return c.All(conditions) if conditions else None
-
-    def _any(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        conditions = self._list_of_conditions(node, where, depth)
-        return c.AnyOf(conditions) if conditions else None
-
     def _not(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         inner = self.condition(node, where, depth + 1)
         return c.Not(inner) if inner is not None else None
-
-    def _subject(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        test = self._text_test(node, where)
-        return c.Subject(test) if test else None
-
-    def _body(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        test = self._text_test(node, where)
-        return c.Body(test) if test else None
-
-    def _helo(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        test = self._text_test(node, where)
-        return c.Helo(test) if test else None
 
     def _header(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ("name", "exists", *TEXT_OPS))
@@ -452,18 +443,6 @@ class _Compiler:
         if not ok:
             return None
         return c.AddressTest(addresses=addresses, domain=domain, local=local, text=text)
-
-    def _sender(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        test = self._address_test(node, where, depth)
-        return c.Sender(test) if test else None
-
-    def _from(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        test = self._address_test(node, where, depth)
-        return c.HeaderFrom(test) if test else None
-
-    def _recipient(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        test = self._address_test(node, where, depth)
-        return c.Recipient(test) if test else None
 
     def _attachment(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
         entries = self._keyed(node, where, ATTACHMENT_KEYS)
@@ -624,16 +603,16 @@ class _Compiler:
         return (bounds[0], bounds[1]) if ok else None
 
     _LEAVES: ClassVar[dict[str, Callable[..., c.Condition | None]]] = {
-        "all": _all,
-        "any": _any,
+        "all": _wrapping("_list_of_conditions", c.All),
+        "any": _wrapping("_list_of_conditions", c.AnyOf),
         "not": _not,
-        "subject": _subject,
-        "body": _body,
+        "subject": _wrapping("_text_test", c.Subject),
+        "body": _wrapping("_text_test", c.Body),
         "header": _header,
-        "helo": _helo,
-        "sender": _sender,
-        "from": _from,
-        "recipient": _recipient,
+        "helo": _wrapping("_text_test", c.Helo),
+        "sender": _wrapping("_address_test", c.Sender),
+        "from": _wrapping("_address_test", c.HeaderFrom),
+        "recipient": _wrapping("_address_test", c.Recipient),
         "attachment": _attachment,
         "url": _url,
         "symbol": _symbol,
@@ -644,7 +623,7 @@ class _Compiler:
 
     # --- text tests ----------------------------------------------------------------
 
-    def _text_test(self, node: yaml.Node, where: str) -> c.TextTest | None:
+    def _text_test(self, node: yaml.Node, where: str, depth: int = 0) -> c.TextTest | None:
         if isinstance(node, yaml.ScalarNode) and isinstance(value_of(node), str):
             self.problems.add(
                 node,

@@ -68,27 +68,30 @@ class BlocklistEvidence:
     uri_domains: tuple[str, ...] = ()
 
 
-def reversed_ip(ip: str) -> str | None:
-    """1.2.3.4 -> 4.3.2.1; IPv6 -> its 32 nibbles reversed (RFC 5782); None if not an IP."""
+def _client_address(ip: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """The address as lists know it: brackets dropped, IPv4-mapped IPv6 as IPv4."""
     try:
         address = ipaddress.ip_address(ip.strip().strip("[]"))
     except ValueError:
         return None
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+        return address.ipv4_mapped
+    return address
+
+
+def reversed_ip(ip: str) -> str | None:
+    """1.2.3.4 -> 4.3.2.1; IPv6 -> its 32 nibbles reversed (RFC 5782); None if not an IP."""
+    address = _client_address(ip)
+    if address is None:
+        return None
     suffix = ".in-addr.arpa" if address.version == 4 else ".ip6.arpa"
     return address.reverse_pointer.removesuffix(suffix)
 
 
 def should_check(ip: str, check_private: bool) -> bool:
     """Private, loopback and reserved addresses are unknown to public lists."""
-    try:
-        address = ipaddress.ip_address(ip.strip().strip("[]"))
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
-    return check_private or address.is_global
+    address = _client_address(ip)
+    return address is not None and (check_private or address.is_global)
 
 
 @lru_cache(maxsize=1)

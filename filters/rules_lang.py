@@ -413,11 +413,10 @@ class _Compiler:
         return c.Header(name, text, exists)
 
     def _address_test(self, node: yaml.Node, where: str, depth: int) -> c.AddressTest | None:
-        entries = self._keyed(node, where, ADDRESS_KEYS)
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        if not entries:
-            self.problems.add(node, f"{where} is empty: give one of {ADDRESS_KEYS}")
+        entries = self._entries(
+            node, where, ADDRESS_KEYS, f"{where} is empty: give one of {ADDRESS_KEYS}"
+        )
+        if entries is None:
             return None
         ok = True
         addresses = local = domain = None
@@ -445,11 +444,10 @@ class _Compiler:
         return c.AddressTest(addresses=addresses, domain=domain, local=local, text=text)
 
     def _attachment(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        entries = self._keyed(node, where, ATTACHMENT_KEYS)
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        if not entries:
-            self.problems.add(node, f"{where} is empty: give one of {ATTACHMENT_KEYS}")
+        entries = self._entries(
+            node, where, ATTACHMENT_KEYS, f"{where} is empty: give one of {ATTACHMENT_KEYS}"
+        )
+        if entries is None:
             return None
         ok = True
         kwargs: dict[str, Any] = {}
@@ -497,11 +495,8 @@ class _Compiler:
         return c.AttachmentTest(**kwargs)
 
     def _url(self, node: yaml.Node, where: str, depth: int) -> c.Condition | None:
-        entries = self._keyed(node, where, URL_KEYS)
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        if not entries:
-            self.problems.add(node, f"{where} is empty: give one of {URL_KEYS}")
+        entries = self._entries(node, where, URL_KEYS, f"{where} is empty: give one of {URL_KEYS}")
+        if entries is None:
             return None
         ok = True
         domain = None
@@ -588,11 +583,8 @@ class _Compiler:
         hint: str,
     ) -> tuple[Any, Any] | None:
         """A lower and/or upper bound (`above`/`below`, `over`/`under`); None when invalid."""
-        entries = self._keyed(node, where, keys)
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        if not entries:
-            self.problems.add(node, f"{where}: {hint}")
+        entries = self._entries(node, where, keys, f"{where}: {hint}")
+        if entries is None:
             return None
         bounds = [None, None]
         ok = True
@@ -631,11 +623,10 @@ class _Compiler:
                 f"{{matches: ...}} (one of {', '.join(TEXT_OPS)})",
             )
             return None
-        entries = self._keyed(node, where, TEXT_OPS)
-        if not isinstance(node, yaml.MappingNode):
-            return None
-        if not entries:
-            self.problems.add(node, f"{where} is empty: give one of {', '.join(TEXT_OPS)}")
+        entries = self._entries(
+            node, where, TEXT_OPS, f"{where} is empty: give one of {', '.join(TEXT_OPS)}"
+        )
+        if entries is None:
             return None
         return self._ops(entries, where)
 
@@ -743,6 +734,19 @@ class _Compiler:
             self.problems.add(node, f"unknown symbol {name}{hint}")
 
     # --- scalars -------------------------------------------------------------------
+
+    def _entries(
+        self, node: yaml.Node, where: str, allowed: tuple[str, ...], if_empty: str
+    ) -> dict[str, tuple[yaml.Node, yaml.Node]] | None:
+        """`_keyed` for a mapping that must hold at least one key (else `if_empty` is
+        the problem); None when it is not a mapping or holds nothing usable."""
+        entries = self._keyed(node, where, allowed)
+        if not isinstance(node, yaml.MappingNode):
+            return None
+        if not entries:
+            self.problems.add(node, if_empty)
+            return None
+        return entries
 
     def _keyed(
         self, node: yaml.Node, where: str, allowed: tuple[str, ...]

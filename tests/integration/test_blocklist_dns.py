@@ -68,11 +68,21 @@ def ctx_for(ip: str, body: str = "hello\n", html: str | None = None) -> MessageC
     return MessageContext("q", env, raw, datetime.now(UTC))
 
 
-def run_filter(settings, ctx, redis_client=None):
-    filt = BlocklistFilter(settings)
-    ports = Ports(dns=Resolver(settings.dns), redis=redis_client)
-    evidence = asyncio.run(filt.lookup(ctx, ports))
-    return filt.evaluate(ctx, evidence, Scope("example.test", DomainPolicy("example.test")))
+def run_filter(settings, ctx, redis_url: str | None = None, **redis_options):
+    """The filter's lookup and evaluation, with a Redis client of its own when given a URL
+    (a fresh client is what another gateway node would have)."""
+
+    async def run():
+        client = aioredis.from_url(redis_url, **redis_options) if redis_url else None
+        try:
+            filt = BlocklistFilter(settings)
+            evidence = await filt.lookup(ctx, Ports(dns=Resolver(settings.dns), redis=client))
+        finally:
+            if client is not None:
+                await client.aclose()
+        return filt.evaluate(ctx, evidence, Scope("example.test", DomainPolicy("example.test")))
+
+    return asyncio.run(run())
 
 
 def symbols(result) -> list[tuple[str, tuple, float]]:
@@ -201,17 +211,7 @@ def test_answers_are_cached_in_redis_with_their_ttl(dns_server, redis_target):
     asked = len(dns_server.zone.queries)
     dnsbl_cache._local = None
 
-    async def another_node():
-        client = aioredis.from_url(redis_target.url)
-        try:
-            filt = BlocklistFilter(settings)
-            ctx = ctx_for("192.0.2.7")
-            evidence = await filt.lookup(ctx, Ports(dns=Resolver(settings.dns), redis=client))
-            return filt.evaluate(ctx, evidence, Scope("example.test", DomainPolicy("x")))
-        finally:
-            await client.aclose()
-
-    result = asyncio.run(another_node())
+    result = run_filter(settings, ctx_for("192.0.2.7"), redis_target.url)
     assert len(dns_server.zone.queries) == asked
     assert [s.name for s in result.symbols] == ["DNSBL_LISTED"]
     sync.close()
@@ -253,15 +253,6 @@ def test_an_unreachable_redis_costs_the_cache_not_the_lookup(dns_server):
     dns_server.zone.add(f"7.2.0.192.{ZEN}", "A", "127.0.0.2")
     settings = make_settings(dns_server)
 
-    async def lookup():
-        client = aioredis.from_url(f"redis://127.0.0.1:{free_port()}/0", socket_timeout=1)
-        try:
-            filt = BlocklistFilter(settings)
-            ctx = ctx_for("192.0.2.7")
-            evidence = await filt.lookup(ctx, Ports(dns=Resolver(settings.dns), redis=client))
-            return filt.evaluate(ctx, evidence, Scope("example.test", DomainPolicy("x")))
-        finally:
-            await client.aclose()
-
-    result = asyncio.run(lookup())
+    unreachable = f"redis://127.0.0.1:{free_port()}/0"
+    result = run_filter(settings, ctx_for("192.0.2.7"), unreachable, socket_timeout=1)
     assert [s.name for s in result.symbols] == ["DNSBL_LISTED"]

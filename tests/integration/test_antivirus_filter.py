@@ -140,17 +140,22 @@ def test_part_claiming_base64_that_is_not_is_scanned_as_received(clamd):
     assert decision.virus.cleaned
 
 
-def test_a_hundred_levels_of_nesting_is_held(clamd):
+def nested_eicar(levels: int) -> bytes:
+    """EICAR as the innermost part of `levels` nested multipart/mixed parts."""
     body = (
         "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         + _b64(EICAR)
     )
-    for level in range(100):
+    for level in range(levels):
         b = f"lvl{level}"
         body = (
             f'Content-Type: multipart/mixed; boundary="{b}"\r\n\r\n--{b}\r\n{body}\r\n--{b}--\r\n'
         )
-    raw = ("Subject: deep\r\nMIME-Version: 1.0\r\n" + body).encode()
+    return ("Subject: deep\r\nMIME-Version: 1.0\r\n" + body).encode()
+
+
+def test_a_hundred_levels_of_nesting_is_held(clamd):
+    raw = nested_eicar(100)
     result, decision = run(clamd, raw)
     deep_part = "1" + ".1" * (MAX_DEPTH - 1)
     assert symbols(result)["AV_PART_SCANNED_RAW"] == (deep_part,)
@@ -202,16 +207,7 @@ def test_scanner_stopped_mid_run_tempfails(clamd_private):
 
 
 def test_nesting_a_little_deeper_than_followed_still_names_the_virus(clamd):
-    body = (
-        "Content-Type: application/octet-stream\r\nContent-Transfer-Encoding: base64\r\n\r\n"
-        + _b64(EICAR)
-    )
-    for level in range(MAX_DEPTH + 3):
-        b = f"lvl{level}"
-        body = (
-            f'Content-Type: multipart/mixed; boundary="{b}"\r\n\r\n--{b}\r\n{body}\r\n--{b}--\r\n'
-        )
-    raw = ("Subject: deep\r\nMIME-Version: 1.0\r\n" + body).encode()
+    raw = nested_eicar(MAX_DEPTH + 3)
     result, decision = run(clamd, raw)
     deep_part = "1" + ".1" * (MAX_DEPTH - 1)
     assert [(i.part_id, i.virus) for i in result.infections] == [(deep_part, EICAR_NAME)]

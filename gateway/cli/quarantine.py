@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from gateway import quarantine
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
-from gateway.config import load_settings
+from gateway.config import Settings, load_settings
 from gateway.db import Database
 
 
@@ -48,15 +48,15 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = args.settings = load_settings(args.config)
+    settings = load_settings(args.config)
     db = Database(settings.store.url)
     try:
-        return _VERBS[args.verb](db, args)
+        return _VERBS[args.verb](db, settings, args)
     finally:
         db.close()
 
 
-def _list(db: Database, args: argparse.Namespace) -> int:
+def _list(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     items = quarantine.list_items(db.engine, args.domain, args.status or None)
     if args.json:
         print_json(items)
@@ -70,7 +70,7 @@ def _list(db: Database, args: argparse.Namespace) -> int:
     return 0
 
 
-def _show(db: Database, args: argparse.Namespace) -> int:
+def _show(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     item = quarantine.get(db.engine, args.item)
     raw = quarantine.original(db.engine, args.item)
     if item is None or raw is None:
@@ -87,24 +87,22 @@ def _show(db: Database, args: argparse.Namespace) -> int:
     return 0
 
 
-def _release(db: Database, args: argparse.Namespace) -> int:
+def _release(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     if not quarantine.request_release(db.engine, args.item, args.actor):
         raise CliError(f"{args.item}: not held (unknown, already released or deleted)")
     print(f"{args.item}: release requested; a running gateway delivers it within seconds")
     return 0
 
 
-def _delete(db: Database, args: argparse.Namespace) -> int:
+def _delete(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     if not quarantine.discard(db.engine, args.item, args.actor):
         raise CliError(f"{args.item}: not held (unknown, released or already deleted)")
     print(f"{args.item}: deleted")
     return 0
 
 
-def _purge(db: Database, args: argparse.Namespace) -> int:
-    days = (
-        args.older_than if args.older_than is not None else args.settings.quarantine.retention_days
-    )
+def _purge(db: Database, settings: Settings, args: argparse.Namespace) -> int:
+    days = args.older_than if args.older_than is not None else settings.quarantine.retention_days
     if days < 0:
         raise CliError(f"--older-than {days}: must be 0 or more days")
     count = quarantine.purge(db.engine, datetime.now(UTC), days)

@@ -31,7 +31,7 @@ test: system-deps $(BIN)/mailwarden
 	$(BIN)/pytest -q
 
 demo: system-deps $(BIN)/mailwarden
-	$(BIN)/python -m gateway.demo
+	$(BIN)/python -m tests.demo
 
 lint: $(BIN)/mailwarden
 	$(BIN)/ruff check .

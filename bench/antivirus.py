@@ -45,9 +45,9 @@ from relay import percentile, run_sink
 from filters.antivirus import Antivirus
 from gateway.adapters import Ports
 from gateway.adapters.clamd import ClamdClient
-from gateway.chain import FILTER_NAMES
 from gateway.config import ClamavSettings
 from gateway.model import Envelope, MessageContext
+from gateway.pipeline.chain import FILTER_NAMES
 from tests.support.clamd import ClamdServer
 from tests.support.dnsserver import LoopbackDns
 from tests.support.gateway import GatewayProcess, write_config

@@ -27,7 +27,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.smtpload import CountingSink, send_one
-from gateway.chain import FILTER_NAMES
+from gateway.pipeline.chain import FILTER_NAMES
 from tests.support.dnsserver import LoopbackDns
 from tests.support.gateway import GatewayProcess, write_config
 

@@ -21,13 +21,13 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from filters.base import Scope
-from filters.rules import run_rules
-from filters.rules_lang import compile_policy
-from filters.rules_policy import apply_policy_file, known_symbols
-from filters.safe_regex import compile_pattern
+from filters.rules.filter import run_rules
+from filters.rules.lang import compile_policy
+from filters.rules.safe_regex import compile_pattern
 from gateway.domain_policy import DomainPolicy
-from gateway.list_match import Entry, ListSnapshot
+from gateway.lists.match import Entry, ListSnapshot
 from gateway.model import Envelope, MessageContext
+from gateway.pipeline.policy_files import apply_policy_file, known_symbols
 
 
 def rule_file(count: int) -> str:

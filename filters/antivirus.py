@@ -2,7 +2,7 @@
 
 Scanning each leaf after transfer decoding (and each uuencoded block inside a
 text part) tells us WHICH parts are infected, so "clean" mode can replace just
-those (gateway.mime_edit). The whole message is scanned as well: clamd's own
+those (gateway.mail.edit). The whole message is scanned as well: clamd's own
 MIME parser is a second opinion, and a virus it finds that no part explains is
 reported with part_id "" (not separable: policy quarantines the message).
 Archives are left to clamd, which unpacks them itself.
@@ -30,8 +30,8 @@ from filters.base import Scope
 from gateway.adapters import Ports
 from gateway.adapters.clamd import ClamdVersion, ScanResult
 from gateway.config import ClamavSettings
-from gateway.mime import uuencoded_blocks
-from gateway.mime_edit import MimeEditError, leaf_spans, replace_parts
+from gateway.mail.edit import MimeEditError, leaf_spans, replace_parts
+from gateway.mail.mime import uuencoded_blocks
 from gateway.model import (
     FilterResult,
     Force,

@@ -1,4 +1,4 @@
-"""Local block and allow lists in the pipeline (gateway.list_match for the rules).
+"""Local block and allow lists in the pipeline (gateway.lists.match for the rules).
 
 At RCPT time the session check refuses blocked sources outright; here the same
 lists become symbols for what got through (an entry added mid-session, a
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from filters.base import Scope
 from gateway.adapters import Ports
-from gateway.list_match import ListSnapshot
+from gateway.lists.match import ListSnapshot
 from gateway.model import FilterResult, Force, ForceKind, MessageContext, OnError, Symbol
 
 NAME = "lists"

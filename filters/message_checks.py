@@ -8,8 +8,8 @@ from __future__ import annotations
 import email.utils
 
 from filters.base import NoLookup, Scope
+from gateway.mail.render import has_long_lines
 from gateway.model import FilterResult, MessageContext, Symbol
-from gateway.transform import has_long_lines
 
 LARGE = 10 * 1024 * 1024
 

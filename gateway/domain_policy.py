@@ -1,7 +1,7 @@
 """Per-domain policy: thresholds, symbol weights and switches, as pure data.
 
 The operator's TOML gives the global defaults; a domain admin's policy file
-(see filters.rules) overrides them for that domain only. Symbol weights ship as
+(see filters.rules.filter) overrides them for that domain only. Symbol weights ship as
 data in rules/symbols/*.toml, like rspamd's scores kept apart from its checks.
 """
 
@@ -39,7 +39,7 @@ class DomainPolicy:
     weights: Mapping[str, float] = field(default_factory=lambda: MappingProxyType({}))
     subject_tag: str = "[SPAM]"
     dmarc: str = "honour"  # honour | quarantine | score (what a DMARC p=reject does)
-    rules: tuple[Any, ...] = ()  # compiled custom rules (filters.rules)
+    rules: tuple[Any, ...] = ()  # compiled custom rules (filters.rules.filter)
 
     def weight(self, symbol: str) -> float:
         return self.weights.get(symbol, 0.0)
@@ -74,7 +74,7 @@ class PolicyBook:
     """Answers "which policy applies to this domain?" for the pipeline.
 
     The global defaults come from the operator's settings; per-domain policy
-    files (filters.rules) replace them for their domain. The book is read on
+    files (filters.rules.filter) replace them for their domain. The book is read on
     every message, so a reload swaps it atomically.
     """
 

@@ -256,13 +256,13 @@ class MessageContext:
 
     @cached_property
     def parts(self) -> tuple[Any, ...]:
-        """Leaf MIME parts with ids and decoded payloads (see gateway.mime.Part)."""
-        from gateway.mime import leaf_parts
+        """Leaf MIME parts with ids and decoded payloads (see gateway.mail.mime.Part)."""
+        from gateway.mail.mime import leaf_parts
 
         return tuple(leaf_parts(self.message))
 
     def header(self, name: str) -> list[str]:
         """All values of a header, decoded; never raises on malformed input."""
-        from gateway.mime import header_values
+        from gateway.mail.mime import header_values
 
         return header_values(self.message, name)

@@ -33,7 +33,7 @@ import scipy.sparse as sp
 from sklearn.feature_extraction import FeatureHasher
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
-from gateway import mime
+from gateway.mail import mime
 
 # Bump when tokens change. A model stores the version it was trained with and is scored
 # with exactly those tokens: every version listed in FEATURES_VERSIONS stays extractable.
@@ -246,7 +246,7 @@ def _looks_html(text: str) -> bool:
 def html_text(markup: str) -> tuple[str, list[str]]:
     """Visible text and link targets of HTML, by regular expressions.
 
-    gateway.mime.html_to_text (html.parser) is exact but costs about 8 ms on a typical
+    gateway.mail.mime.html_to_text (html.parser) is exact but costs about 8 ms on a typical
     phishing page; tokens need only the words and the links, which this gets in a tenth
     of the time. Hidden-text tricks are words either way.
     """

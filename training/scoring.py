@@ -123,10 +123,10 @@ async def _pipeline_scores(
     filters: Sequence[str],
 ) -> Scored:
     from gateway.adapters import Ports
-    from gateway.chain import build_chain
     from gateway.domain_policy import PolicyBook
     from gateway.model import Envelope, MessageContext
-    from gateway.pipeline import Pipeline
+    from gateway.pipeline.chain import build_chain
+    from gateway.pipeline.run import Pipeline
 
     chain = [f for f in build_chain(settings) if f.name in filters]
     pipeline = Pipeline(chain, PolicyBook.from_settings(settings), Ports(), budget=60.0)

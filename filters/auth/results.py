@@ -151,7 +151,7 @@ def claims_authserv_id(header_value: str, authserv_id: str) -> bool:
 
 
 def forged_results_dropper(authserv_id: str) -> Callable[[bytes], bool]:
-    """A `drop_field` for gateway.transform.render: True for an incoming
+    """A `drop_field` for gateway.mail.render.render: True for an incoming
     Authentication-Results field (raw bytes, folded) that claims `authserv_id`."""
 
     def drop(field: bytes) -> bool:

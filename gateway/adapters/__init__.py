@@ -16,4 +16,4 @@ class Ports:
     clamd: Any = None  # gateway.adapters.clamd client
     redis: Any = None  # redis.asyncio.Redis
     store: Any = None  # gateway.store.Store
-    lists: Any = None  # gateway.list_store.ListStore (local block/allow lists)
+    lists: Any = None  # gateway.lists.live.ListStore (local block/allow lists)

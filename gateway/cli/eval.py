@@ -64,8 +64,8 @@ def register(subparsers: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from gateway.chain import FILTER_NAMES
     from gateway.config import Settings, load_settings
+    from gateway.pipeline.chain import FILTER_NAMES
     from training.corpus import CorpusError, parse_spec
     from training.model import ModelError, SpamModel, default_model_path
     from training.scoring import report, score_corpora, score_corpora_pipeline

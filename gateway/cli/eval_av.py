@@ -2,7 +2,7 @@
 
 DIR holds virus/ and clean/ (see tests/support/virusmail.py to generate one).
 Every message runs through the gateway's pipeline as configured (the
-[clamav] section is required); see gateway/av_eval.py for what counts.
+[clamav] section is required); see gateway/evaluation/antivirus.py for what counts.
 """
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ import asyncio
 import json
 from pathlib import Path
 
-from gateway.av_eval import corpus_files, run_eval
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json, settings_from
+from gateway.evaluation.antivirus import corpus_files, run_eval
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(settings, corpus: Path, concurrency: int) -> dict:
-    from gateway.server import build_pipeline, build_ports
+    from gateway.app.server import build_pipeline, build_ports
 
     ports = build_ports(settings, None)
     try:

@@ -16,14 +16,14 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from gateway import lists
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, settings_from
 from gateway.config import Settings
-from gateway.db import create_schema, make_engine
-from gateway.list_import import parse_list_file
-from gateway.list_match import KINDS, LISTS, Entry, normalise_domain, parse_value
-from gateway.list_store import notify_sync
+from gateway.lists import records as list_records
+from gateway.lists.importer import parse_list_file
+from gateway.lists.live import notify_sync
+from gateway.lists.match import KINDS, LISTS, Entry, normalise_domain, parse_value
+from gateway.store.db import create_schema, make_engine
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
@@ -144,7 +144,7 @@ def cmd_add(args: argparse.Namespace) -> int:
         added_at=now,
         expires_at=parse_expiry(args.expires, now),
     )
-    saved, created = lists.add_entry(_engine(settings), entry)
+    saved, created = list_records.add_entry(_engine(settings), entry)
     notify_sync(settings.redis.url, settings.redis.prefix)
     scope = f"for {saved.domain}" if saved.domain else "for every domain"
     until = f" until {saved.expires_at:%Y-%m-%d %H:%M} UTC" if saved.expires_at else ""
@@ -158,7 +158,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     if args.source:
         if args.list or args.value:
             raise CliError("give either LIST VALUE or --source NAME, not both")
-        removed = lists.remove_source(engine, args.source)
+        removed = list_records.remove_source(engine, args.source)
         notify_sync(settings.redis.url, settings.redis.prefix)
         print(f"removed import {args.source!r} ({removed} entries)")
         return 0
@@ -166,12 +166,12 @@ def cmd_remove(args: argparse.Namespace) -> int:
         raise CliError("give LIST VALUE (e.g. block 192.0.2.7) or --source NAME")
     kind, value = _value(args.value, args.kind)
     domain = _domain(settings, args.domain)
-    removed = lists.remove_entry(engine, args.list, kind, value, domain)
+    removed = list_records.remove_entry(engine, args.list, kind, value, domain)
     if removed:
         notify_sync(settings.redis.url, settings.redis.prefix)
         print(f"removed: {args.list} {kind} {value}")
         return 0
-    sources = lists.sources_listing(engine, args.list, kind, value, domain)
+    sources = list_records.sources_listing(engine, args.list, kind, value, domain)
     if sources:
         raise CliError(
             f"{value} is not a hand entry; it comes from the import(s) "
@@ -202,7 +202,7 @@ def cmd_show(args: argparse.Namespace) -> int:
     settings = settings_from(args)
     engine = _engine(settings)
     now = datetime.now(UTC)
-    _, entries = lists.load_entries(engine)
+    _, entries = list_records.load_entries(engine)
     source = args.source or ""
     shown = [
         e
@@ -212,7 +212,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         and (args.domain is None or e.domain == args.domain.lower())
         and (args.all or e.active(now))
     ]
-    records = [] if args.source else lists.imports(engine)
+    records = [] if args.source else list_records.imports(engine)
     if args.json:
         print(
             json.dumps(
@@ -281,7 +281,7 @@ def cmd_import(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
-    count = lists.replace_import(
+    count = list_records.replace_import(
         _engine(settings), args.source, args.list, domain, entries, str(args.file), _who(args.by)
     )
     notify_sync(settings.redis.url, settings.redis.prefix)

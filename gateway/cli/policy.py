@@ -15,11 +15,11 @@ from __future__ import annotations
 import argparse
 import getpass
 
-from gateway import av_policy
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
 from gateway.config import Settings, load_settings
-from gateway.db import create_schema, make_engine
+from gateway.store import av_policy
+from gateway.store.db import create_schema, make_engine
 
 _ON_OFF = {"on": True, "off": False, "yes": True, "no": False}
 

@@ -11,11 +11,11 @@ import email.policy
 import getpass
 from datetime import UTC, datetime
 
-from gateway import quarantine
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
 from gateway.config import Settings, load_settings
-from gateway.db import Database
+from gateway.store import quarantine
+from gateway.store.db import Database
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import time
 
+from gateway.app.workers import all_spool_dirs
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
 from gateway.config import load_settings
-from gateway.spool import Spool
-from gateway.workers import all_spool_dirs
+from gateway.store.spool import Spool
 
 
 def register(sub: argparse._SubParsersAction) -> None:

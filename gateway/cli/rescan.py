@@ -1,6 +1,6 @@
 """`mailwarden rescan --since DATE`: retro-detection with today's signatures.
 
-Scans every attachment delivered since DATE (kept by gateway.attachments)
+Scans every attachment delivered since DATE (kept by gateway.store.attachments)
 again and records each new hit in the ledger's feedback table as a missed
 virus (source "rescan"), once per message, so the detection rate counts it.
 Attachments older than [clamav] attachment_retention_days are purged first.
@@ -13,12 +13,12 @@ import argparse
 from datetime import UTC, datetime
 
 from filters.antivirus import classify
-from gateway import attachments
 from gateway.adapters.clamd import ClamdClient, ScanError
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
 from gateway.config import load_settings
-from gateway.db import create_schema, make_engine
+from gateway.store import attachments
+from gateway.store.db import create_schema, make_engine
 
 
 def parse_since(text: str) -> datetime:

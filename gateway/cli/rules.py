@@ -53,8 +53,8 @@ def _settings(config: Path | None) -> Settings | None:
 
 
 def _read_policy(path: Path, settings: Settings | None):
-    from filters.rules_lang import RuleFileInvalid
-    from filters.rules_policy import known_symbols, read_policy_file
+    from filters.rules.lang import RuleFileInvalid
+    from gateway.pipeline.policy_files import known_symbols, read_policy_file
 
     if not path.is_file():
         raise CliError(f"{path}: file not found")
@@ -103,14 +103,14 @@ def _sender(args: argparse.Namespace, message: Any) -> str:
 
 
 async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> dict[str, Any]:
-    """The message through the server's pipeline (gateway.server), this file in force."""
-    from filters.rules_policy import apply_policy_file
-    from gateway.db import Database
+    """The message through the server's pipeline (gateway.app.server), this file in force."""
+    from gateway.app.server import build_pipeline, build_ports
     from gateway.domain_policy import PolicyBook
+    from gateway.mail.render import normalise_line_endings
     from gateway.model import Envelope, MessageContext
-    from gateway.server import build_pipeline, build_ports
-    from gateway.spool import new_queue_id
-    from gateway.transform import normalise_line_endings
+    from gateway.pipeline.policy_files import apply_policy_file
+    from gateway.store.db import Database
+    from gateway.store.spool import new_queue_id
 
     base = PolicyBook.from_settings(settings)
     domain = policy_file.domain

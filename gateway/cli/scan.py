@@ -13,9 +13,9 @@ from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json, settings_from
+from gateway.mail.render import normalise_line_endings, render
 from gateway.model import Envelope, MessageContext
-from gateway.spool import new_queue_id
-from gateway.transform import normalise_line_endings, render
+from gateway.store.spool import new_queue_id
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run_pipeline(settings, ctx):
-    from gateway.db import Database
-    from gateway.server import build_pipeline, build_ports
+    from gateway.app.server import build_pipeline, build_ports
+    from gateway.store.db import Database
 
     db = Database(settings.store.url) if _has_store(settings) else None
     ports = build_ports(settings, db)

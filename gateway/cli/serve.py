@@ -19,10 +19,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     if settings.smtp.processes > 1:
-        from gateway.workers import supervise
+        from gateway.app.workers import supervise
 
         return supervise(settings, settings.smtp.processes, logging.getLogger().level)
-    from gateway.server import serve
+    from gateway.app.server import serve
 
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(settings))

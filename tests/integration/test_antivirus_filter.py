@@ -15,10 +15,10 @@ from gateway.adapters import Ports
 from gateway.adapters.clamd import ClamdClient
 from gateway.config import ClamavSettings
 from gateway.domain_policy import PolicyBook
-from gateway.mime import MAX_DEPTH
+from gateway.mail.mime import MAX_DEPTH
 from gateway.model import Action, AvPolicy, Envelope, MessageContext
-from gateway.pipeline import Pipeline
-from gateway.policy import ANTIVIRUS
+from gateway.pipeline.decide import ANTIVIRUS
+from gateway.pipeline.run import Pipeline
 from tests.support.virusmail import EICAR, Payload, Shapes, _b64, _mixed, _text
 
 EICAR_NAME = "Mailwarden.Test.EICAR.UNOFFICIAL"

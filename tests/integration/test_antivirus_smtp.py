@@ -14,9 +14,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from gateway import attachments, av_policy, ledger, quarantine
 from gateway.cli import main as cli
-from gateway.mime import leaf_parts
+from gateway.mail.mime import leaf_parts
+from gateway.store import attachments, av_policy, ledger, quarantine
 from tests.support.clamd import ClamdServer
 from tests.support.virusmail import EICAR, Payload, Shapes
 

@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import select
 
 from filters.auth import claims_authserv_id
-from gateway import ledger
+from gateway.store import ledger
 from tests.support.authrun import AuthHarness
 from tests.support.gateway import REPO, write_config
 from tests.support.mailauth import context, ed25519_key, message, publish, rsa_key, sign

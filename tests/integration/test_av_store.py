@@ -9,10 +9,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from sqlalchemy import create_engine, select, text
 
-from gateway import attachments, av_policy, ledger
-from gateway.attachments import Attachment
-from gateway.db import Database
 from gateway.model import AvPolicy, Envelope, Infection, MessageContext
+from gateway.store import attachments, av_policy, ledger
+from gateway.store.attachments import Attachment
+from gateway.store.db import Database
 from tests.support.virusmail import EICAR, Payload, Shapes
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"

@@ -11,16 +11,16 @@ import pytest
 import redis
 import redis.asyncio as aioredis
 
-from filters import dnsbl_cache
 from filters.base import Scope
-from filters.blocklist import BlocklistFilter
-from filters.blocklist_session import BlocklistSessionCheck
+from filters.blocklist import cache as dnsbl_cache
+from filters.blocklist.dnsbl import BlocklistFilter
+from filters.blocklist.session import BlocklistSessionCheck
+from filters.session import SessionInfo
 from gateway.adapters import Ports
 from gateway.adapters.dns import Resolver
 from gateway.config import settings_from_dict
 from gateway.domain_policy import DomainPolicy
 from gateway.model import Envelope, MessageContext
-from gateway.session_checks import SessionInfo
 
 ZEN = "zen.bl.test"
 DBL = "dbl.uribl.test"

@@ -10,8 +10,8 @@ import time
 from sqlalchemy import select
 
 from filters.classifier import load_model
-from gateway import ledger
 from gateway.cli import main
+from gateway.store import ledger
 
 PHISH = b"""From: "PayPal Security" <service@paypa1-secure.example>\r
 To: bob@example.test\r

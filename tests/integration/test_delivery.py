@@ -12,7 +12,7 @@ import time
 
 from sqlalchemy import select
 
-from gateway import ledger
+from gateway.store import ledger
 from tests.support.mail import message
 from tests.support.smtp_sink import SmtpSink
 

@@ -7,7 +7,7 @@ import time
 
 from sqlalchemy import select
 
-from gateway import ledger
+from gateway.store import ledger
 from tests.support.mail import message
 
 

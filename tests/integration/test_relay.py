@@ -10,7 +10,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from gateway import ledger
+from gateway.store import ledger
 from tests.support.mail import RawSmtp, message, open_data
 
 

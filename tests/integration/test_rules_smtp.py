@@ -10,8 +10,8 @@ from email.message import EmailMessage
 
 import pytest
 
-from gateway import quarantine
 from gateway.cli import main as cli_main
+from gateway.store import quarantine
 from tests.support.gateway import InProcessGateway, write_config
 from tests.support.mail import RawSmtp, message
 from tests.unit.test_rules_lang import EXAMPLE

@@ -14,7 +14,8 @@ import pytest
 import trustme
 from sqlalchemy import select, update
 
-from gateway import housekeeping, ledger, quarantine
+from gateway.app import housekeeping
+from gateway.store import ledger, quarantine
 from tests.support.gateway import REPO, write_config
 from tests.support.mail import RawSmtp, message
 

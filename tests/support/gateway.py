@@ -13,8 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from gateway.app.server import Gateway
 from gateway.config import load_settings
-from gateway.server import Gateway
 from tests.support.smtp_sink import free_port
 
 REPO = Path(__file__).resolve().parents[2]

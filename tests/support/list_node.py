@@ -17,8 +17,8 @@ import time
 async def main(
     db_url: str, redis_url: str, prefix: str, refresh: float, domain: str, ip: str
 ) -> None:
-    from gateway.db import Database
-    from gateway.list_store import ListStore
+    from gateway.lists.live import ListStore
+    from gateway.store.db import Database
 
     db = Database(db_url)
     redis = None

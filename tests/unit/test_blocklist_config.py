@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from filters.blocklist import ZoneAnswer, interpret, reversed_ip, uri_query_target
+from filters.blocklist.dnsbl import ZoneAnswer, interpret, reversed_ip, uri_query_target
 from gateway.config import ConfigError, settings_from_dict
 
 

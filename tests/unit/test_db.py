@@ -1,4 +1,4 @@
-"""gateway.db: schema creation when several gateway processes start at once."""
+"""gateway.store.db: schema creation when several gateway processes start at once."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
-from gateway.db import create_schema, make_engine, metadata
+from gateway.store.db import create_schema, make_engine, metadata
 
 
 def test_create_schema_looks_again_when_another_process_created_a_table(tmp_path, monkeypatch):
@@ -56,7 +56,7 @@ def test_a_group_makes_batched_writes_at_once_and_isolates_a_failing_one(tmp_pat
 
     from sqlalchemy import Column, Integer, Table, text
 
-    from gateway.db import Database, batched
+    from gateway.store.db import Database, batched
 
     numbers = Table("test_numbers", metadata, Column("n", Integer, primary_key=True))
     batches: list[int] = []

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.list_import import parse_list_file
-from gateway.list_match import Entry, ListSnapshot, parse_value
+from gateway.lists.importer import parse_list_file
+from gateway.lists.match import Entry, ListSnapshot, parse_value
 
 NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
 

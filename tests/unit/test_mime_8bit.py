@@ -1,4 +1,4 @@
-"""gateway.mime keeps raw 8-bit bodies byte for byte, whatever charset is declared."""
+"""gateway.mail.mime keeps raw 8-bit bodies byte for byte, whatever charset is declared."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import email.policy
 
 import pytest
 
-from gateway.mime import leaf_parts
+from gateway.mail.mime import leaf_parts
 
 GBK = "瑢本公司代开发票".encode("gbk")  # 瑢 is GBK, not GB2312
 

@@ -8,8 +8,8 @@ import random
 
 import pytest
 
-from gateway.mime import MAX_DEPTH, leaf_parts
-from gateway.mime_edit import MimeEditError, leaf_spans, replace_parts
+from gateway.mail.edit import MimeEditError, leaf_spans, replace_parts
+from gateway.mail.mime import MAX_DEPTH, leaf_parts
 from gateway.model import PartNotice
 from tests.support.virusmail import EICAR, SHAPES, Payload, Shapes
 

@@ -1,10 +1,10 @@
-"""gateway.mime.message_urls: every web URL a reader could follow, text and HTML links."""
+"""gateway.mail.mime.message_urls: every web URL a reader could follow, text and HTML links."""
 
 from __future__ import annotations
 
 from email.message import EmailMessage
 
-from gateway.mime import leaf_parts, message_urls
+from gateway.mail.mime import leaf_parts, message_urls
 
 
 def parts_of(msg: EmailMessage):

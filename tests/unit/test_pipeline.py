@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from gateway.adapters import Ports
 from gateway.domain_policy import DomainPolicy, PolicyBook
 from gateway.model import Action, Envelope, FilterResult, MessageContext, OnError, Symbol
-from gateway.pipeline import Pipeline
+from gateway.pipeline.run import Pipeline
 
 
 class SlowFilter:

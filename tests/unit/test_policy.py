@@ -14,7 +14,7 @@ from gateway.model import (
     Infection,
     Symbol,
 )
-from gateway.policy import decide
+from gateway.pipeline.decide import decide
 
 POLICY = DomainPolicy(
     "example.test",

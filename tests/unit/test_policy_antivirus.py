@@ -1,10 +1,10 @@
-"""gateway.policy.decide with the antivirus filter's result and each mailbox's AvPolicy."""
+"""gateway.pipeline.decide.decide with the antivirus filter's result and each mailbox's AvPolicy."""
 
 from __future__ import annotations
 
 from gateway.domain_policy import DomainPolicy
 from gateway.model import Action, AvPolicy, FilterResult, Force, ForceKind, Infection, Symbol
-from gateway.policy import ANTIVIRUS, decide
+from gateway.pipeline.decide import ANTIVIRUS, decide
 
 POLICY = DomainPolicy("example.test")
 FACTS = {"engine": "ClamAV 1.4.6/27002/Sun Nov 1 01:22:31 2026", "db_version": "x"}

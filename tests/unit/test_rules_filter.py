@@ -10,9 +10,8 @@ from email.message import EmailMessage
 import pytest
 
 from filters.base import Scope
-from filters.rules import RulesFilter, run_rules
-from filters.rules_lang import compile_policy
-from filters.rules_policy import apply_policy_file, known_symbols
+from filters.rules.filter import RulesFilter, run_rules
+from filters.rules.lang import compile_policy
 from gateway.domain_policy import DomainPolicy, Thresholds
 from gateway.model import (
     Action,
@@ -23,7 +22,8 @@ from gateway.model import (
     MessageContext,
     Symbol,
 )
-from gateway.policy import decide
+from gateway.pipeline.decide import decide
+from gateway.pipeline.policy_files import apply_policy_file, known_symbols
 from tests.unit.test_rules_lang import EXAMPLE
 
 DEFAULT = DomainPolicy(domain="*", thresholds=Thresholds(5.0, 10.0, 15.0))

@@ -8,10 +8,10 @@ import time
 
 import pytest
 
-from filters.rules_lang import RuleFileInvalid, compile_policy, rule_symbol
-from filters.rules_policy import known_symbols
-from filters.safe_regex import PatternError, compile_pattern
+from filters.rules.lang import RuleFileInvalid, compile_policy, rule_symbol
+from filters.rules.safe_regex import PatternError, compile_pattern
 from gateway.model import ForceKind
+from gateway.pipeline.policy_files import known_symbols
 
 EXAMPLE = textwrap.dedent(
     """\

@@ -7,8 +7,8 @@ import os
 import textwrap
 from pathlib import Path
 
-from filters.rules_policy import RulesWatcher
 from gateway.config import settings_from_dict
+from gateway.pipeline.policy_files import RulesWatcher
 
 
 def settings(rules_dir: Path, **rules):

@@ -6,11 +6,11 @@ import email
 import email.policy
 from datetime import UTC, datetime
 
-from gateway.dsn import build_dsn
+from gateway.delivery.dsn import build_dsn
+from gateway.mail.render import break_long_lines, normalise_line_endings, render, split_message
 from gateway.model import Envelope, MessageContext, Rendering
-from gateway.smtp import split_address, with_enhanced_status
-from gateway.spool import Job, RcptState, Spool
-from gateway.transform import break_long_lines, normalise_line_endings, render, split_message
+from gateway.smtp.handler import split_address, with_enhanced_status
+from gateway.store.spool import Job, RcptState, Spool
 
 RAW = (
     b"X-Spam-Flag: YES\r\nFrom: a@sender.test\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"

@@ -1,0 +1,1 @@
+"""DNS blocklists (DNSBL/URIBL) for the client, sender and URLs, with their cache."""

@@ -1,0 +1,1 @@
+"""The per-domain rule language: parse, compile, evaluate, with safe regexes."""

@@ -1,0 +1,1 @@
+"""Process wiring: the server, worker processes, housekeeping."""

@@ -1,0 +1,234 @@
+"""The composition root: builds the gateway's parts from settings and runs them.
+
+`build_pipeline` is shared with `mailwarden scan`, so both run the same chain.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+import time
+from datetime import UTC, datetime
+from functools import partial
+
+from filters.auth import forged_results_dropper
+from gateway.adapters import Ports
+from gateway.adapters.clamd import ClamdClient
+from gateway.adapters.dns import Resolver
+from gateway.adapters.redis import connect as connect_redis
+from gateway.app import housekeeping
+from gateway.app.workers import orphan_dirs, spool_dir
+from gateway.config import Settings
+from gateway.delivery.outbound import Delivery
+from gateway.domain_policy import PolicyBook
+from gateway.lists.live import ListStore
+from gateway.mail.render import break_long_lines, fold
+from gateway.pipeline.chain import build_chain, build_session_checks
+from gateway.pipeline.run import Pipeline
+from gateway.smtp.handler import GatewayHandler, SmtpServer
+from gateway.smtp.intake import Intake
+from gateway.store import ledger, quarantine
+from gateway.store.av_policy import load_av_policies
+from gateway.store.db import Database
+from gateway.store.spool import Job, RcptState, Spool
+
+log = logging.getLogger(__name__)
+
+RELEASE_POLL_SECONDS = 2.0
+
+
+def build_ports(settings: Settings, db: Database | None) -> Ports:
+    redis = connect_redis(settings)
+    lists = None
+    if db is not None:
+        lists = ListStore(db, redis, settings.redis.prefix, settings.blocklist.list_refresh)
+    clamd = ClamdClient.from_settings(settings.clamav) if settings.clamav else None
+    return Ports(dns=Resolver(settings.dns), store=db, redis=redis, lists=lists, clamd=clamd)
+
+
+def build_pipeline(settings: Settings, ports: Ports, book: PolicyBook | None = None) -> Pipeline:
+    """The pipeline; `book` defaults to the settings plus the domain files of [rules] dir."""
+    if book is None:
+        from gateway.pipeline.policy_files import RulesWatcher
+
+        watcher = RulesWatcher(settings)
+        watcher.scan()
+        book = watcher.book
+    db = ports.store
+    return Pipeline(
+        build_chain(settings),
+        book,
+        ports,
+        settings.pipeline.budget,
+        av_policies=(partial(load_av_policies, db) if db is not None and settings.clamav else None),
+    )
+
+
+class Gateway:
+    """SMTP in, pipeline, spool, delivery and quarantine releases, in one process."""
+
+    def __init__(self, settings: Settings, worker: tuple[int, int] = (0, 1)) -> None:
+        self.settings = settings
+        self.worker = worker
+        self.node = socket.gethostname() + (f"/w{worker[0]}" if worker[1] > 1 else "")
+        self.address: tuple[str, int] | None = None
+        self._release_task: asyncio.Task | None = None
+        self._watch_tasks: list[asyncio.Task] = []
+
+    async def start(self) -> None:
+        s = self.settings
+        self.db = await asyncio.to_thread(Database, s.store.url)
+        index, count = self.worker
+        self.spool = Spool(spool_dir(s.spool.path, index, count))
+        for orphan in orphan_dirs(s.spool.path, index, count):
+            adopted = await asyncio.to_thread(self.spool.adopt, Spool(orphan))
+            if adopted:
+                log.warning("adopted %d job(s) from %s", adopted, orphan)
+        self.ports = build_ports(s, self.db)
+        from gateway.pipeline.policy_files import RulesWatcher
+
+        self.rules = RulesWatcher(s)
+        await asyncio.to_thread(self.rules.scan)
+        self.pipeline = build_pipeline(s, self.ports, self.rules.book)
+        self.rules.on_change = self._policy_changed
+        await self.ports.lists.reload(force=True)
+        self._watch_tasks = [
+            asyncio.create_task(self.rules.run(), name="rules-reload"),
+            asyncio.create_task(self.ports.lists.run(), name="lists-sync"),
+            asyncio.create_task(housekeeping.run(self.db.engine, s), name="housekeeping"),
+        ]
+        self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
+        self.intake = Intake(
+            self.pipeline,
+            self.spool,
+            self.db,
+            s.smtp.hostname,
+            self.node,
+            on_spooled=self.delivery.submit_spooled,
+            keep_attachments=bool(s.clamav and s.clamav.attachment_retention_days > 0),
+            drop_field=forged_results_dropper(s.smtp.hostname),
+        )
+        jobs = await asyncio.to_thread(self.spool.recover)
+        await self._restore_ledger(jobs)
+        await self.delivery.start(jobs)
+        checks = build_session_checks(s, self.ports)
+        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns))
+        self.address = await self.smtp.start()
+        self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
+        log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))
+
+    async def stop(self) -> None:
+        grace = self.settings.smtp.shutdown_grace
+        log.info("stopping: no new connections; sessions in progress get %.0fs", grace)
+        await self.smtp.stop(grace)
+        if self._release_task:
+            self._release_task.cancel()
+            await asyncio.gather(self._release_task, return_exceptions=True)
+        await self.delivery.stop()
+        for task in self._watch_tasks:
+            task.cancel()
+        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
+        if self.ports.redis is not None:
+            await self.ports.redis.aclose()
+        if self.ports.clamd is not None:
+            await asyncio.to_thread(self.ports.clamd.close)
+        await asyncio.to_thread(self.db.close)
+        log.info("stopped")
+
+    def _policy_changed(self, book: PolicyBook) -> None:
+        """A rule file changed (called from the reload thread): swap the book atomically."""
+        self.pipeline.book = book
+
+    async def _restore_ledger(self, jobs: list[Job]) -> None:
+        """Ledger rows of messages spooled just before a crash (they ride in the job)."""
+        for job in jobs:
+            rows = job.meta.get("ledger")
+            if not rows or await self.db.run(ledger.has_message, job.queue_id):
+                continue
+
+            await self.db.write(ledger.record, rows["message"], rows["recipients"])
+            log.warning("%s: ledger rows restored from the spool after a crash", job.queue_id)
+
+    async def _releases(self) -> None:
+        """Deliver quarantined items that staff asked to release (from any node)."""
+        while True:
+            try:
+                for item in await self.db.run(quarantine.release_requests):
+                    await self._release(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("quarantine release poll failed")
+            await asyncio.sleep(RELEASE_POLL_SECONDS)
+
+    async def _release(self, item: dict) -> None:
+        raw = await self.db.run(quarantine.original, item["id"])
+        sender = await self.db.run(_sender_of, item["message_id"])
+        when = datetime.now(UTC)
+        note = f"{item['id']} by {item.get('decided_by') or 'staff'} at {when.isoformat()}"
+        data = break_long_lines(fold("X-Mailwarden-Released", note) + raw)
+        job = Job(
+            id=f"{item['id']}.r",
+            queue_id=item["message_id"],
+            mail_from=sender or "",
+            rcpts=[RcptState(r) for r in item["rcpts"]],
+            received_at=time.time(),
+            kind="release",
+        )
+        await asyncio.to_thread(self.spool.write, [(job, data)])
+        if not await self.db.run(quarantine.claim_release, item["id"]):
+            await asyncio.to_thread(self.spool.remove, [job.id])  # another node took it
+            return
+        await self.db.write(_release_feedback, item, when)
+        self.delivery.submit([job])
+        log.info("%s: released to %s", item["id"], ", ".join(item["rcpts"]))
+
+
+def _sender_of(engine, message_id: str) -> str | None:
+    from sqlalchemy import select
+
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(ledger.messages.c.mail_from).where(ledger.messages.c.id == message_id)
+        ).first()
+    return None if row is None else row.mail_from
+
+
+def _release_feedback(conn, item: dict, when: datetime) -> None:
+    """A release of held spam says the verdict was wrong: a false positive."""
+    if item["kind"] not in (quarantine.SPAM, quarantine.REJECTED, quarantine.POLICY):
+        return
+    conn.execute(
+        ledger.feedback.insert(),
+        [
+            {
+                "message_id": item["message_id"],
+                "rcpt": rcpt,
+                "kind": ledger.FALSE_POSITIVE,
+                "source": "release",
+                "actor": item.get("decided_by"),
+                "created_at": when,
+                "details": {"quarantine_id": item["id"], "held_as": item["kind"]},
+            }
+            for rcpt in item["rcpts"]
+        ],
+    )
+
+
+async def serve(settings: Settings, worker: tuple[int, int] = (0, 1), ready=None) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully. `worker` is (index, count)
+    under gateway.app.workers' supervisor, which waits on `ready`."""
+    gateway = Gateway(settings, worker)
+    await gateway.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    if ready is not None:
+        ready.set()
+    else:
+        print(f"mailwarden listening on {gateway.address[0]}:{gateway.address[1]}", flush=True)
+    await stop.wait()
+    await gateway.stop()

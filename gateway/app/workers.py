@@ -1,0 +1,126 @@
+"""Several gateway processes on one node, sharing the listening port.
+
+One Python process uses one core (the GIL). With `[smtp] processes = N`, a
+supervisor starts N complete gateways (SMTP in, pipeline, delivery) that bind
+the same address with SO_REUSEPORT, so the kernel spreads connections over
+them. Each has its own spool directory `<spool.path>/w<i>`; on start a worker
+adopts the jobs of directories nobody else owns (a previous run with more or
+fewer processes), so a change of N loses nothing. Children die with the
+supervisor (PR_SET_PDEATHSIG): a killed supervisor leaves no orphan listening.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import logging
+import multiprocessing
+import signal
+import time
+from pathlib import Path
+
+from gateway.config import Settings
+
+log = logging.getLogger(__name__)
+
+RESTART_DELAY = 1.0
+PR_SET_PDEATHSIG = 1
+
+
+def spool_dir(root: Path, index: int, count: int) -> Path:
+    """Worker `index` of `count`: the root itself for a single process."""
+    return root if count == 1 else root / f"w{index}"
+
+
+def orphan_dirs(root: Path, index: int, count: int) -> list[Path]:
+    """Spool directories of an earlier run that worker `index` takes over."""
+    found: list[Path] = []
+    if count > 1 and index == 0 and (root / "queue").is_dir():
+        found.append(root)  # a single-process run before
+    for child in sorted(root.glob("w*")):
+        suffix = child.name[1:]
+        if not suffix.isdigit() or not (child / "queue").is_dir():
+            continue
+        owner = int(suffix)
+        if (count == 1 or owner >= count) and owner % count == index:
+            found.append(child)
+    return found
+
+
+def all_spool_dirs(root: Path) -> list[Path]:
+    """Every spool directory under `root` (for `mailwarden queue`)."""
+    dirs = [root] if (root / "queue").is_dir() else []
+    dirs += [d for d in sorted(root.glob("w*")) if (d / "queue").is_dir()]
+    return dirs
+
+
+def _die_with_parent() -> None:
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the supervisor's SIGTERM still works
+        pass
+
+
+def _child(settings: Settings, index: int, count: int, ready, log_level: int) -> None:
+    _die_with_parent()
+    from gateway.app.server import serve
+    from gateway.cli.serve import loop_factory
+
+    logging.basicConfig(
+        level=log_level, format=f"%(asctime)s %(levelname)s w{index} %(name)s: %(message)s"
+    )
+    logging.getLogger("mail.log").setLevel(max(log_level, logging.WARNING))
+    with asyncio.Runner(loop_factory=loop_factory()) as runner:
+        runner.run(serve(settings, worker=(index, count), ready=ready))
+
+
+def supervise(settings: Settings, count: int, log_level: int) -> int:
+    """Run `count` workers until SIGTERM/SIGINT; restart any that dies on its own."""
+    context = multiprocessing.get_context("spawn")
+    stopping = False
+
+    def stop(signum, frame) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+    def start(index: int):
+        ready = context.Event()
+        process = context.Process(
+            target=_child,
+            args=(settings, index, count, ready, log_level),
+            name=f"mailwarden-w{index}",
+        )
+        process.start()
+        return process, ready
+
+    workers = [start(i) for i in range(count)]
+    for process, ready in workers:
+        while not ready.wait(0.1):
+            if not process.is_alive() or stopping:
+                return _shutdown(workers, settings, code=2 if not stopping else 0)
+    print(f"mailwarden listening on {settings.smtp.listen} ({count} processes)", flush=True)
+    while not stopping:
+        time.sleep(0.2)
+        for i, (process, _) in enumerate(workers):
+            if not process.is_alive() and not stopping:
+                log.error("worker %d exited with %s; restarting it", i, process.exitcode)
+                time.sleep(RESTART_DELAY)
+                workers[i] = start(i)
+    return _shutdown(workers, settings, code=0)
+
+
+def _shutdown(workers, settings: Settings, code: int) -> int:
+    for process, _ in workers:
+        if process.is_alive():
+            process.terminate()  # SIGTERM: each stops gracefully
+    deadline = time.monotonic() + settings.smtp.shutdown_grace + 15
+    for process, _ in workers:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()
+            process.join()
+    return code

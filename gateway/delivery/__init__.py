@@ -1,0 +1,1 @@
+"""SMTP out: delivery to the next hop with retries, and delivery status notifications."""

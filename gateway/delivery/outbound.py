@@ -1,0 +1,410 @@
+"""SMTP out: spool jobs to the next hop, with retries, backoff and bounces.
+
+Per recipient: 2xx done; 4xx (or no connection) retried on the configured
+schedule; 5xx, or still failing when the retry window has passed, bounced with
+a DSN to the sender (never to the null sender). A job leaves the spool only
+when no recipient is pending. Bounces go to the next hop when the sender is in
+one of our domains, otherwise to [delivery] bounce_relay or the sender's MX.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import ssl
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import aiosmtplib
+
+from gateway.adapters.dns import DnsError, NoRecord, Resolver
+from gateway.config import Settings, parse_host_port
+from gateway.delivery.dsn import build_dsn
+from gateway.store import ledger
+from gateway.store.db import Database
+from gateway.store.spool import BOUNCED, DELIVERED, PENDING, Job, RcptState, Spool, new_queue_id
+
+log = logging.getLogger(__name__)
+
+IDLE_SECONDS = 5.0  # how long an idle session to a next hop is kept for reuse
+FRESH_BYTES = 32 * 1024 * 1024  # copies just spooled kept in memory for their first attempt
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """One recipient's result from one attempt."""
+
+    kind: str  # ok | temp | perm
+    text: str
+    status: str | None = None  # enhanced status code for DSNs
+
+
+def outcome_for(code: int, message: str) -> Outcome:
+    text = f"{code} {message}".strip()
+    parts = message.split(" ", 1)
+    status = parts[0] if parts and parts[0].count(".") == 2 else None
+    if 200 <= code < 300:
+        return Outcome("ok", text)
+    if 400 <= code < 500:
+        return Outcome("temp", text, status)
+    return Outcome("perm", text, status or "5.0.0")
+
+
+def _has_8bit(data: bytes) -> bool:
+    return not data.isascii()
+
+
+class Delivery:
+    """A scheduler and N workers sharing the spool; all state lives in the spool."""
+
+    def __init__(
+        self, settings: Settings, spool: Spool, db: Database | None, resolver: Resolver | None
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.delivery
+        self.spool = spool
+        self.db = db
+        self.resolver = resolver
+        self.hostname = settings.smtp.hostname
+        self._heap: list[tuple[float, int, str]] = []
+        self._jobs: dict[str, Job] = {}
+        self._busy: set[str] = set()
+        self._seq = itertools.count()
+        self._queue: asyncio.Queue[Job] = asyncio.Queue()
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
+        self._idle: dict[tuple[str, int], list[tuple[aiosmtplib.SMTP, float]]] = {}
+        self._fresh: dict[str, bytes] = {}  # job id -> its spooled copy, until first attempt
+        self._fresh_bytes = 0
+        self._removals: list[str] = []  # finished jobs waiting for `_remove_batches`
+        self._remover: asyncio.Task | None = None
+        self._tls = ssl.create_default_context()
+        self._tls.check_hostname = False
+        self._tls.verify_mode = ssl.CERT_NONE  # opportunistic: encrypt, do not authenticate
+
+    # --- scheduling --------------------------------------------------------
+
+    def submit(self, jobs: Iterable[Job]) -> None:
+        for job in jobs:
+            self._jobs[job.id] = job
+            heapq.heappush(self._heap, (job.next_attempt, next(self._seq), job.id))
+        self._wake.set()
+
+    def submit_spooled(self, jobs: list[tuple[Job, bytes]]) -> None:
+        """Jobs just written to the spool, with their bytes: the first attempt sends
+        these instead of reading the file back (within FRESH_BYTES in all)."""
+        for job, data in jobs:
+            if self._fresh_bytes + len(data) <= FRESH_BYTES:
+                self._fresh[job.id] = data
+                self._fresh_bytes += len(data)
+        self.submit(job for job, _ in jobs)
+
+    def _data(self, job: Job) -> bytes:
+        data = self._fresh.pop(job.id, None)
+        if data is None:
+            return self.spool.read(job.id)  # from the page cache: cheaper than a thread hop
+        self._fresh_bytes -= len(data)
+        return data
+
+    async def start(self, jobs: Iterable[Job]) -> None:
+        self.submit(jobs)
+        self._tasks.append(asyncio.create_task(self._scheduler(), name="delivery-scheduler"))
+        for i in range(self.cfg.workers):
+            self._tasks.append(asyncio.create_task(self._worker(), name=f"delivery-{i}"))
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Let attempts in progress finish (up to `grace`), then cancel the rest.
+
+        An attempt cut short keeps its job in the spool: it is retried after restart.
+        """
+        scheduler, workers = self._tasks[:1], self._tasks[1:]
+        for task in scheduler:
+            task.cancel()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self._busy and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in workers:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks.clear()
+        if self._remover is not None:
+            await self._remover
+        await self._close_idle()
+
+    @property
+    def pending_jobs(self) -> int:
+        return len(self._jobs)
+
+    async def _scheduler(self) -> None:
+        while True:
+            now = time.time()
+            while self._heap and self._heap[0][0] <= now:
+                _, _, job_id = heapq.heappop(self._heap)
+                job = self._jobs.get(job_id)
+                if job is not None and job_id not in self._busy:
+                    self._busy.add(job_id)
+                    self._queue.put_nowait(job)
+            delay = self._heap[0][0] - now if self._heap else self.cfg.poll_interval
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+
+    async def _worker(self) -> None:
+        while True:
+            job = await self._queue.get()
+            try:
+                await self.attempt(job)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("%s: delivery attempt failed unexpectedly", job.id)
+                job.next_attempt = time.time() + self._backoff(job)
+                self.submit([job])
+            finally:
+                self._busy.discard(job.id)
+
+    def _backoff(self, job: Job) -> float:
+        schedule = self.cfg.retry_schedule
+        return schedule[min(max(job.attempts, 1) - 1, len(schedule) - 1)]
+
+    # --- one attempt -------------------------------------------------------
+
+    async def attempt(self, job: Job) -> None:
+        data = self._data(job)
+        pending = job.pending
+        job.attempts += 1
+        hosts, route_error = await self._route(job)
+        if hosts:
+            outcomes, remote = await self._send(hosts, job, data, [r.rcpt for r in pending])
+        else:
+            outcomes, remote = {r.rcpt: route_error for r in pending}, "-"
+        now = time.time()
+        expired = now - job.received_at > self.cfg.retry_window
+        for r in pending:
+            o = outcomes[r.rcpt]
+            r.last_error = None if o.kind == "ok" else o.text
+            if o.kind == "ok":
+                r.status = DELIVERED
+            elif o.kind == "perm":
+                r.status, r.dsn_status = BOUNCED, o.status
+            elif expired:
+                r.status, r.dsn_status = BOUNCED, "4.4.7"
+                r.last_error = f"expired after {job.attempts} attempts: {o.text}"
+        delivered = [r for r in pending if r.status == DELIVERED]
+        bounced = [r for r in pending if r.status == BOUNCED]
+        deferred = [r for r in pending if r.status == PENDING]
+        if bounced and job.mail_from and job.kind != "dsn":
+            await self._send_dsn(job, bounced, data, remote)
+        await self._record(job, delivered, bounced, deferred)
+        if deferred:
+            job.last_error = deferred[0].last_error
+            job.next_attempt = now + self._backoff(job)
+            await asyncio.to_thread(self.spool.update, job)
+            log.info("%s: deferred %d recipient(s): %s", job.id, len(deferred), job.last_error)
+            self.submit([job])
+        else:
+            self._jobs.pop(job.id, None)
+            self._remove(job.id)
+        for r in delivered:
+            log.info("%s: delivered to <%s> via %s", job.id, r.rcpt, remote)
+        for r in bounced:
+            log.info("%s: bounced <%s>: %s", job.id, r.rcpt, r.last_error)
+
+    def _remove(self, job_id: str) -> None:
+        """Take a finished job out of the spool, in a batch with the others finished
+        meanwhile: one thread hop for all (unlink waits for the journal behind
+        concurrent fsyncs, so not on the loop). A crash before the removal means the
+        copy is sent again, as it would be a moment earlier."""
+        self._removals.append(job_id)
+        if self._remover is None or self._remover.done():
+            self._remover = asyncio.create_task(self._remove_batches())
+
+    async def _remove_batches(self) -> None:
+        while self._removals:
+            batch, self._removals = self._removals, []
+            try:
+                await asyncio.to_thread(self.spool.remove, batch)
+            except OSError:
+                log.exception("could not remove %d delivered job(s) from the spool", len(batch))
+
+    async def _record(
+        self, job: Job, delivered: list[RcptState], bounced: list[RcptState], deferred: list
+    ) -> None:
+        if self.db is None or job.kind == "dsn":
+            return
+        now = datetime.now(UTC)
+        done = "released" if job.kind == "release" else "delivered"
+        try:
+            for status, group, when in (
+                (done, delivered, now),
+                ("bounced", bounced, None),
+                ("pending", deferred, None),
+            ):
+                for error, rcpts in _by_error(group).items():
+                    await self.db.write(
+                        ledger.mark_recipients,
+                        job.queue_id,
+                        rcpts,
+                        status,
+                        when,
+                        error,
+                        job.attempts,
+                    )
+        except Exception:
+            log.exception("%s: could not record delivery in the ledger", job.id)
+
+    async def _send_dsn(
+        self, job: Job, bounced: list[RcptState], original: bytes, remote: str
+    ) -> None:
+        dsn_id = new_queue_id()
+        dsn = Job(
+            id=f"{dsn_id}.0",
+            queue_id=dsn_id,
+            mail_from="",
+            rcpts=[RcptState(job.mail_from)],
+            received_at=time.time(),
+            kind="dsn",
+            meta={"bounce_of": job.queue_id},
+        )
+        data = build_dsn(job, bounced, original, self.hostname, remote)
+        await asyncio.to_thread(self.spool.write, [(dsn, data)])
+        self.submit([dsn])
+
+    async def _route(self, job: Job) -> tuple[list[tuple[str, int]], Outcome | None]:
+        """Where a job goes: the next hop for our domains, else relay or MX."""
+        next_hop = [parse_host_port(self.cfg.next_hop)]
+        if job.kind != "dsn":
+            return next_hop, None
+        domain = job.rcpts[0].rcpt.rpartition("@")[2].lower()
+        if self.settings.accepts(domain):
+            return next_hop, None
+        if self.cfg.bounce_relay:
+            return [parse_host_port(self.cfg.bounce_relay)], None
+        if self.resolver is None:
+            return [], Outcome("temp", "no resolver for MX lookups")
+        try:
+            mx = await self.resolver.mx(domain)
+        except NoRecord:
+            mx = [(0, domain)]  # RFC 5321 5.1: no MX, use the address records
+        except DnsError as exc:
+            return [], Outcome("temp", f"MX lookup for {domain} failed: {exc}")
+        if mx == [(0, "")] or mx == [(0, ".")]:
+            return [], Outcome("perm", f"{domain} accepts no mail (null MX)", "5.1.10")
+        return [(host, 25) for _, host in mx], None
+
+    async def _send(
+        self, hosts: list[tuple[str, int]], job: Job, data: bytes, rcpts: list[str]
+    ) -> tuple[dict[str, Outcome], str]:
+        last = Outcome("temp", "no host tried")
+        for host, port in hosts:
+            remote = f"{host}:{port}" if port != 25 else host
+            try:
+                return await self._transaction(host, port, job, data, rcpts), remote
+            except (OSError, aiosmtplib.SMTPException, TimeoutError) as exc:
+                last = Outcome("temp", f"{remote}: {exc.__class__.__name__}: {exc}")
+                log.debug("%s: %s", job.id, last.text)
+        return {r: last for r in rcpts}, "-"
+
+    async def _connect(self, host: str, port: int) -> aiosmtplib.SMTP:
+        """A session to host:port: a cached idle one if still fresh, else a new one."""
+        idle = self._idle.get((host, port), [])
+        while idle:
+            client, since = idle.pop()
+            if time.monotonic() - since < IDLE_SECONDS and client.is_connected:
+                return client
+            client.close()
+        client = aiosmtplib.SMTP(
+            hostname=host,
+            port=port,
+            local_hostname=self.hostname,
+            timeout=self.cfg.command_timeout,
+            start_tls=False,
+        )
+        await client.connect(timeout=self.cfg.connect_timeout)
+        await client.ehlo()
+        if client.supports_extension("starttls"):
+            try:
+                await client.starttls(tls_context=self._tls)
+                await client.ehlo()
+            except aiosmtplib.SMTPException as exc:
+                log.info("STARTTLS to %s failed (%s); going on in clear", host, exc)
+        return client
+
+    def _keep(self, host: str, port: int, client: aiosmtplib.SMTP) -> None:
+        """Cache a session after a complete transaction, for the next job (as Postfix does)."""
+        idle = self._idle.setdefault((host, port), [])
+        if len(idle) < self.cfg.workers:
+            idle.append((client, time.monotonic()))
+        else:
+            client.close()
+
+    async def _close_idle(self) -> None:
+        for idle in self._idle.values():
+            for client, _ in idle:
+                try:
+                    await asyncio.wait_for(client.quit(), 2)
+                except (OSError, aiosmtplib.SMTPException, TimeoutError):
+                    client.close()
+        self._idle.clear()
+
+    async def _transaction(
+        self, host: str, port: int, job: Job, data: bytes, rcpts: list[str]
+    ) -> dict[str, Outcome]:
+        client = await self._connect(host, port)
+        try:
+            outcomes = await self._mail_transaction(client, host, job, data, rcpts)
+        except BaseException:
+            client.close()
+            raise
+        self._keep(host, port, client)
+        return outcomes
+
+    async def _mail_transaction(
+        self, client: aiosmtplib.SMTP, host: str, job: Job, data: bytes, rcpts: list[str]
+    ) -> dict[str, Outcome]:
+        options, encoding = [], "ascii"
+        if _has_8bit(data) and client.supports_extension("8bitmime"):
+            options.append("BODY=8BITMIME")
+        if job.smtputf8:
+            if not client.supports_extension("smtputf8"):
+                o = Outcome("perm", f"{host} does not support SMTPUTF8", "5.6.7")
+                return {r: o for r in rcpts}
+            options.append("SMTPUTF8")
+            encoding = "utf-8"
+        try:
+            await client.mail(job.mail_from, options=options, encoding=encoding)
+        except aiosmtplib.SMTPResponseException as exc:
+            await client.rset()
+            o = outcome_for(exc.code, exc.message)
+            return {r: o for r in rcpts}
+        outcomes: dict[str, Outcome] = {}
+        accepted = []
+        for rcpt in rcpts:
+            try:
+                await client.rcpt(rcpt, encoding=encoding)
+                accepted.append(rcpt)
+            except aiosmtplib.SMTPResponseException as exc:
+                outcomes[rcpt] = outcome_for(exc.code, exc.message)
+        if not accepted:
+            await client.rset()
+            return outcomes
+        try:
+            response = await client.data(data)
+            o = outcome_for(response.code, response.message)
+        except aiosmtplib.SMTPResponseException as exc:
+            o = outcome_for(exc.code, exc.message)
+        outcomes.update({r: o for r in accepted})
+        return outcomes
+
+
+def _by_error(group: list[RcptState]) -> dict[str | None, list[str]]:
+    out: dict[str | None, list[str]] = {}
+    for r in group:
+        out.setdefault(r.last_error, []).append(r.rcpt)
+    return out

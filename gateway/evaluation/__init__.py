@@ -1,0 +1,1 @@
+"""Offline effectiveness: corpora pushed through the real pipeline and scanner."""

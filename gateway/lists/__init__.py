@@ -1,0 +1,1 @@
+"""Allow and block lists: matching, records in the database, the live view, imports."""

@@ -1,0 +1,1 @@
+"""Raw MIME: parse once, edit (clean infected parts), render the copy that is delivered."""

@@ -1,0 +1,167 @@
+"""One message through the filter chain: lookups, evaluation, policy.
+
+Lookups (all the I/O) run concurrently under one time budget per message; a
+lookup still running when the budget ends counts as that filter's error and
+its `on_error` decides (tempfail the message or go on without it). Evaluation
+and policy are pure and run once per recipient domain / recipient. The server
+and `mailwarden scan` both call `Pipeline.run`: one code path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from filters.base import Filter, Scope
+from gateway.adapters import Ports
+from gateway.domain_policy import PolicyBook
+from gateway.model import (
+    AvPolicy,
+    Decision,
+    FilterResult,
+    Force,
+    ForceKind,
+    MessageContext,
+    OnError,
+    Symbol,
+)
+from gateway.pipeline.decide import decide
+
+log = logging.getLogger(__name__)
+
+AvPolicyLoader = Callable[[Sequence[str]], Awaitable[Mapping[str, AvPolicy]]]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Everything the pipeline concluded about one message."""
+
+    ctx: MessageContext
+    results: Mapping[str, Mapping[str, FilterResult]]  # domain -> filter -> result
+    decisions: tuple[Decision, ...]
+    timings_ms: Mapping[str, float]
+
+    def decision_for(self, rcpt: str) -> Decision:
+        return next(d for d in self.decisions if d.rcpt == rcpt)
+
+    def facts(self, filter_name: str) -> Mapping[str, Any]:
+        """A filter's facts (the same for every domain: they come from its lookup)."""
+        for by_filter in self.results.values():
+            if filter_name in by_filter:
+                return by_filter[filter_name].facts
+        return {}
+
+
+@dataclass(frozen=True)
+class LookupFailure:
+    reason: str
+
+
+def rcpt_domain(rcpt: str) -> str:
+    return rcpt.rpartition("@")[2].lower()
+
+
+def failure_result(filt: Filter, reason: str) -> FilterResult:
+    """A failed lookup: an error symbol, and a tempfail if the filter demands one."""
+    force = None
+    if filt.on_error == OnError.TEMPFAIL:
+        force = Force(ForceKind.TEMPFAIL, f"{filt.name}: {reason}", filt.name)
+    symbol = Symbol(f"{filt.name.upper()}_ERROR", (reason,))
+    return FilterResult(symbols=(symbol,), force=force, error=reason)
+
+
+class Pipeline:
+    def __init__(
+        self,
+        chain: Sequence[Filter],
+        book: PolicyBook,
+        ports: Ports,
+        budget: float,
+        av_policies: AvPolicyLoader | None = None,
+    ) -> None:
+        names = [f.name for f in chain]
+        if len(set(names)) != len(names):
+            raise ValueError(f"filter names must be unique: {names}")
+        self.chain = tuple(chain)
+        self.book = book
+        self.ports = ports
+        self.budget = budget
+        self.av_policies = av_policies
+
+    async def run(self, ctx: MessageContext) -> Verdict:
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        evidence, policies = await asyncio.gather(
+            self._lookups(ctx, timings), self._load_av_policies(ctx.envelope.rcpt_tos)
+        )
+        mark = time.perf_counter()
+        results: dict[str, dict[str, FilterResult]] = {}
+        for domain in dict.fromkeys(rcpt_domain(r) for r in ctx.envelope.rcpt_tos):
+            results[domain] = self._evaluate(ctx, evidence, domain)
+        decisions = tuple(
+            decide(
+                rcpt,
+                self.book.for_domain(rcpt_domain(rcpt)),
+                results[rcpt_domain(rcpt)],
+                policies.get(rcpt, AvPolicy()),
+            )
+            for rcpt in ctx.envelope.rcpt_tos
+        )
+        timings["evaluate"] = (time.perf_counter() - mark) * 1000
+        timings["total"] = (time.perf_counter() - started) * 1000
+        return Verdict(ctx, results, decisions, {k: round(v, 3) for k, v in timings.items()})
+
+    async def _load_av_policies(self, rcpts: Sequence[str]) -> Mapping[str, AvPolicy]:
+        if self.av_policies is None:
+            return {}
+        return await self.av_policies(rcpts)
+
+    async def _lookups(self, ctx: MessageContext, timings: dict[str, float]) -> dict[str, Any]:
+        async def timed(filt: Filter) -> Any:
+            start = time.perf_counter()
+            try:
+                return await filt.lookup(ctx, self.ports)
+            finally:
+                timings[filt.name] = (time.perf_counter() - start) * 1000
+
+        tasks = {f.name: asyncio.create_task(timed(f), name=f"lookup:{f.name}") for f in self.chain}
+        if not tasks:
+            return {}
+        _, pending = await asyncio.wait(tasks.values(), timeout=self.budget)
+        for task in pending:
+            task.cancel()
+        if pending:
+            await asyncio.gather(*pending, return_exceptions=True)
+        evidence: dict[str, Any] = {}
+        for name, task in tasks.items():
+            if task in pending:
+                evidence[name] = LookupFailure(f"timeout after {self.budget:g}s")
+                timings[name] = self.budget * 1000
+            elif task.exception() is not None:
+                exc = task.exception()
+                log.warning("%s: lookup failed for %s: %r", ctx.queue_id, name, exc)
+                evidence[name] = LookupFailure(f"{exc.__class__.__name__}: {exc}")
+            else:
+                evidence[name] = task.result()
+        return evidence
+
+    def _evaluate(
+        self, ctx: MessageContext, evidence: Mapping[str, Any], domain: str
+    ) -> dict[str, FilterResult]:
+        policy = self.book.for_domain(domain)
+        results: dict[str, FilterResult] = {}
+        for filt in self.chain:
+            found = evidence[filt.name]
+            if isinstance(found, LookupFailure):
+                results[filt.name] = failure_result(filt, found.reason)
+                continue
+            try:
+                results[filt.name] = filt.evaluate(ctx, found, Scope(domain, policy, dict(results)))
+            except Exception as exc:
+                log.exception("%s: %s.evaluate failed", ctx.queue_id, filt.name)
+                results[filt.name] = failure_result(filt, f"{exc.__class__.__name__}: {exc}")
+        return results

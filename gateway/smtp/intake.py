@@ -1,0 +1,236 @@
+"""From a received message to durable outcomes, and only then the SMTP reply.
+
+Order of writes for an accepted message: the spool (fsynced), then one
+database transaction with the ledger rows and quarantine items, then 250. If
+the database fails, the spool files are removed and the client hears 451, so
+nothing acknowledged is lost and nothing refused is delivered. The commit runs
+shielded: a client that disconnects after DATA cannot cut it in half.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+from gateway.mail.render import normalise_line_endings, render
+from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
+from gateway.pipeline.run import Pipeline, Verdict, rcpt_domain
+from gateway.store import attachments, ledger, quarantine
+from gateway.store.db import Database, batched
+from gateway.store.spool import Job, RcptState, Spool, new_queue_id
+
+log = logging.getLogger(__name__)
+
+TEMPFAIL_REPLY = Reply(451, "4.3.0", "Temporary failure, please try again later")
+DELIVERABLE = (Action.ACCEPT, Action.TAG)
+HELD = (Action.QUARANTINE, Action.REJECT)
+SPOOL_THREADS = 16
+
+
+def _quarantine_kind(decision: Decision) -> str:
+    if decision.virus and decision.virus.viruses and not decision.virus.cleaned:
+        return quarantine.VIRUS
+    if decision.action == Action.REJECT:
+        return quarantine.REJECTED
+    return quarantine.SPAM if decision.spam else quarantine.POLICY
+
+
+class Intake:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        spool: Spool,
+        db: Database,
+        hostname: str,
+        node: str,
+        on_spooled: Callable[[list[tuple[Job, bytes]]], None] = lambda jobs: None,
+        drop_field: Callable[[bytes], bool] | None = None,
+        keep_attachments: bool = False,
+    ) -> None:
+        self.pipeline = pipeline
+        self.spool = spool
+        self.db = db
+        self.hostname = hostname
+        self.node = node
+        self.on_spooled = on_spooled
+        self.drop_field = drop_field
+        self.keep_attachments = keep_attachments  # for `mailwarden rescan`
+        self._background: set[asyncio.Task] = set()
+        self.in_flight = 0
+        # spool writes wait on fsync, not on the CPU: as many at once as messages
+        # arrive together, so a slow disk delays each message without queueing them
+        self._disk = ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool")
+
+    async def receive(
+        self, envelope: Envelope, raw: bytes, received_at: datetime | None = None
+    ) -> Reply:
+        """Filter one message and record the outcome; returns the SMTP reply."""
+        received_at = received_at or datetime.now(UTC)
+        raw, bare_lf = normalise_line_endings(raw)
+        notes = frozenset({"bare_lf"}) if bare_lf else frozenset()
+        ctx = MessageContext(new_queue_id(), envelope, raw, received_at, notes)
+        self.in_flight += 1
+        try:
+            try:
+                verdict = await self.pipeline.run(ctx)
+            except Exception:
+                log.exception("%s: pipeline failed", ctx.queue_id)
+                return TEMPFAIL_REPLY
+            return await asyncio.shield(self._commit(verdict))
+        finally:
+            self.in_flight -= 1
+
+    async def _commit(self, verdict: Verdict) -> Reply:
+        decisions = verdict.decisions
+        tempfails = [d for d in decisions if d.action == Action.TEMPFAIL]
+        if tempfails:
+            reply = tempfails[0].reply or TEMPFAIL_REPLY
+            await self._record_refusal(verdict, "tempfailed", reply)
+            return reply
+        if all(d.action == Action.REJECT for d in decisions):
+            reply = decisions[0].reply or Reply(550, "5.7.1", "Message refused")
+            await self._record_refusal(verdict, "rejected", reply)
+            return reply
+        return await self._accept(verdict)
+
+    async def _record_refusal(self, verdict: Verdict, outcome: str, reply: Reply) -> None:
+        status = {d.rcpt: outcome for d in verdict.decisions}
+        row = ledger.message_row(verdict, outcome, str(reply), self.node, datetime.now(UTC))
+        rows = ledger.recipient_rows(verdict, status, {})
+        try:
+            await self.db.write(_insert, row, rows, [])
+        except Exception:
+            log.exception("%s: could not record the %s message", verdict.ctx.queue_id, outcome)
+        log.info("%s: %s: %s", verdict.ctx.queue_id, outcome, reply)
+
+    async def _accept(self, verdict: Verdict) -> Reply:
+        ctx = verdict.ctx
+        qid = ctx.queue_id
+        reply = Reply(250, "2.0.0", f"Ok: queued as {qid}")
+        items, item_of = self._quarantine_items(verdict)
+        jobs = self._delivery_jobs(verdict, item_of)
+        status = {
+            d.rcpt: "pending" if d.action in DELIVERABLE else "quarantined"
+            for d in verdict.decisions
+        }
+        row = ledger.message_row(verdict, "accepted", str(reply), self.node, datetime.now(UTC))
+        rows = ledger.recipient_rows(verdict, status, item_of)
+        if jobs:  # the ledger rows ride along, so a crash before the commit loses nothing
+            jobs[0][0].meta["ledger"] = {
+                "message": ledger.to_jsonable(row),
+                "recipients": [ledger.to_jsonable(r) for r in rows],
+            }
+        loop = asyncio.get_running_loop()
+        try:
+            if jobs:
+                await loop.run_in_executor(self._disk, self.spool.write, jobs)
+            await self.db.write(_insert, row, rows, items)
+        except Exception:
+            log.exception("%s: could not store the message durably; answering 451", qid)
+            if jobs:
+                await loop.run_in_executor(
+                    self._disk, self.spool.remove, [job.id for job, _ in jobs]
+                )
+            return TEMPFAIL_REPLY
+        if jobs:
+            self.on_spooled(jobs)
+            if self.keep_attachments:  # in the background: it must not delay the 250
+                task = asyncio.create_task(self._keep_attachments(verdict))
+                self._background.add(task)
+                task.add_done_callback(self._background.discard)
+        log.info(
+            "%s: accepted from %s for %s: %s",
+            qid,
+            ctx.envelope.client_ip,
+            ",".join(ctx.envelope.rcpt_tos),
+            ", ".join(f"{d.rcpt}={d.action}" for d in verdict.decisions),
+        )
+        return reply
+
+    async def _keep_attachments(self, verdict: Verdict) -> None:
+        """Keep delivered attachments for retro-detection; a failure never refuses mail."""
+        infections = [
+            i
+            for by_filter in verdict.results.values()
+            for r in by_filter.values()
+            for i in r.infections
+        ]
+        try:
+            kept = attachments.kept_after_delivery(verdict.ctx.parts, infections)
+            if not kept:
+                return
+            packed = await asyncio.to_thread(attachments.pack, kept)
+            await self.db.write(_store_attachments, verdict.ctx.queue_id, packed)
+        except Exception:
+            log.exception("%s: could not keep attachments for rescans", verdict.ctx.queue_id)
+
+    def _delivery_jobs(self, verdict: Verdict, item_of: dict[str, str]) -> list[tuple[Job, bytes]]:
+        """One job per distinct rendering (and kept-original item, named in notices)."""
+        ctx = verdict.ctx
+        groups: dict[tuple[Rendering, str | None], list[str]] = {}
+        for d in verdict.decisions:
+            if d.action in DELIVERABLE:
+                groups.setdefault((d.rendering, item_of.get(d.rcpt)), []).append(d.rcpt)
+        jobs = []
+        for index, ((rendering, item_id), rcpts) in enumerate(groups.items()):
+            data = render(ctx, rendering, rcpts, self.hostname, self.drop_field, item_id)
+            job = Job(
+                id=f"{ctx.queue_id}.{index}",
+                queue_id=ctx.queue_id,
+                mail_from=ctx.envelope.mail_from,
+                rcpts=[RcptState(r) for r in rcpts],
+                received_at=ctx.received_at.timestamp(),
+                smtputf8=ctx.envelope.smtputf8,
+            )
+            jobs.append((job, data))
+        return jobs
+
+    def _quarantine_items(self, verdict: Verdict) -> tuple[list[dict[str, Any]], dict[str, str]]:
+        """One item per (domain, kind) for held copies, plus kept virus originals."""
+        ctx = verdict.ctx
+        groups: dict[tuple[str, str], list[Decision]] = {}
+        for d in verdict.decisions:
+            if d.action in HELD:
+                groups.setdefault((rcpt_domain(d.rcpt), _quarantine_kind(d)), []).append(d)
+            elif d.virus and d.virus.original_kept:
+                key = (rcpt_domain(d.rcpt), quarantine.VIRUS_ORIGINAL)
+                groups.setdefault(key, []).append(d)
+        items, item_of = [], {}
+        for index, ((domain, kind), group) in enumerate(groups.items()):
+            item_id = f"{ctx.queue_id}.q{index}"
+            reasons = sorted({r for d in group for r in d.reasons})
+            items.append(
+                quarantine.item_row(
+                    item_id,
+                    ctx.queue_id,
+                    domain,
+                    [d.rcpt for d in group],
+                    kind,
+                    "; ".join(reasons),
+                    ctx.raw,
+                    ctx.received_at,
+                )
+            )
+            for d in group:
+                item_of[d.rcpt] = item_id
+        return items, item_of
+
+
+def _insert_many(conn, calls: list[tuple]) -> None:
+    ledger.record_many(conn, [(row, rows) for row, rows, _ in calls])
+    items = [item for _, _, some in calls for item in some]
+    if items:
+        conn.execute(quarantine.quarantine.insert(), items)
+
+
+@batched(_insert_many)  # new rows only: order-free within a group
+def _insert(conn, row, rows, items) -> None:
+    _insert_many(conn, [(row, rows, items)])
+
+
+def _store_attachments(conn, queue_id: str, packed: list[attachments.Packed]) -> None:
+    attachments.store_attachments(conn, queue_id, packed, datetime.now(UTC))

@@ -1,0 +1,1 @@
+"""The books on disk: database, ledger, quarantine, attachments, antivirus policies, spool."""

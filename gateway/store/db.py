@@ -1,0 +1,196 @@
+"""The database behind the ledger, quarantine, policies and lists (SQLAlchemy Core).
+
+SQLite by default (one node), PostgreSQL for several nodes sharing one store.
+Blocking SQLAlchemy calls run in a small thread pool so they never stall the
+SMTP event loop. Each module that owns tables defines them on `metadata` and is
+listed in TABLE_MODULES, so `create_schema` knows every table.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+metadata = MetaData()
+
+# modules that define tables on `metadata`; one line each
+TABLE_MODULES: list[str] = [
+    "gateway.store.ledger",
+    "gateway.lists.records",
+    "gateway.store.quarantine",
+    "gateway.store.av_policy",
+    "gateway.store.attachments",
+]
+
+T = TypeVar("T")
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url`; for SQLite, WAL mode and the parent folder created."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_conn, _record) -> None:
+            cur = dbapi_conn.cursor()
+            cur.execute("PRAGMA journal_mode=WAL")
+            cur.execute("PRAGMA synchronous=FULL")
+            cur.execute("PRAGMA foreign_keys=ON")
+            cur.close()
+
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
+
+
+def create_schema(engine: Engine, attempts: int = 5) -> None:
+    """Create missing tables. Several gateway processes starting at once race to
+    create the same table ("already exists"); the loser looks again and finds it."""
+    for module in TABLE_MODULES:
+        importlib.import_module(module)
+    for attempt in range(attempts):
+        try:
+            metadata.create_all(engine)
+            return
+        except DBAPIError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.05 * (attempt + 1))
+
+
+def batched(many: Callable[..., None]) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """Mark a write that the writer may make together with its other calls in the same
+    group, as `many(conn, [args, ...])`: one statement for many rows instead of one
+    each. Only for writes that commute with every other write of a group (new rows,
+    or changes to rows committed earlier)."""
+
+    def mark(fn: Callable[..., None]) -> Callable[..., None]:
+        fn.many = many  # type: ignore[attr-defined]
+        return fn
+
+    return mark
+
+
+class Database:
+    """An engine, a thread pool for reads and one writer thread that commits in groups.
+
+    `await db.run(fn, *args)` calls fn(engine, *args) in the pool.
+    `await db.write(fn, *args)` calls fn(conn, *args) inside a transaction shared
+    with the other writes waiting at that moment: one commit (one fsync) for many
+    messages under load, instead of one each. A failing write is retried alone, so
+    it never takes the others down with it. The writer keeps its connection.
+    """
+
+    MAX_GROUP = 128
+
+    def __init__(self, url: str, threads: int = 4) -> None:
+        self.url = url
+        self.engine = make_engine(url)
+        create_schema(self.engine)
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
+        self._writes: queue.SimpleQueue = queue.SimpleQueue()
+        self._writer = threading.Thread(target=self._write_loop, name="db-writer", daemon=True)
+        self._writer.start()
+
+    async def run(self, fn: Callable[..., T], *args) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, fn, self.engine, *args)
+
+    async def write(self, fn: Callable[..., T], *args) -> T:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[T] = loop.create_future()
+        self._writes.put((fn, args, future, loop))
+        return await future
+
+    def _next_group(self) -> list | None:
+        """What is waiting now (at least one write), or None when closing."""
+        first = self._writes.get()
+        if first is None:
+            return None
+        group = [first]
+        while len(group) < self.MAX_GROUP:
+            try:
+                item = self._writes.get_nowait()
+            except queue.Empty:
+                break
+            if item is None:
+                self._writes.put(None)
+                break
+            group.append(item)
+        return group
+
+    def _write_loop(self) -> None:
+        conn: Connection | None = None
+        while (group := self._next_group()) is not None:
+            try:
+                conn = conn or self.engine.connect()
+                with conn.begin():
+                    results = _apply(conn, group)
+            except Exception as exc:  # noqa: BLE001 - handed to the awaiting callers
+                if conn is not None:  # it may be broken: a fresh one next time
+                    conn.close()
+                    conn = None
+                if len(group) == 1:
+                    _settle(group[0], error=exc)
+                    continue
+                for item in group:  # find the one that failed; commit the others
+                    try:
+                        with self.engine.begin() as alone:
+                            result = item[0](alone, *item[1])
+                    except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
+                        _settle(item, error=exc)
+                    else:
+                        _settle(item, result=result)
+                continue
+            for item, result in zip(group, results, strict=True):
+                _settle(item, result=result)
+        if conn is not None:
+            conn.close()
+
+    def close(self) -> None:
+        self._writes.put(None)
+        self._writer.join(30)
+        self._pool.shutdown(wait=True)
+        self.engine.dispose()
+
+
+def _apply(conn: Connection, group: list) -> list:
+    """Every write of a group in order, except that all calls of a `batched` write
+    are made at once, where its first call was (their results are None)."""
+    results: list = [None] * len(group)
+    done: set[Callable] = set()
+    for index, (fn, args, _, _) in enumerate(group):
+        many = getattr(fn, "many", None)
+        if many is None:
+            results[index] = fn(conn, *args)
+        elif fn not in done:
+            done.add(fn)
+            many(conn, [item[1] for item in group if item[0] is fn])
+    return results
+
+
+def _settle(item, result=None, error: BaseException | None = None) -> None:
+    _, _, future, loop = item
+
+    def settle() -> None:
+        if future.done():
+            return
+        if error is not None:
+            future.set_exception(error)
+        else:
+            future.set_result(result)
+
+    loop.call_soon_threadsafe(settle)

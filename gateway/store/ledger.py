@@ -1,0 +1,334 @@
+"""The ledger: one row per message, one per recipient outcome, and later feedback.
+
+The monthly SLA report is computed from these rows alone, so they keep what
+the report needs: when a message was received, decided and delivered (delay),
+what was judged (spam, virus, cleaned) with every symbol, and feedback that
+reveals misses afterwards (a rescan hit, a user's spam report, a release of a
+quarantined mail as legitimate).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection, Engine
+
+from gateway.model import FilterResult
+from gateway.store.db import batched, metadata
+
+if TYPE_CHECKING:
+    from gateway.pipeline.run import Verdict
+
+messages = Table(
+    "messages",
+    metadata,
+    Column("id", String(40), primary_key=True),  # the queue id
+    Column("node", String(128), nullable=False),
+    Column("received_at", DateTime(timezone=True), nullable=False),
+    Column("decided_at", DateTime(timezone=True), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("client_hostname", String(255)),
+    Column("helo", String(255)),
+    Column("tls", Boolean, nullable=False, default=False),
+    Column("mail_from", String(512), nullable=False),
+    Column("header_from", String(998)),
+    Column("subject", Text),
+    Column("message_id_header", String(998)),
+    Column("size", Integer, nullable=False),
+    Column("sha256", String(64), nullable=False),
+    # what the SMTP client was told: accepted (250), rejected (5xx), tempfailed (4xx)
+    Column("outcome", String(16), nullable=False),
+    Column("smtp_reply", String(512)),
+    Column("virus_found", Boolean, nullable=False, default=False),
+    Column("viruses", JSON),
+    Column("av_db_version", String(128)),  # the signature database that scanned it
+    Column("model_version", String(128)),  # the classifier that scored it
+    Column("filters", JSON),  # per filter: symbols, errors and facts, as evaluated
+    Column("timings_ms", JSON),
+)
+Index("ix_messages_received_at", messages.c.received_at)
+
+recipients = Table(
+    "recipients",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), ForeignKey("messages.id"), nullable=False),
+    Column("rcpt", String(512), nullable=False),
+    Column("domain", String(255), nullable=False),
+    Column("action", String(16), nullable=False),  # gateway.model.Action
+    Column("score", Float, nullable=False),
+    Column("spam", Boolean, nullable=False, default=False),  # judged spam
+    Column("symbols", JSON),
+    Column("reasons", JSON),
+    Column("av_enabled", Boolean),
+    Column("av_mode", String(16)),
+    Column("virus_found", Boolean, nullable=False, default=False),
+    Column("cleaned", Boolean, nullable=False, default=False),
+    Column("original_kept", Boolean, nullable=False, default=False),
+    # pending -> delivered | bounced ; or quarantined | rejected | tempfailed | released
+    Column("status", String(16), nullable=False),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("last_error", Text),
+    Column("quarantine_id", String(40)),
+)
+Index("ix_recipients_message", recipients.c.message_id)
+Index("ix_recipients_domain_status", recipients.c.domain, recipients.c.status)
+
+# Feedback kinds: what a later event says about an earlier verdict.
+MISSED_SPAM = "missed_spam"  # delivered, reported as spam
+MISSED_VIRUS = "missed_virus"  # delivered, found infected later (rescan)
+FALSE_POSITIVE = "false_positive"  # judged spam or virus, was legitimate
+CONFIRMED_SPAM = "confirmed_spam"  # a reviewer agreed with a spam verdict
+FEEDBACK_KINDS = (MISSED_SPAM, MISSED_VIRUS, FALSE_POSITIVE, CONFIRMED_SPAM)
+
+feedback = Table(
+    "feedback",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), ForeignKey("messages.id"), nullable=False),
+    Column("rcpt", String(512)),  # None: about the message for every recipient
+    Column("kind", String(32), nullable=False),
+    Column("source", String(32), nullable=False),  # user | abuse | rescan | release
+    Column("actor", String(255)),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("details", JSON),
+)
+Index("ix_feedback_message", feedback.c.message_id)
+Index("ix_feedback_created", feedback.c.created_at)
+
+
+# Senders refused during the SMTP dialogue (relay attempts, block lists, DNSBL):
+# the evidence behind "identify the source, block it, unblock it once clean".
+refusals = Table(
+    "refusals",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("client_ip", String(45), nullable=False),
+    Column("client_hostname", String(255)),
+    Column("helo", String(255)),
+    Column("mail_from", String(512)),
+    Column("rcpt", String(512)),
+    Column("stage", String(8), nullable=False),  # mail | rcpt
+    Column("source", String(64), nullable=False),  # relay, or the session check's name
+    Column("reply", String(512), nullable=False),
+)
+Index("ix_refusals_at", refusals.c.at)
+Index("ix_refusals_client_ip", refusals.c.client_ip)
+
+
+def record_refusal(conn: Connection, row: dict[str, Any]) -> None:
+    conn.execute(insert(refusals), [row])
+
+
+# --- writing -----------------------------------------------------------------
+
+_DATETIME_COLUMNS = ("received_at", "decided_at", "delivered_at", "created_at")
+
+
+def to_jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row with datetimes as ISO strings (so it can ride in a spool job)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
+
+
+def from_jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    out = dict(row)
+    for key in _DATETIME_COLUMNS:
+        if isinstance(out.get(key), str):
+            out[key] = datetime.fromisoformat(out[key])
+    return out
+
+
+def message_row(
+    verdict: Verdict, outcome: str, reply: str, node: str, decided_at: datetime
+) -> dict[str, Any]:
+    ctx = verdict.ctx
+    env = ctx.envelope
+    first = verdict.results[next(iter(verdict.results))] if verdict.results else {}
+    viruses = sorted({v for d in verdict.decisions if d.virus for v in d.virus.viruses})
+    return {
+        "id": ctx.queue_id,
+        "node": node,
+        "received_at": ctx.received_at,
+        "decided_at": decided_at,
+        "client_ip": env.client_ip,
+        "client_hostname": env.client_hostname,
+        "helo": env.helo[:255],
+        "tls": env.tls,
+        "mail_from": env.mail_from[:512],
+        "header_from": _first(ctx.header("From"), 998),
+        "subject": _first(ctx.header("Subject"), 2000),
+        "message_id_header": _first(ctx.header("Message-ID"), 998),
+        "size": len(ctx.raw),
+        "sha256": hashlib.sha256(ctx.raw).hexdigest(),
+        "outcome": outcome,
+        "smtp_reply": reply[:512],
+        "virus_found": bool(viruses),
+        "viruses": viruses,
+        "av_db_version": _fact(verdict, "antivirus", "db_version"),
+        "model_version": _fact(verdict, "classifier", "model_version"),
+        "filters": {
+            domain: {name: _result_json(r) for name, r in by_filter.items()}
+            for domain, by_filter in verdict.results.items()
+        }
+        if len(verdict.results) > 1
+        else {name: _result_json(r) for name, r in first.items()},
+        "timings_ms": dict(verdict.timings_ms),
+    }
+
+
+def recipient_rows(
+    verdict: Verdict, status: dict[str, str], quarantine_ids: dict[str, str]
+) -> list[dict[str, Any]]:
+    rows = []
+    for d in verdict.decisions:
+        rows.append(
+            {
+                "message_id": verdict.ctx.queue_id,
+                "rcpt": d.rcpt,
+                "domain": d.rcpt.rpartition("@")[2].lower(),
+                "action": str(d.action),
+                "score": round(d.score, 3),
+                "spam": d.spam,
+                "symbols": [s.as_json() for s in d.symbols],
+                "reasons": list(d.reasons),
+                "av_enabled": d.virus.scanned if d.virus else None,
+                "av_mode": d.virus.mode if d.virus else None,
+                "virus_found": bool(d.virus and d.virus.viruses),
+                "cleaned": bool(d.virus and d.virus.cleaned),
+                "original_kept": bool(d.virus and d.virus.original_kept),
+                "status": status[d.rcpt],
+                "attempts": 0,
+                "quarantine_id": quarantine_ids.get(d.rcpt),
+            }
+        )
+    return rows
+
+
+def _first(values: list[str], limit: int) -> str | None:
+    return values[0][:limit] if values else None
+
+
+def _fact(verdict: Verdict, filter_name: str, key: str) -> str | None:
+    value = verdict.facts(filter_name).get(key)
+    return None if value is None else str(value)[:128]
+
+
+def _result_json(result: FilterResult) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "symbols": [
+            {"name": s.name, "options": list(s.options), "factor": s.factor} for s in result.symbols
+        ],
+    }
+    if result.error:
+        out["error"] = result.error
+    if result.force:
+        out["force"] = {"kind": str(result.force.kind), "reason": result.force.reason}
+    if result.infections:
+        out["infections"] = [
+            {"part": i.part_id, "virus": i.virus, "filename": i.filename} for i in result.infections
+        ]
+    if result.facts:
+        out["facts"] = {k: v for k, v in result.facts.items() if _is_plain(v)}
+    return out
+
+
+def _is_plain(value: Any) -> bool:
+    return isinstance(value, str | int | float | bool | type(None) | list | dict | tuple)
+
+
+def record_many(conn: Connection, calls: list[tuple]) -> None:
+    """`record` for many messages: one statement per table."""
+    message_rows = [from_jsonable(message) for message, _ in calls]
+    rcpt_rows = [from_jsonable(r) for _, rows in calls for r in rows]
+    conn.execute(insert(messages), message_rows)
+    if rcpt_rows:
+        conn.execute(insert(recipients), rcpt_rows)
+
+
+@batched(record_many)
+def record(
+    conn: Connection,
+    message: dict[str, Any],
+    rcpt_rows: list[dict[str, Any]],
+) -> None:
+    """Insert a message and its recipient outcomes (inside the caller's transaction)."""
+    record_many(conn, [(message, rcpt_rows)])
+
+
+def has_message(engine: Engine, queue_id: str) -> bool:
+    with engine.connect() as conn:
+        found = conn.execute(select(messages.c.id).where(messages.c.id == queue_id)).first()
+    return found is not None
+
+
+# one statement, compiled once: delivery outcomes are written for every message
+_MARK = (
+    update(recipients)
+    .where(
+        recipients.c.message_id == bindparam("b_message_id"),
+        recipients.c.rcpt == bindparam("b_rcpt"),
+    )
+    .values(
+        status=bindparam("b_status"),
+        last_error=bindparam("b_last_error"),
+        delivered_at=func.coalesce(
+            bindparam("b_delivered_at", type_=recipients.c.delivered_at.type),
+            recipients.c.delivered_at,
+        ),
+        attempts=bindparam("b_attempts"),
+    )
+)
+
+
+def mark_many(conn: Connection, calls: list[tuple]) -> None:
+    """`mark_recipients` for many messages: one statement."""
+    params = [
+        {
+            "b_message_id": queue_id,
+            "b_rcpt": rcpt,
+            "b_status": status,
+            "b_last_error": error,
+            "b_delivered_at": when,
+            "b_attempts": attempts,
+        }
+        for queue_id, rcpts, status, when, error, attempts in calls
+        for rcpt in rcpts
+    ]
+    if params:
+        conn.execute(_MARK, params)
+
+
+@batched(mark_many)  # rows committed before delivery began: order-free within a group
+def mark_recipients(
+    conn: Connection,
+    queue_id: str,
+    rcpts: list[str],
+    status: str,
+    when: datetime | None,
+    error: str | None,
+    attempts: int,
+) -> None:
+    """Record a delivery outcome (delivered, bounced, deferred) for some recipients."""
+    mark_many(conn, [(queue_id, rcpts, status, when, error, attempts)])

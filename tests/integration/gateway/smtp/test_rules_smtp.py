@@ -14,7 +14,7 @@ from gateway.cli import main as cli_main
 from gateway.store import quarantine
 from tests.support.gateway import InProcessGateway, write_config
 from tests.support.mail import RawSmtp, message
-from tests.unit.test_rules_lang import EXAMPLE
+from tests.unit.filters.rules.test_rules_lang import EXAMPLE
 
 
 def exe_message() -> bytes:

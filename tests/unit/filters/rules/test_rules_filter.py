@@ -24,7 +24,7 @@ from gateway.model import (
 )
 from gateway.pipeline.decide import decide
 from gateway.pipeline.policy_files import apply_policy_file, known_symbols
-from tests.unit.test_rules_lang import EXAMPLE
+from tests.unit.filters.rules.test_rules_lang import EXAMPLE
 
 DEFAULT = DomainPolicy(domain="*", thresholds=Thresholds(5.0, 10.0, 15.0))
 

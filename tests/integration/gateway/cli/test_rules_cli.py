@@ -11,8 +11,8 @@ import pytest
 
 from gateway.cli import main as cli_main
 from tests.support.gateway import REPO, write_config
-from tests.unit.test_rules_filter import make_message
-from tests.unit.test_rules_lang import EXAMPLE
+from tests.unit.filters.rules.test_rules_filter import make_message
+from tests.unit.filters.rules.test_rules_lang import EXAMPLE
 
 
 @pytest.fixture

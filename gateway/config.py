@@ -239,6 +239,10 @@ class ClassifierSettings(Section):
     enabled: bool = True
 
 
+class LogSettings(Section):
+    format: Literal["text", "json"] = "text"  # json: one object a line (docs/operations.md)
+
+
 class Settings(Section):
     smtp: SmtpSettings = SmtpSettings()
     domains: DomainsSettings = DomainsSettings()
@@ -256,6 +260,7 @@ class Settings(Section):
     blocklist: BlocklistSettings = BlocklistSettings()
     rules: RulesSettings = RulesSettings()
     classifier: ClassifierSettings = ClassifierSettings()
+    log: LogSettings = LogSettings()
 
     def accepts(self, domain: str) -> bool:
         return domain.lower().rstrip(".") in self.domains.accept

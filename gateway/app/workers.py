@@ -66,10 +66,9 @@ def _child(settings: Settings, index: int, count: int, ready, log_level: int) ->
     _die_with_parent()
     from gateway.app.server import serve
     from gateway.cli.serve import loop_factory
+    from gateway.monitor import logsetup
 
-    logging.basicConfig(
-        level=log_level, format=f"%(asctime)s %(levelname)s w{index} %(name)s: %(message)s"
-    )
+    logsetup.configure(settings.log.format, log_level, worker=index)
     logging.getLogger("mail.log").setLevel(max(log_level, logging.WARNING))
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(settings, worker=(index, count), ready=ready))

@@ -8,6 +8,7 @@ import logging
 
 from gateway.cli.common import add_config_argument
 from gateway.config import load_settings
+from gateway.monitor import logsetup
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -18,6 +19,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    logsetup.configure(settings.log.format, logging.getLogger().level)
     if settings.smtp.processes > 1:
         from gateway.app.workers import supervise
 

@@ -25,6 +25,7 @@ import aiosmtplib
 from gateway.adapters.dns import DnsError, NoRecord, Resolver
 from gateway.config import Settings, parse_host_port
 from gateway.delivery.dsn import build_dsn
+from gateway.monitor import events
 from gateway.store import ledger
 from gateway.store.db import Database
 from gateway.store.spool import BOUNCED, DELIVERED, PENDING, Job, RcptState, Spool, new_queue_id
@@ -206,15 +207,28 @@ class Delivery:
             job.last_error = deferred[0].last_error
             job.next_attempt = now + self._backoff(job)
             await asyncio.to_thread(self.spool.update, job)
-            log.info("%s: deferred %d recipient(s): %s", job.id, len(deferred), job.last_error)
             self.submit([job])
         else:
             self._jobs.pop(job.id, None)
             self._remove(job.id)
-        for r in delivered:
-            log.info("%s: delivered to <%s> via %s", job.id, r.rcpt, remote)
-        for r in bounced:
-            log.info("%s: bounced <%s>: %s", job.id, r.rcpt, r.last_error)
+        for result, group in (
+            ("delivered", delivered),
+            ("deferred", deferred),
+            ("bounced", bounced),
+        ):
+            for r in group:
+                reply = outcomes[r.rcpt].text if result != "bounced" else r.last_error
+                events.delivery(
+                    job.queue_id,
+                    job.id,
+                    r.rcpt,
+                    result,
+                    reply,
+                    remote,
+                    job.attempts,
+                    now - job.received_at,
+                    job.kind,
+                )
 
     def _remove(self, job_id: str) -> None:
         """Take a finished job out of the spool, in a batch with the others finished

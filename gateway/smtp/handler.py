@@ -29,6 +29,7 @@ from filters.session import SessionCheck, SessionInfo
 from gateway.adapters.dns import DnsError, NoRecord, Resolver
 from gateway.config import Settings, parse_host_port
 from gateway.model import Envelope, Reply
+from gateway.monitor import events
 from gateway.smtp.intake import Intake
 from gateway.store import ledger
 
@@ -351,6 +352,7 @@ class GatewayHandler:
             "source": source[:64],
             "reply": str(reply)[:512],
         }
+        events.refusal(row)
         task = asyncio.ensure_future(self.intake.db.write(ledger.record_refusal, row))
         self._background.add(task)
         task.add_done_callback(self._refusal_written)

@@ -18,6 +18,7 @@ from typing import Any
 
 from gateway.mail.render import normalise_line_endings, render
 from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
+from gateway.monitor import events
 from gateway.pipeline.run import Pipeline, Verdict, rcpt_domain
 from gateway.store import attachments, ledger, quarantine
 from gateway.store.db import Database, batched
@@ -105,7 +106,7 @@ class Intake:
             await self.db.write(_insert, row, rows, [])
         except Exception:
             log.exception("%s: could not record the %s message", verdict.ctx.queue_id, outcome)
-        log.info("%s: %s: %s", verdict.ctx.queue_id, outcome, reply)
+        events.verdict(verdict, outcome, reply)
 
     async def _accept(self, verdict: Verdict) -> Reply:
         ctx = verdict.ctx
@@ -131,6 +132,7 @@ class Intake:
             await self.db.write(_insert, row, rows, items)
         except Exception:
             log.exception("%s: could not store the message durably; answering 451", qid)
+            events.verdict(verdict, "tempfailed", TEMPFAIL_REPLY)
             if jobs:
                 await loop.run_in_executor(
                     self._disk, self.spool.remove, [job.id for job, _ in jobs]
@@ -142,13 +144,7 @@ class Intake:
                 task = asyncio.create_task(self._keep_attachments(verdict))
                 self._background.add(task)
                 task.add_done_callback(self._background.discard)
-        log.info(
-            "%s: accepted from %s for %s: %s",
-            qid,
-            ctx.envelope.client_ip,
-            ",".join(ctx.envelope.rcpt_tos),
-            ", ".join(f"{d.rcpt}={d.action}" for d in verdict.decisions),
-        )
+        events.verdict(verdict, "accepted", reply)
         return reply
 
     async def _keep_attachments(self, verdict: Verdict) -> None:

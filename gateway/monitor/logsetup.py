@@ -1,0 +1,95 @@
+"""Where the gateway's log lines go and how they look: `[log] format`.
+
+"text" is the classic `time level logger: message` line; "json" prints every
+record as one JSON object a line, with an event's fields (gateway.monitor.events)
+at the top level, so `jq 'select(.event == "verdict")'` answers "why was this mail
+rejected". Lines are formatted and written by a listener thread fed through a
+queue: the event loop only hands a record over, it never waits on stderr.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import logging.handlers
+import queue
+import sys
+from datetime import UTC, datetime
+from typing import Any, Literal, TextIO
+
+from gateway.monitor.events import EVENTS
+
+_LISTENER: list[logging.handlers.QueueListener] = []
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record; events keep their own fields."""
+
+    def __init__(self, worker: int | None = None) -> None:
+        super().__init__()
+        self.worker = worker
+
+    def format(self, record: logging.LogRecord) -> str:
+        out: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+        }
+        if self.worker is not None:
+            out["worker"] = self.worker
+        event = getattr(record, "event", None)
+        if isinstance(event, dict):
+            out.update(event)
+        else:
+            out["message"] = record.getMessage()
+            if record.exc_info and not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+            if record.exc_text:
+                out["exception"] = record.exc_text
+        return json.dumps(out, ensure_ascii=False, default=str)
+
+
+def text_format(worker: int | None = None) -> str:
+    tag = f" w{worker}" if worker is not None else ""
+    return f"%(asctime)s %(levelname)s{tag} %(name)s: %(message)s"
+
+
+def configure(
+    fmt: Literal["text", "json"],
+    level: int,
+    worker: int | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Replace the root handlers with one queue-fed handler in the chosen format.
+
+    Events are logged at INFO whatever `level` is (-v): they are the record of what
+    the gateway did, not chatter."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    if fmt == "json":
+        handler.setFormatter(JsonFormatter(worker))
+    else:
+        handler.setFormatter(logging.Formatter(text_format(worker)))
+    for old in _LISTENER:
+        old.stop()
+    _LISTENER.clear()
+    records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
+    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
+    listener.start()
+    _LISTENER.append(listener)
+    root = logging.getLogger()
+    for old_handler in list(root.handlers):
+        root.removeHandler(old_handler)
+    root.addHandler(logging.handlers.QueueHandler(records))
+    root.setLevel(level)
+    EVENTS.setLevel(logging.INFO)
+
+
+def stop() -> None:
+    """Write out what is queued (also at exit)."""
+    for listener in _LISTENER:
+        listener.stop()
+    _LISTENER.clear()
+
+
+atexit.register(stop)

@@ -26,14 +26,16 @@ class ConfigError(Exception):
     """A configuration problem, already phrased for the operator."""
 
 
-def parse_host_port(value: str) -> tuple[str, int]:
-    """'127.0.0.1:25', '[::1]:25' or 'mx.example:25' -> (host, port)."""
+def parse_host_port(value: str, any_port: bool = False) -> tuple[str, int]:
+    """'127.0.0.1:25', '[::1]:25' or 'mx.example:25' -> (host, port); `any_port`
+    allows port 0 (a listening socket on a port the system picks)."""
     text = value.strip()
     if text.startswith("["):
         host, sep, port = text[1:].partition("]:")
     else:
         host, sep, port = text.rpartition(":")
-    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+    lowest = 0 if any_port else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
         raise ValueError(f'expected "host:port", got {value!r}')
     return host, int(port)
 
@@ -243,6 +245,16 @@ class LogSettings(Section):
     format: Literal["text", "json"] = "text"  # json: one object a line (docs/operations.md)
 
 
+def _check_listen(value: str) -> str:
+    parse_host_port(value, any_port=True)
+    return value
+
+
+class MetricsSettings(Section):
+    # e.g. "127.0.0.1:9125" (port 0: one the system picks); None: no metrics endpoint
+    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
+
+
 class Settings(Section):
     smtp: SmtpSettings = SmtpSettings()
     domains: DomainsSettings = DomainsSettings()
@@ -261,6 +273,7 @@ class Settings(Section):
     rules: RulesSettings = RulesSettings()
     classifier: ClassifierSettings = ClassifierSettings()
     log: LogSettings = LogSettings()
+    metrics: MetricsSettings = MetricsSettings()
 
     def accepts(self, domain: str) -> bool:
         return domain.lower().rstrip(".") in self.domains.accept

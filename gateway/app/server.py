@@ -19,12 +19,14 @@ from gateway.adapters.clamd import ClamdClient
 from gateway.adapters.dns import Resolver
 from gateway.adapters.redis import connect as connect_redis
 from gateway.app import housekeeping
+from gateway.app.exporter import MetricsEndpoint
 from gateway.app.workers import orphan_dirs, spool_dir
 from gateway.config import Settings
 from gateway.delivery.outbound import Delivery
 from gateway.domain_policy import PolicyBook
 from gateway.lists.live import ListStore
 from gateway.mail.render import break_long_lines, fold
+from gateway.monitor import metrics
 from gateway.pipeline.chain import build_chain, build_session_checks
 from gateway.pipeline.run import Pipeline
 from gateway.smtp.handler import GatewayHandler, SmtpServer
@@ -37,6 +39,7 @@ from gateway.store.spool import Job, RcptState, Spool
 log = logging.getLogger(__name__)
 
 RELEASE_POLL_SECONDS = 2.0
+QUEUE_GAUGE_SECONDS = 2.0
 
 
 def build_ports(settings: Settings, db: Database | None) -> Ports:
@@ -76,6 +79,8 @@ class Gateway:
         self.address: tuple[str, int] | None = None
         self._release_task: asyncio.Task | None = None
         self._watch_tasks: list[asyncio.Task] = []
+        self.metrics: MetricsEndpoint | None = None
+        self.metrics_address: tuple[str, int] | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -117,7 +122,19 @@ class Gateway:
         self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns))
         self.address = await self.smtp.start()
         self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
+        self._watch_tasks.append(asyncio.create_task(self._queue_gauges(), name="queue-gauges"))
+        if s.metrics.listen and self.worker[1] == 1:  # several workers: the supervisor serves
+            self.metrics = MetricsEndpoint(s)
+            self.metrics_address = await asyncio.to_thread(self.metrics.start)
         log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))
+
+    async def _queue_gauges(self) -> None:
+        """The spool's size and oldest job, for the metrics, every QUEUE_GAUGE_SECONDS."""
+        while True:
+            oldest = self.delivery.oldest_received_at()
+            age = 0.0 if oldest is None else max(0.0, time.time() - oldest)
+            metrics.observe_queue(self.delivery.pending_jobs, age)
+            await asyncio.sleep(QUEUE_GAUGE_SECONDS)
 
     async def stop(self) -> None:
         grace = self.settings.smtp.shutdown_grace
@@ -134,6 +151,8 @@ class Gateway:
             await self.ports.redis.aclose()
         if self.ports.clamd is not None:
             await asyncio.to_thread(self.ports.clamd.close)
+        if self.metrics is not None:
+            await asyncio.to_thread(self.metrics.stop)
         await asyncio.to_thread(self.db.close)
         log.info("stopped")
 
@@ -229,6 +248,9 @@ async def serve(settings: Settings, worker: tuple[int, int] = (0, 1), ready=None
     if ready is not None:
         ready.set()
     else:
+        if gateway.metrics_address is not None:
+            host, port = gateway.metrics_address
+            print(f"mailwarden metrics on http://{host}:{port}/metrics", flush=True)
         print(f"mailwarden listening on {gateway.address[0]}:{gateway.address[1]}", flush=True)
     await stop.wait()
     await gateway.stop()

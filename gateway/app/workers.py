@@ -15,7 +15,10 @@ import asyncio
 import ctypes
 import logging
 import multiprocessing
+import os
+import shutil
 import signal
+import tempfile
 import time
 from pathlib import Path
 
@@ -96,20 +99,60 @@ def supervise(settings: Settings, count: int, log_level: int) -> int:
         process.start()
         return process, ready
 
-    workers = [start(i) for i in range(count)]
-    for process, ready in workers:
-        while not ready.wait(0.1):
-            if not process.is_alive() or stopping:
-                return _shutdown(workers, settings, code=2 if not stopping else 0)
-    print(f"mailwarden listening on {settings.smtp.listen} ({count} processes)", flush=True)
-    while not stopping:
-        time.sleep(0.2)
-        for i, (process, _) in enumerate(workers):
-            if not process.is_alive() and not stopping:
-                log.error("worker %d exited with %s; restarting it", i, process.exitcode)
-                time.sleep(RESTART_DELAY)
-                workers[i] = start(i)
-    return _shutdown(workers, settings, code=0)
+    metrics = _Metrics(settings) if settings.metrics.listen else None
+    try:
+        workers = [start(i) for i in range(count)]
+        for process, ready in workers:
+            while not ready.wait(0.1):
+                if not process.is_alive() or stopping:
+                    return _shutdown(workers, settings, code=2 if not stopping else 0)
+        if metrics is not None:
+            host, port = metrics.start()
+            print(f"mailwarden metrics on http://{host}:{port}/metrics", flush=True)
+        print(f"mailwarden listening on {settings.smtp.listen} ({count} processes)", flush=True)
+        while not stopping:
+            time.sleep(0.2)
+            for i, (process, _) in enumerate(workers):
+                if not process.is_alive() and not stopping:
+                    log.error("worker %d exited with %s; restarting it", i, process.exitcode)
+                    if metrics is not None and process.pid is not None:
+                        metrics.process_dead(process.pid)
+                    time.sleep(RESTART_DELAY)
+                    workers[i] = start(i)
+        return _shutdown(workers, settings, code=0)
+    finally:
+        if metrics is not None:
+            metrics.close()
+
+
+class _Metrics:
+    """prometheus_client's multiprocess mode for this run: a fresh directory whose
+    path the workers inherit (PROMETHEUS_MULTIPROC_DIR, set before they start), and
+    the one endpoint that adds their files up. Removed when the run ends, so no
+    count of an earlier run is ever added in."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.dir = Path(tempfile.mkdtemp(prefix="mailwarden-metrics-"))
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.dir)
+        self.settings = settings
+        self.endpoint = None
+
+    def start(self) -> tuple[str, int]:
+        from gateway.app.exporter import MetricsEndpoint
+
+        self.endpoint = MetricsEndpoint(self.settings, multiprocess_dir=self.dir)
+        return self.endpoint.start()
+
+    def process_dead(self, pid: int) -> None:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid, str(self.dir))
+
+    def close(self) -> None:
+        if self.endpoint is not None:
+            self.endpoint.stop()
+        os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        shutil.rmtree(self.dir, ignore_errors=True)
 
 
 def _shutdown(workers, settings: Settings, code: int) -> int:

@@ -142,6 +142,10 @@ class Delivery:
     def pending_jobs(self) -> int:
         return len(self._jobs)
 
+    def oldest_received_at(self) -> float | None:
+        """When the oldest job waiting was received (for the queue-age gauge)."""
+        return min((job.received_at for job in self._jobs.values()), default=None)
+
     async def _scheduler(self) -> None:
         while True:
             now = time.time()

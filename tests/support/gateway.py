@@ -116,6 +116,7 @@ class GatewayProcess:
         self.port = int(self.settings.smtp.listen.rsplit(":", 1)[1])
         self.proc: subprocess.Popen | None = None
         self.log = config.parent / "gateway.log"
+        self.metrics_url: str | None = None  # with [metrics] listen
 
     def start(self, timeout: float = 20.0) -> GatewayProcess:
         env = dict(os.environ, PYTHONUNBUFFERED="1")
@@ -131,6 +132,8 @@ class GatewayProcess:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             line = self.proc.stdout.readline()
+            if b"metrics on " in line:
+                self.metrics_url = line.decode().split("metrics on ", 1)[1].strip()
             if b"listening on" in line:
                 return self
             if not line and self.proc.poll() is not None:

@@ -27,6 +27,7 @@ COMMANDS: list[str] = [
     "scan",
     "serve",
     "signatures",
+    "trace",
     "train",
 ]
 

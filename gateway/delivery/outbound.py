@@ -206,7 +206,16 @@ class Delivery:
         deferred = [r for r in pending if r.status == PENDING]
         if bounced and job.mail_from and job.kind != "dsn":
             await self._send_dsn(job, bounced, data, remote)
-        await self._record(job, delivered, bounced, deferred)
+        results = [
+            (result, r, outcomes[r.rcpt].text if result != "bounced" else r.last_error)
+            for result, group in (
+                ("delivered", delivered),
+                ("deferred", deferred),
+                ("bounced", bounced),
+            )
+            for r in group
+        ]
+        await self._record(job, delivered, bounced, deferred, results, remote)
         if deferred:
             job.last_error = deferred[0].last_error
             job.next_attempt = now + self._backoff(job)
@@ -215,24 +224,18 @@ class Delivery:
         else:
             self._jobs.pop(job.id, None)
             self._remove(job.id)
-        for result, group in (
-            ("delivered", delivered),
-            ("deferred", deferred),
-            ("bounced", bounced),
-        ):
-            for r in group:
-                reply = outcomes[r.rcpt].text if result != "bounced" else r.last_error
-                events.delivery(
-                    job.queue_id,
-                    job.id,
-                    r.rcpt,
-                    result,
-                    reply,
-                    remote,
-                    job.attempts,
-                    now - job.received_at,
-                    job.kind,
-                )
+        for result, r, reply in results:
+            events.delivery(
+                job.queue_id,
+                job.id,
+                r.rcpt,
+                result,
+                reply,
+                remote,
+                job.attempts,
+                now - job.received_at,
+                job.kind,
+            )
 
     def _remove(self, job_id: str) -> None:
         """Take a finished job out of the spool, in a batch with the others finished
@@ -252,12 +255,34 @@ class Delivery:
                 log.exception("could not remove %d delivered job(s) from the spool", len(batch))
 
     async def _record(
-        self, job: Job, delivered: list[RcptState], bounced: list[RcptState], deferred: list
+        self,
+        job: Job,
+        delivered: list[RcptState],
+        bounced: list[RcptState],
+        deferred: list,
+        results: list[tuple[str, RcptState, str | None]],
+        remote: str,
     ) -> None:
         if self.db is None or job.kind == "dsn":
             return
         now = datetime.now(UTC)
         done = "released" if job.kind == "release" else "delivered"
+        tried = [
+            {
+                "message_id": job.queue_id,
+                "job_id": job.id,
+                "kind": job.kind,
+                "rcpt": r.rcpt,
+                "attempt": job.attempts,
+                "at": now,
+                "result": result,
+                "reply": (reply or "")[:2000] or None,
+                "remote": remote[:255],
+            }
+            for result, r, reply in results
+        ]
+        # queued now, so it commits in the same group as the status updates below
+        written = asyncio.ensure_future(self.db.write(ledger.record_attempts, tried))
         try:
             for status, group, when in (
                 (done, delivered, now),
@@ -276,6 +301,10 @@ class Delivery:
                     )
         except Exception:
             log.exception("%s: could not record delivery in the ledger", job.id)
+        try:
+            await written
+        except Exception:
+            log.exception("%s: could not record the delivery attempt in the ledger", job.id)
 
     async def _send_dsn(
         self, job: Job, bounced: list[RcptState], original: bytes, remote: str

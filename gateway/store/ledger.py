@@ -142,6 +142,38 @@ def record_refusal(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(insert(refusals), [row])
 
 
+# Every delivery attempt, per recipient, with the next hop's reply (or the connection
+# error): what `mailwarden trace` shows. recipients.status/last_error keep the latest.
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("message_id", String(40), nullable=False),  # the queue id
+    Column("job_id", String(48), nullable=False),
+    Column("kind", String(16), nullable=False),  # message | release
+    Column("rcpt", String(512), nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("result", String(16), nullable=False),  # delivered | deferred | bounced
+    Column("reply", Text),
+    Column("remote", String(255)),
+)
+Index("ix_delivery_attempts_message", delivery_attempts.c.message_id)
+
+
+def record_attempts_many(conn: Connection, calls: list[tuple]) -> None:
+    """`record_attempts` for many jobs: one statement."""
+    rows = [row for (some,) in calls for row in some]
+    if rows:
+        conn.execute(insert(delivery_attempts), rows)
+
+
+@batched(record_attempts_many)  # new rows only: order-free within a group
+def record_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
+    """Insert the per-recipient outcomes of one delivery attempt."""
+    record_attempts_many(conn, [(rows,)])
+
+
 # --- writing -----------------------------------------------------------------
 
 _DATETIME_COLUMNS = ("received_at", "decided_at", "delivered_at", "created_at")

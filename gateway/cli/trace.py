@@ -1,0 +1,108 @@
+"""`mailwarden trace QUEUE_ID|MESSAGE_ID|--sender S|--rcpt R [--since WHEN] [--json]`.
+
+The whole life of a mail from the ledger (gateway/report/trace.py does the
+querying, so the console shows the same): session, every filter's symbols,
+the decision per recipient, each delivery attempt and its reply, quarantine
+and feedback; refusals at MAIL/RCPT for a sender or recipient too.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from gateway.cli import CliError
+from gateway.cli.common import add_config_argument, print_json
+from gateway.config import load_settings
+from gateway.report.trace import DEFAULT_LIMIT, TraceQuery, trace
+from gateway.store.db import create_schema, make_engine
+
+_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
+_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("trace", help="the life of a mail from the ledger")
+    add_config_argument(parser)
+    parser.add_argument("ident", nargs="?", metavar="QUEUE_ID|MESSAGE_ID")
+    parser.add_argument("--sender", metavar="ADDRESS", help="envelope sender (MAIL FROM)")
+    parser.add_argument("--rcpt", metavar="ADDRESS", help="envelope recipient")
+    parser.add_argument("--since", metavar="WHEN", help="2026-11-01, an ISO time, or 2h / 3d")
+    parser.add_argument("--limit", type=int, default=DEFAULT_LIMIT, help="messages at most")
+    parser.add_argument("--json", action="store_true")
+    parser.set_defaults(func=run)
+
+
+def parse_since(text: str, now: datetime | None = None) -> datetime:
+    """An ISO date or time (naive: UTC), or a span back from now: 30m, 2h, 3d, 1w."""
+    value = text.strip()
+    relative = _RELATIVE.match(value)
+    if relative:
+        span = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
+        return (now or datetime.now(UTC)) - span
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise CliError(f"--since {text!r}: expected 2026-11-01, an ISO time, or 2h / 3d") from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
+
+
+def run(args: argparse.Namespace) -> int:
+    if not (args.ident or args.sender or args.rcpt):
+        raise CliError("trace: give a queue id or Message-ID, --sender or --rcpt")
+    settings = load_settings(args.config)
+    since = parse_since(args.since) if args.since else None
+    engine = make_engine(settings.store.url)
+    try:
+        create_schema(engine)
+        found = trace(
+            engine, TraceQuery(args.ident, args.sender, args.rcpt, since, max(1, args.limit))
+        )
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json(found)
+    else:
+        _print_text(found)
+    if not found["messages"] and not found["refusals"]:
+        if not args.json:
+            print("nothing found")
+        return 1
+    return 0
+
+
+def _print_text(found: dict[str, Any]) -> None:
+    for life in found["messages"]:
+        s = life["session"]
+        print(f"message {life['queue_id']}  {life['message_id'] or '(no Message-ID)'}")
+        print(f"  subject: {life['subject'] or ''}")
+        print(
+            f"  session: {s['client_ip']} ({s['client_hostname'] or 'no PTR'}) "
+            f"HELO {s['helo'] or '-'} {'TLS' if s['tls'] else 'no TLS'}; node {life['node']}"
+        )
+        print(f"  outcome: {life['outcome']}: {life['smtp_reply']}")
+        for r in life["recipients"]:
+            print(f"  rcpt {r['rcpt']}: {r['action']} score {r['score']:g}, status {r['status']}")
+            for reason in r["reasons"] or []:
+                print(f"      reason: {reason}")
+            symbols = ", ".join(
+                f"{sym['name']}({sym['score']:g})" for sym in r["symbols"] or [] if sym["score"]
+            )
+            if symbols:
+                print(f"      symbols: {symbols}")
+        if life["viruses"]:
+            print(f"  viruses: {', '.join(life['viruses'])}")
+        print("  timeline:")
+        for event in life["timeline"]:
+            at = event["at"].strftime("%Y-%m-%d %H:%M:%S") if event["at"] else "-"
+            print(f"    {at}  {event['what']:<20} {event['text']}")
+        print()
+    for f in found["refusals"]:
+        print(
+            f"refused {f['at']:%Y-%m-%d %H:%M:%S} at {f['stage'].upper()} from {f['client_ip']} "
+            f"HELO {f['helo'] or '-'} <{f['mail_from'] or ''}>"
+            + (f" to <{f['rcpt']}>" if f["rcpt"] else "")
+            + f" by {f['source']}: {f['reply']}"
+        )

@@ -1,0 +1,1 @@
+"""The books read back: reports and message tracking from the ledger."""

@@ -108,7 +108,7 @@ class ClassifierFilter:
             raise ConfigError(f"classifier.model: {exc}") from None
 
     def score(self, ctx: MessageContext) -> Verdict:
-        value = self.model.score_message(ctx.message, ctx.parts)
+        value = self.model.score_message(ctx.message, ctx.parts, ctx.raw)
         return Verdict(value, self.model.probability(value), self.model.version)
 
     async def lookup(self, ctx: MessageContext, ports: Ports) -> Verdict:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
+from training import language
 from training.corpus import CorpusSpec, LabelledMessage, read_corpus
 from training.features import FEATURES_VERSION, extract_raw, vectorize
 
@@ -47,6 +48,7 @@ class Dataset:
     fingerprint: list[bytes]
     sha256: list[str]
     files: list[dict[str, Any]] = field(default_factory=list)  # per corpus: path, sha256, counts
+    languages: list[str] = field(default_factory=list)  # training.language's guess per row
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -60,15 +62,22 @@ class Dataset:
             [self.fingerprint[i] for i in rows],
             [self.sha256[i] for i in rows],
             self.files,
+            [self.languages[i] for i in rows] if self.languages else [],
         )
 
 
 def _featurize(
     raws: list[bytes], version: str = FEATURES_VERSION
-) -> tuple[sp.csr_matrix, list[bytes], list[str]]:
+) -> tuple[sp.csr_matrix, list[bytes], list[str], list[str]]:
     feats = [extract_raw(raw, version=version) for raw in raws]
-    matrix = vectorize([f.tokens for f in feats], version)
-    return matrix, [f.fingerprint for f in feats], [hashlib.sha256(r).hexdigest() for r in raws]
+    matrix = vectorize([f.tokens for f in feats], version, [f.raw_grams for f in feats])
+    shas = [hashlib.sha256(r).hexdigest() for r in raws]
+    return matrix, [f.fingerprint for f in feats], shas, [_language(f.tokens) for f in feats]
+
+
+def _language(tokens: list[str]) -> str:
+    """The language guess from the body words (prefixed tokens are not words)."""
+    return language.guess(" ".join(t for t in tokens[:2000] if ":" not in t and "." not in t))
 
 
 def _chunks(messages: Iterable[LabelledMessage]) -> Iterator[list[LabelledMessage]]:
@@ -104,6 +113,7 @@ def load(
     `version`: the token set (features.FEATURES_VERSIONS), e.g. an updated model's own."""
     featurize = functools.partial(_featurize, version=version)
     matrices, labels, corpora, fps, shas, files = [], [], [], [], [], []
+    langs: list[list[str]] = []
     pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
     try:
         for spec in specs:
@@ -115,11 +125,11 @@ def load(
                 future = pool.submit(featurize, raws) if pool else None
                 pending.append((chunk, future if future else featurize(raws)))
                 while pending and (len(pending) > 2 * jobs or not pool):
-                    _collect(pending.pop(0), matrices, labels, corpora, fps, shas, counts)
+                    _collect(pending.pop(0), matrices, labels, corpora, fps, shas, langs, counts)
                     if progress:
                         progress(len(labels[-1]))
             while pending:
-                _collect(pending.pop(0), matrices, labels, corpora, fps, shas, counts)
+                _collect(pending.pop(0), matrices, labels, corpora, fps, shas, langs, counts)
                 if progress:
                     progress(len(labels[-1]))
             files.append(
@@ -143,12 +153,14 @@ def load(
         [fp for chunk in fps for fp in chunk],
         [s for chunk in shas for s in chunk],
         files,
+        [lang for chunk in langs for lang in chunk],
     )
 
 
-def _collect(item, matrices, labels, corpora, fps, shas, counts) -> None:
+def _collect(item, matrices, labels, corpora, fps, shas, langs, counts) -> None:
     chunk, result = item
-    matrix, fp, sha = result.result() if hasattr(result, "result") else result
+    matrix, fp, sha, lang = result.result() if hasattr(result, "result") else result
+    langs.append(lang)
     y = np.array([m.label for m in chunk], dtype=np.int8)
     matrices.append(matrix)
     labels.append(y)

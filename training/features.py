@@ -34,11 +34,12 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from gateway.mail import mime
+from training import features3
 
 # Bump when tokens change. A model stores the version it was trained with and is scored
 # with exactly those tokens: every version listed in FEATURES_VERSIONS stays extractable.
 FEATURES_VERSION = "mw-features-2"
-FEATURES_VERSIONS = ("mw-features-1", "mw-features-2")
+FEATURES_VERSIONS = ("mw-features-1", "mw-features-2", "mw-features-3")
 N_FEATURES = 2**20
 # mw-features-2: character 4-grams of the words in the first CHAR_HEAD characters of body
 # text (Latin script; CJK already has character bigrams), as sklearn's char_wb: each word
@@ -52,6 +53,12 @@ CHAR_N = 4
 CHAR_HEAD = 1000
 CHAR_FEATURES = 2**19
 CHAR_WEIGHT = 0.45
+# mw-features-3: the structural `x.` tokens and the raw byte 4-grams (training.features3),
+# each in a block of its own, weighted as the character n-grams are (docs/classifier.md).
+EXTRA_PREFIX = features3.EXTRA_PREFIX
+EXTRA_FEATURES = 2**18
+EXTRA_WEIGHT = 0.5
+RAW_WEIGHT = 0.5
 MAX_TEXT = 60_000  # characters of body text looked at
 MAX_PART_BYTES = 400_000  # bytes of one text part decoded
 
@@ -103,6 +110,7 @@ _VERDICT_HEADERS = re.compile(r"(?i)^x-(spam|virus|bogosity|dspam|ham|asf|antivi
 class MessageFeatures:
     tokens: list[str]
     fingerprint: bytes  # equal for near-duplicates (same words once numbers/URLs dropped)
+    raw_grams: np.ndarray | None = None  # mw-features-3: byte 4-gram columns (features3)
 
 
 def parse(raw: bytes) -> email.message.Message:
@@ -112,7 +120,11 @@ def parse(raw: bytes) -> email.message.Message:
 
 def n_features(version: str = FEATURES_VERSION) -> int:
     """Columns of `vectorize`'s rows for a features version."""
-    return N_FEATURES if version == "mw-features-1" else N_FEATURES + CHAR_FEATURES
+    if version == "mw-features-1":
+        return N_FEATURES
+    if version == "mw-features-2":
+        return N_FEATURES + CHAR_FEATURES
+    return N_FEATURES + CHAR_FEATURES + EXTRA_FEATURES + features3.RAW_FEATURES
 
 
 def extract_raw(
@@ -144,7 +156,8 @@ def extract(
     subject = " ".join(v for k, v in headers if k == "subject")
     _text_tokens(subject, "s:", tokens)
 
-    texts, urls = _body(parts)
+    markups: list[str] = []
+    texts, urls = _body(parts, markups)
     body = "\n".join(texts)[:MAX_TEXT]
     _text_tokens(body, "", tokens)
     _style_tokens(body, tokens)
@@ -156,9 +169,13 @@ def extract(
         tokens.append("hdr:subject_only")
     if version != "mw-features-1":
         _char_tokens(body[:CHAR_HEAD], tokens)
+    grams = None
+    if version == "mw-features-3":
+        tokens.extend(features3.extra_tokens(msg, parts, headers, markups, urls, raw))
+        grams = features3.raw_grams(raw if raw is not None else msg.as_bytes())
     if _SURROGATE.search("".join(tokens)):  # undecodable bytes left: make them hashable
         tokens = [t.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for t in tokens]
-    return MessageFeatures(tokens, _fingerprint(subject, body, raw) if fingerprint else b"")
+    return MessageFeatures(tokens, _fingerprint(subject, body, raw) if fingerprint else b"", grams)
 
 
 # -- text ---------------------------------------------------------------------------------
@@ -213,8 +230,11 @@ def _declared_charset(parts: Sequence[mime.Part]) -> str | None:
     return None
 
 
-def _body(parts: Sequence[mime.Part]) -> tuple[list[str], list[str]]:
-    """Readable text (plain parts, else HTML) and every URL in any text part."""
+def _body(
+    parts: Sequence[mime.Part], markups: list[str] | None = None
+) -> tuple[list[str], list[str]]:
+    """Readable text (plain parts, else HTML) and every URL in any text part; the HTML
+    markup itself goes to `markups` when given."""
     plain, html, urls = [], [], []
     for part in parts:
         # a multipart whose boundary never appears reaches us as a leaf: its body is text
@@ -223,6 +243,8 @@ def _body(parts: Sequence[mime.Part]) -> tuple[list[str], list[str]]:
             continue
         text = decode_guess(part.payload[:MAX_PART_BYTES], part.charset)
         if part.content_type == "text/html" or _looks_html(text):
+            if markups is not None:
+                markups.append(text)
             text, links = html_text(text)
             urls.extend(links)
             html.append(text)
@@ -481,30 +503,67 @@ _HASHER = FeatureHasher(
 _CHAR_HASHER = FeatureHasher(
     n_features=CHAR_FEATURES, input_type="string", alternate_sign=False, dtype=np.float32
 )
+_EXTRA_HASHER = FeatureHasher(
+    n_features=EXTRA_FEATURES, input_type="string", alternate_sign=False, dtype=np.float32
+)
 
 
-def vectorize(token_lists: Sequence[list[str]], version: str = FEATURES_VERSION) -> sp.csr_matrix:
+def vectorize(
+    token_lists: Sequence[list[str]],
+    version: str = FEATURES_VERSION,
+    grams: Sequence[np.ndarray | None] | None = None,
+) -> sp.csr_matrix:
     """Token lists -> log-scaled, L2-normalised hashed counts (stateless: no fitting).
 
     From mw-features-2 on, character n-gram tokens go to their own block of columns
     (normalised on their own, weighted CHAR_WEIGHT); mw-features-1 rows are unchanged.
+    mw-features-3 adds two more blocks, each normalised and weighted on its own: the
+    `x.` structural tokens and the raw byte 4-grams (`grams`, binary; features3).
     """
     if version == "mw-features-1":
         matrix = _HASHER.transform(token_lists).tocsr()
         np.log1p(matrix.data, out=matrix.data)
         return normalize_rows(matrix)
-    words, chars = [], []
+    third = version == "mw-features-3"
+    words, chars, extra = [], [], []
     for tokens in token_lists:
-        words.append([t for t in tokens if not t.startswith(CHAR_PREFIX)])
+        words.append([t for t in tokens if not t.startswith((CHAR_PREFIX, EXTRA_PREFIX))])
         chars.append([t for t in tokens if t.startswith(CHAR_PREFIX)])
-    matrix = _HASHER.transform(words).tocsr()
-    np.log1p(matrix.data, out=matrix.data)
-    block = _CHAR_HASHER.transform(chars).tocsr()
-    np.log1p(block.data, out=block.data)
-    block = normalize_rows(block)
-    block.data *= np.float32(CHAR_WEIGHT)
-    matrix = sp.hstack([normalize_rows(matrix), block], format="csr", dtype=np.float32)
+        if third:
+            extra.append([t for t in tokens if t.startswith(EXTRA_PREFIX)])
+    blocks = [normalize_rows(_log_counts(_HASHER, words))]
+    blocks.append(_weighted(_log_counts(_CHAR_HASHER, chars), CHAR_WEIGHT))
+    if third:
+        blocks.append(_weighted(_log_counts(_EXTRA_HASHER, extra), EXTRA_WEIGHT))
+        blocks.append(_weighted(_gram_rows(grams, len(token_lists)), RAW_WEIGHT))
+    matrix = sp.hstack(blocks, format="csr", dtype=np.float32)
     return normalize_rows(matrix)
+
+
+def _log_counts(hasher: FeatureHasher, token_lists: list[list[str]]) -> sp.csr_matrix:
+    matrix = hasher.transform(token_lists).tocsr()
+    np.log1p(matrix.data, out=matrix.data)
+    return matrix
+
+
+def _weighted(block: sp.csr_matrix, weight: float) -> sp.csr_matrix:
+    block = normalize_rows(block)
+    block.data *= np.float32(weight)
+    return block
+
+
+def _gram_rows(grams: Sequence[np.ndarray | None] | None, rows: int) -> sp.csr_matrix:
+    """Binary rows of byte 4-gram columns (features3.raw_grams per message)."""
+    if grams is None:
+        grams = [None] * rows
+    if len(grams) != rows:
+        raise ValueError("one grams array per token list")
+    arrays = [np.zeros(0, np.int32) if g is None else g for g in grams]
+    indptr = np.zeros(rows + 1, dtype=np.int64)
+    np.cumsum([a.size for a in arrays], out=indptr[1:])
+    indices = np.concatenate(arrays) if rows else np.zeros(0, np.int32)
+    data = np.ones(indices.size, dtype=np.float32)
+    return sp.csr_matrix((data, indices, indptr), shape=(rows, features3.RAW_FEATURES))
 
 
 def word_feature_counts(matrix: sp.csr_matrix) -> np.ndarray:

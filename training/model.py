@@ -114,20 +114,28 @@ class SpamModel:
         # a linear model's decision function, without sklearn's per-call input checks
         return np.asarray(X @ coef[0] + self.estimator.intercept_[0], dtype=np.float64)
 
-    def vectorize(self, token_lists: Sequence[list[str]]) -> Any:
-        return vectorize(token_lists, self.features_version)
+    def vectorize(
+        self, token_lists: Sequence[list[str]], grams: Sequence[np.ndarray | None] | None = None
+    ) -> Any:
+        """Rows for this model's features version (`grams`: mw-features-3's byte 4-grams)."""
+        return vectorize(token_lists, self.features_version, grams)
 
-    def scores(self, token_lists: Sequence[list[str]]) -> np.ndarray:
-        return self.decision(self.vectorize(token_lists), copy=False)
+    def scores(
+        self, token_lists: Sequence[list[str]], grams: Sequence[np.ndarray | None] | None = None
+    ) -> np.ndarray:
+        return self.decision(self.vectorize(token_lists, grams), copy=False)
 
     def score_raw(self, raw: bytes) -> float:
         feats = extract_raw(raw, fingerprint=False, version=self.features_version)
-        return float(self.scores([feats.tokens])[0])
+        return float(self.scores([feats.tokens], [feats.raw_grams])[0])
 
-    def score_message(self, msg: Any, parts: Sequence[Any] | None = None) -> float:
-        """Score an already parsed message (the gateway's MessageContext.message/parts)."""
-        feats = extract(msg, parts, fingerprint=False, version=self.features_version)
-        return float(self.scores([feats.tokens])[0])
+    def score_message(
+        self, msg: Any, parts: Sequence[Any] | None = None, raw: bytes | None = None
+    ) -> float:
+        """Score an already parsed message (the gateway's MessageContext message, parts
+        and raw bytes; without raw, mw-features-3 models read the message re-serialised)."""
+        feats = extract(msg, parts, raw=raw, fingerprint=False, version=self.features_version)
+        return float(self.scores([feats.tokens], [feats.raw_grams])[0])
 
     def probability(self, score: float) -> float:
         """Spam probability: the score through the Platt scaling fitted on unseen scores."""
@@ -140,13 +148,18 @@ class SpamModel:
 
     # -- learning from feedback ------------------------------------------------------
 
-    def partial_fit(self, token_lists: Sequence[list[str]], labels: Sequence[int]) -> None:
+    def partial_fit(
+        self,
+        token_lists: Sequence[list[str]],
+        labels: Sequence[int],
+        grams: Sequence[np.ndarray | None] | None = None,
+    ) -> None:
         """Update the estimator with confirmed messages (spam = 1) without retraining.
 
         The threshold is kept: it was chosen on unseen ham and is re-chosen only
         by a new `mailwarden train`. The update is counted in the metadata.
         """
-        self.partial_fit_vectors(self.vectorize(token_lists), labels)
+        self.partial_fit_vectors(self.vectorize(token_lists, grams), labels)
 
     def partial_fit_vectors(self, X: Any, labels: Sequence[int] | np.ndarray) -> None:
         y = np.asarray(labels, dtype=np.int8)

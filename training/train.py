@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 from sklearn.linear_model import LogisticRegression, SGDClassifier
 
-from training import dataset, evaluate
+from training import crossval, dataset, evaluate
 from training.corpus import CorpusSpec
 from training.model import SpamModel
 
@@ -167,7 +167,12 @@ def train(
     on_read: Callable[[int], None] | None = None,
     on_epoch: Callable[[int], None] | None = None,
 ) -> SpamModel:
-    """The whole training run; the returned model is ready to `save`."""
+    """The whole training run; the returned model is ready to `save`.
+
+    validation_percent 0: no holdout. The model is fitted on every deduplicated message
+    and the threshold, the graded points and the reported figures all come from the
+    pooled k-fold out-of-fold scores of those messages (training.crossval).
+    """
     data = dataset.load(specs, jobs=options.jobs, progress=on_read)
     if len(data) == 0:
         raise ValueError("no messages in the given corpora")
@@ -178,8 +183,11 @@ def train(
         raise ValueError("training needs both ham and spam")
     X_train = data.X[train_rows]
     y_val = data.y[val_rows]
-    if not 0 < int((y_val == 0).sum()) < y_val.size:
+    holdout = options.validation_percent > 0
+    if holdout and not 0 < int((y_val == 0).sum()) < y_val.size:
         raise ValueError("the validation split needs both ham and spam: give more messages")
+    if not holdout and options.threshold_folds < 2:
+        raise ValueError("without a validation side the threshold needs --threshold-folds >= 2")
 
     # out-of-fold scores of the training side choose the threshold (k-fold by hash)
     cross: dict[str, Any] | None = None
@@ -192,25 +200,22 @@ def train(
     idf = inverse_document_frequency(X_train) if options.idf else None
     model = SpamModel(make_estimator(options), _model_metadata(options), idf)
     fit(model.estimator, model.transform(X_train), y_train, options.epochs, options.seed, on_epoch)
-    scores = model.decision(data.X[val_rows])
+    scores = model.decision(data.X[val_rows]) if holdout else np.zeros(0)
 
     # the scores the threshold and the graded points are read from
     if cross is not None:
         chosen_on, chosen_labels = cross["scores"], cross["labels"]
+        side = "training side" if holdout else "deduplicated messages (all of them)"
         rule = (
-            f"{options.threshold_folds}-fold out-of-fold scores of the training side's "
+            f"{options.threshold_folds}-fold out-of-fold scores of the {side}' "
             f"{int((y_train == 0).sum())} ham (folds by sha256({FOLD_SALT.decode()} + "
-            "fingerprint)); the validation side never influenced it"
+            "fingerprint))" + ("; the validation side never influenced it" if holdout else "")
         )
     else:
         chosen_on, chosen_labels = scores, y_val
         rule = f"the validation side's {int((y_val == 0).sum())} ham"
     ham_scores = chosen_on[chosen_labels == 0]
     threshold = evaluate.threshold_for_fpr(ham_scores, options.max_fpr)
-    validation = evaluate.metrics(y_val, scores, threshold, max_fpr=options.max_fpr)
-    validation["per_corpus"] = per_corpus(
-        data.corpus[val_rows], y_val, scores, threshold, options.max_fpr
-    )
     metadata: dict[str, Any] = {
         "created": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "libraries": library_versions(),
@@ -228,18 +233,28 @@ def train(
             "confident": _confident_point(chosen_on[chosen_labels == 1], threshold),
         },
         "calibration": calibrate(chosen_on, chosen_labels),
-        "validation": validation,
     }
+    if holdout:
+        validation = evaluate.metrics(y_val, scores, threshold, max_fpr=options.max_fpr)
+        validation["per_corpus"] = per_corpus(
+            data.corpus[val_rows], y_val, scores, threshold, options.max_fpr
+        )
+        metadata["validation"] = validation
     if cross is not None:
         cv = evaluate.metrics(cross["labels"], cross["scores"], threshold, max_fpr=options.max_fpr)
         cv["per_corpus"] = per_corpus(
             cross["corpora"], cross["labels"], cross["scores"], threshold, options.max_fpr
         )
+        languages = [data.languages[r] for r in train_rows] if data.languages else None
+        cv["pooled_report"] = crossval.report(
+            cross["labels"], cross["scores"], cross["corpora"], languages, options.max_fpr
+        )
         cv["folds"] = options.threshold_folds
         cv["note"] = (
-            "training side only, each message scored by a model fitted on the other folds; "
-            "the threshold was chosen on these ham, so their false-positive count is not "
-            "an independent test (the validation side is)"
+            "each message scored by a model fitted on the other folds; the threshold was "
+            "chosen on these ham, so their false-positive count is fitted, not measured "
+            "(the spam recall is a fair estimate)"
+            + ("; the validation side is the independent test" if holdout else "")
         )
         metadata["cross_validation"] = cv
     model.metadata.update(metadata)

@@ -91,7 +91,8 @@ def run(args: argparse.Namespace) -> int:
     except (CorpusError, ModelError) as exc:
         raise CliError(str(exc)) from None
     if not scored.labels:
-        raise CliError("no messages to evaluate in the given corpora")
+        why = "; ".join(f"{name}: {what}" for name, what in scored.selection.items())
+        raise CliError(f"no messages to evaluate in the given corpora ({why})")
     tag = None
     if not args.model_only:
         tag = settings.policy.thresholds.tag

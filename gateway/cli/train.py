@@ -70,6 +70,14 @@ def register(subparsers: Any) -> None:
         help="scale down messages with fewer than N distinct features, so a two-line note "
         "is not judged on two words (default 30; 0: off)",
     )
+    p.add_argument(
+        "--validation-percent",
+        type=int,
+        default=20,
+        metavar="P",
+        help="share of the deduplicated messages held out to measure the model (default 20); "
+        "0: fit on every message, threshold and figures from the pooled out-of-fold scores",
+    )
     p.add_argument("--name", default="mailwarden", help="model name (prefix of its version)")
     p.add_argument("--json", action="store_true", help="print the model metadata as JSON")
     p.set_defaults(func=run)
@@ -88,6 +96,10 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--jobs and --epochs must be at least 1")
     if args.threshold_folds < 0 or args.threshold_folds == 1 or args.threshold_folds > 20:
         raise CliError("--threshold-folds: 0 (validation side) or 2 to 20")
+    if not 0 <= args.validation_percent < 100:
+        raise CliError("--validation-percent: 0 to 99")
+    if args.validation_percent == 0 and args.threshold_folds < 2:
+        raise CliError("--validation-percent 0 needs --threshold-folds 2 or more")
     if args.short_message_features < 0:
         raise CliError("--short-message-features: must be 0 or more")
     try:
@@ -101,6 +113,7 @@ def run(args: argparse.Namespace) -> int:
             ham_weight=args.ham_weight,
             threshold_folds=args.threshold_folds,
             short_message_features=args.short_message_features,
+            validation_percent=args.validation_percent,
         )
         fits = 1 + (args.threshold_folds if args.threshold_folds >= 2 else 0)
         reading = tqdm(desc="reading", unit="msg", file=sys.stderr, disable=None)
@@ -162,6 +175,13 @@ def summary(meta: dict[str, Any], path: str, version: str) -> str:
             f"spam recall {cv['spam_recall']:.4f} {_ci(cv['spam_recall_ci95'])}, "
             f"false positives {cv['false_positives']}/{cv['ham']}, AUC {cv['auc']:.5f}"
         )
+        if not meta.get("validation"):
+            for name, per in cv.get("per_corpus", {}).items():
+                recall = "n/a" if per["spam_recall"] is None else f"{per['spam_recall']:.4f}"
+                lines.append(
+                    f"  {name} (out of fold): {per['ham']} ham, {per['spam']} spam, "
+                    f"recall {recall}, false positives {per['false_positives']}"
+                )
     val = meta.get("validation")
     if val:
         where = "validation side" if cv else f"max FPR {meta['max_fpr']:g} on held-out ham"

@@ -174,3 +174,35 @@ def test_a_model_built_for_features_1_keeps_scoring_with_features_1(tmp_path):
     assert [loaded.score_raw(r) for r in raws] == pytest.approx(expected, abs=0)
     loaded.partial_fit(old_tokens[:4], labels[:4])  # the update path too
     assert loaded.estimator.coef_.shape[1] == X.shape[1]
+
+
+def test_training_on_every_message_reports_pooled_cross_validation(tmp_path):
+    corpus = write_tar(tmp_path / "gen.tar.gz", 120, 120)
+    options = TrainOptions(epochs=3, max_fpr=0.01, validation_percent=0, threshold_folds=3)
+    model = train([parse_spec(str(corpus))], options)
+    meta = model.metadata
+    assert "validation" not in meta
+    assert meta["split"]["train"]["ham"] == meta["cross_validation"]["ham"]
+    pooled = meta["cross_validation"]["pooled_report"]
+    assert pooled["pooled"]["ham"] == meta["cross_validation"]["ham"]
+    assert pooled["per_corpus"]["gen"]["spam"] == pooled["pooled"]["spam"]
+    assert sum(g["ham"] for g in pooled["per_language"].values()) == pooled["pooled"]["ham"]
+    assert pooled["threshold"] == meta["threshold"]
+
+
+def test_features_3_model_scores_the_same_after_a_round_trip(tmp_path):
+    rng = random.Random(3)
+    raws = [make_message(i % 2 == 1, rng, i) for i in range(40)]
+    feats = [extract_raw(r, version="mw-features-3") for r in raws]
+    X = vectorize([f.tokens for f in feats], "mw-features-3", [f.raw_grams for f in feats])
+    options = TrainOptions(epochs=3)
+    model = SpamModel(make_estimator(options), {"threshold": 0.0, "features": {}})
+    model.metadata["features"] = {"version": "mw-features-3"}
+    fit(model.estimator, X, np.array([i % 2 for i in range(40)]), 3)
+    path = tmp_path / "m3.skops"
+    model.save(path)
+    loaded = SpamModel.load(path)
+    assert loaded.features_version == "mw-features-3"
+    assert X.shape[1] == loaded.metadata["features"]["n_features"]
+    expected = model.decision(X)
+    assert [loaded.score_raw(r) for r in raws] == pytest.approx(expected, abs=1e-9)

@@ -269,8 +269,7 @@ def _url_pieces(urls: list[str], out: list[str]) -> None:
         seen.add(url)
         if len(seen) > 30:
             break
-        lowered = url.lower()
-        out.append("u:scheme:" + lowered.split(":", 1)[0][:5])
+        lowered = url.lower()  # no scheme token: https is the era (all ham is pre-2008)
         rest = re.sub(r"^[a-z][a-z0-9+.-]*://", "", lowered)
         hostport, _, tail = rest.partition("/")
         if "@" in hostport:

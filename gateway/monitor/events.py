@@ -74,22 +74,30 @@ def verdict(verdict: Verdict, outcome: str, reply: Reply | str) -> None:
     metrics.observe_verdict(event)
     if not EVENTS.isEnabledFor(logging.INFO):
         return
-    per_rcpt = ", ".join(
-        f"{r['rcpt']}={r['action']} ({r['score']:g}"
-        + (f"; {'; '.join(r['reasons'])}" if r["reasons"] else "")
-        + ")"
-        for r in event["recipients"]
-    )
-    EVENTS.info(
-        "%s: %s from %s <%s>: %s: %s",
-        event["queue_id"],
-        outcome,
-        event["client"]["ip"],
-        event["mail_from"],
-        per_rcpt,
-        event["reply"],
-        extra={"event": event},
-    )
+    EVENTS.info("%s", _VerdictText(event), extra={"event": event})
+
+
+class _VerdictText:
+    """The text-format line of a verdict, made only when a text line is written (in
+    the log's writer thread): the JSON format never needs it."""
+
+    __slots__ = ("event",)
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.event = event
+
+    def __str__(self) -> str:
+        e = self.event
+        per_rcpt = ", ".join(
+            f"{r['rcpt']}={r['action']} ({r['score']:g}"
+            + (f"; {'; '.join(r['reasons'])}" if r["reasons"] else "")
+            + ")"
+            for r in e["recipients"]
+        )
+        return (
+            f"{e['queue_id']}: {e['outcome']} from {e['client']['ip']} <{e['mail_from']}>: "
+            f"{per_rcpt}: {e['reply']}"
+        )
 
 
 def delivery(

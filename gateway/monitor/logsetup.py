@@ -80,7 +80,7 @@ def configure(
     root = logging.getLogger()
     for old_handler in list(root.handlers):
         root.removeHandler(old_handler)
-    root.addHandler(logging.handlers.QueueHandler(records))
+    root.addHandler(_QueueHandler(records))
     root.setLevel(level)
     EVENTS.setLevel(logging.INFO)
 
@@ -93,3 +93,14 @@ def stop() -> None:
 
 
 atexit.register(stop)
+
+
+class _QueueHandler(logging.handlers.QueueHandler):
+    """Events go to the queue as they are: their line (JSON or text) is made in the
+    writer thread. Other records are prepared as usual (message and traceback text
+    made here, while their arguments are still what they were)."""
+
+    def prepare(self, record: logging.LogRecord) -> logging.LogRecord:
+        if getattr(record, "event", None) is not None:
+            return record
+        return super().prepare(record)

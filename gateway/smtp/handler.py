@@ -341,21 +341,19 @@ class GatewayHandler:
     ) -> None:
         """Evidence of a refused sender for the ledger (who, when, why), written in the
         background: the refusal itself does not wait for it."""
-        row = {
-            "at": datetime.now(UTC),
-            "client_ip": info.client_ip,
-            "client_hostname": info.client_hostname,
-            "helo": info.helo[:255],
-            "mail_from": sender[:512],
-            "rcpt": rcpt[:512] if rcpt else None,
-            "stage": stage,
-            "source": source[:64],
-            "reply": str(reply)[:512],
-        }
+        row = _refusal_row(info, stage, sender, rcpt, str(reply), source)
         events.refusal(row)
         task = asyncio.ensure_future(self.intake.db.write(ledger.record_refusal, row))
         self._background.add(task)
         task.add_done_callback(self._refusal_written)
+
+    def _log_refusal(
+        self, session: Session, stage: str, sender: str, rcpt: str | None, reply: str, source: str
+    ) -> str:
+        """A refusal that is no evidence against a source (bad syntax, limits): logged
+        and counted, not written to the ledger. Returns the reply."""
+        events.refusal(_refusal_row(self._info(session), stage, sender, rcpt, reply, source))
+        return reply
 
     def _refusal_written(self, task: asyncio.Task) -> None:
         self._background.discard(task)
@@ -386,7 +384,8 @@ class GatewayHandler:
     async def handle_MAIL(self, server, session, envelope: SmtpEnvelope, address, mail_options):
         sender = "" if address == NULL_SENDER else address
         if sender and split_address(sender) is None:
-            return "501 5.1.7 Bad sender address syntax"
+            reply = "501 5.1.7 Bad sender address syntax"
+            return self._log_refusal(session, "mail", sender, None, reply, "syntax")
         info = self._info(session)
         for check in self.checks:
             refusal = await check.check_mail(info, sender)
@@ -400,7 +399,8 @@ class GatewayHandler:
     async def handle_RCPT(self, server, session, envelope: SmtpEnvelope, address, rcpt_options):
         parts = split_address(address)
         if parts is None:
-            return "501 5.1.3 Bad recipient address syntax"
+            reply = "501 5.1.3 Bad recipient address syntax"
+            return self._log_refusal(session, "rcpt", _sender(envelope), address, reply, "syntax")
         if not self.settings.accepts(parts[1]):
             denied = Reply(550, "5.7.1", "Relaying denied: we do not accept mail for that domain")
             self._record_refusal(
@@ -410,7 +410,8 @@ class GatewayHandler:
         if address.lower() in (r.lower() for r in envelope.rcpt_tos):
             return "250 2.1.5 Ok (duplicate recipient)"
         if len(envelope.rcpt_tos) >= self.settings.smtp.max_recipients:
-            return "452 4.5.3 Too many recipients"
+            reply = "452 4.5.3 Too many recipients"
+            return self._log_refusal(session, "rcpt", _sender(envelope), address, reply, "limit")
         info = self._info(session)
         for check in self.checks:
             refusal = await check.check_rcpt(info, _sender(envelope), address)
@@ -439,6 +440,22 @@ class GatewayHandler:
         )
         reply = await self.intake.receive(env, envelope.original_content or b"")
         return str(reply)
+
+
+def _refusal_row(
+    info: SessionInfo, stage: str, sender: str, rcpt: str | None, reply: str, source: str
+) -> dict[str, Any]:
+    return {
+        "at": datetime.now(UTC),
+        "client_ip": info.client_ip,
+        "client_hostname": info.client_hostname,
+        "helo": info.helo[:255],
+        "mail_from": sender[:512],
+        "rcpt": rcpt[:512] if rcpt else None,
+        "stage": stage,
+        "source": source[:64],
+        "reply": reply[:512],
+    }
 
 
 async def _first_ptr(resolver: Resolver, ip: str) -> str | None:

@@ -12,7 +12,7 @@ import pytest
 
 from gateway.cli import main as cli_main
 from tests.support.gateway import GatewayProcess, write_config
-from tests.support.mail import message
+from tests.support.mail import RawSmtp, message
 
 
 def _events(log: Path) -> list[dict]:
@@ -85,13 +85,18 @@ def test_json_log_answers_why_a_mail_was_rejected(json_gateway, sink):
     assert refused["carol@elsewhere.test"][0] == 550
     refused, _ = _send(port, "spammer@bulk.test", ["bob@example.test"], message())
     assert refused["bob@example.test"][0] == 550
+    raw = RawSmtp(port)
+    raw.reply()
+    raw.cmd("EHLO client.sender.test")
+    assert raw.cmd("MAIL FROM:<a..b@sender.test>").startswith("501 5.1.7")
+    raw.close()
 
     events = _wait_for(
         log,
         lambda p: (
             (e := _events(p))
             and sum(x["event"] == "delivery" for x in e) >= 2
-            and sum(x["event"] == "refusal" for x in e) >= 2
+            and sum(x["event"] == "refusal" for x in e) >= 3
             and e
         ),
     )
@@ -136,6 +141,9 @@ def test_json_log_answers_why_a_mail_was_rejected(json_gateway, sink):
     blocked = refusals["blocklist"]
     assert blocked["mail_from"] == "spammer@bulk.test"
     assert "spammer@bulk.test is blocked" in blocked["reply"]
+    syntax = refusals["syntax"]  # not in the ledger (no evidence), but in the log
+    assert syntax["stage"] == "mail" and syntax["mail_from"] == "a..b@sender.test"
+    assert syntax["reply"] == "501 5.1.7 Bad sender address syntax"
     # every line of the log is JSON, not only the events
     assert all(line.startswith("{") for line in log.read_text().splitlines() if line.strip())
 

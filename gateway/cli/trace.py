@@ -46,7 +46,8 @@ def parse_since(text: str, now: datetime | None = None) -> datetime:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise CliError(f"--since {text!r}: expected 2026-11-01, an ISO time, or 2h / 3d") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    # the ledger keeps UTC (SQLite stores no offset): compare in UTC
+    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -154,3 +154,19 @@ def test_trace_follows_quarantine_release_feedback_and_refusals(make_gateway, si
     capsys.readouterr()
     assert cli_main(["trace", "-c", str(gw.config), "--rcpt", "nobody@example.test"]) == 1
     assert "nothing found" in capsys.readouterr().out
+
+
+def test_trace_on_postgresql(make_gateway, sink, postgres_url, capsys):
+    gw = make_gateway(store={"url": postgres_url})
+    _, code, reply = send(gw.port, "alice@sender.test", ["bob@example.test"], message("on pg"))
+    assert code == 250
+    queue_id = reply.rsplit(" ", 1)[1]
+    engine = gw.gateway.db.engine
+    assert engine.dialect.name == "postgresql"
+    wait_until(lambda: attempts(engine, queue_id))
+    found = trace_json(capsys, gw.config, "--rcpt", "bob@example.test", "--since", "1h")
+    (life,) = found["messages"]
+    assert life["queue_id"] == queue_id and life["subject"] == "on pg"
+    (delivery,) = life["deliveries"]
+    assert delivery["result"] == "delivered" and delivery["reply"].startswith("250")
+    assert life["received_at"] <= delivery["at"]

@@ -55,6 +55,7 @@ def report(
     corpora: Sequence[str],
     languages: Sequence[str] | None = None,
     max_fpr: float = 0.0001,
+    groups: Sequence[str] | None = None,
 ) -> dict[str, Any]:
     """The pooled report: threshold from all out-of-fold ham, then every group at it."""
     labels = np.asarray(labels)
@@ -74,10 +75,12 @@ def report(
         "the threshold was chosen on these ham: the false-positive count is fitted "
         f"(at most {max_fpr:g} of them), the spam recall is a fair estimate"
     )
-    groups = {"per_corpus": np.asarray(corpora, dtype=object)}
+    by = {"per_corpus": np.asarray(corpora, dtype=object)}
     if languages is not None:
-        groups["per_language"] = np.asarray(languages, dtype=object)
-    for key, values in groups.items():
+        by["per_language"] = np.asarray(languages, dtype=object)
+    if groups is not None:
+        by["per_score_group"] = np.asarray(groups, dtype=object)
+    for key, values in by.items():
         out[key] = {
             str(name): summary(labels[values == name], scores[values == name], threshold)
             for name in sorted(set(values.tolist()))

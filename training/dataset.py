@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 
-from training import language
+from training import groups, language
 from training.corpus import CorpusSpec, LabelledMessage, read_corpus
 from training.features import FEATURES_VERSION, extract_raw, vectorize
 
@@ -49,6 +49,7 @@ class Dataset:
     sha256: list[str]
     files: list[dict[str, Any]] = field(default_factory=list)  # per corpus: path, sha256, counts
     languages: list[str] = field(default_factory=list)  # training.language's guess per row
+    groups: list[str] = field(default_factory=list)  # training.groups.group_of per row
 
     def __len__(self) -> int:
         return int(self.y.size)
@@ -63,6 +64,7 @@ class Dataset:
             [self.sha256[i] for i in rows],
             self.files,
             [self.languages[i] for i in rows] if self.languages else [],
+            [self.groups[i] for i in rows] if self.groups else [],
         )
 
 
@@ -72,12 +74,10 @@ def _featurize(
     feats = [extract_raw(raw, version=version) for raw in raws]
     matrix = vectorize([f.tokens for f in feats], version, [f.raw_grams for f in feats])
     shas = [hashlib.sha256(r).hexdigest() for r in raws]
-    return matrix, [f.fingerprint for f in feats], shas, [_language(f.tokens) for f in feats]
-
-
-def _language(tokens: list[str]) -> str:
-    """The language guess from the body words (prefixed tokens are not words)."""
-    return language.guess(" ".join(t for t in tokens[:2000] if ":" not in t and "." not in t))
+    kinds = [
+        (language.guess(groups.words_text(f.tokens)), groups.group_of(f.tokens)) for f in feats
+    ]
+    return matrix, [f.fingerprint for f in feats], shas, kinds
 
 
 def _chunks(messages: Iterable[LabelledMessage]) -> Iterator[list[LabelledMessage]]:
@@ -153,7 +153,8 @@ def load(
         [fp for chunk in fps for fp in chunk],
         [s for chunk in shas for s in chunk],
         files,
-        [lang for chunk in langs for lang in chunk],
+        [lang for chunk in langs for lang, _ in chunk],
+        [group for chunk in langs for _, group in chunk],
     )
 
 

@@ -38,7 +38,7 @@ from training import features3
 
 # Bump when tokens change. A model stores the version it was trained with and is scored
 # with exactly those tokens: every version listed in FEATURES_VERSIONS stays extractable.
-FEATURES_VERSION = "mw-features-2"
+FEATURES_VERSION = "mw-features-3"
 FEATURES_VERSIONS = ("mw-features-1", "mw-features-2", "mw-features-3")
 N_FEATURES = 2**20
 # mw-features-2: character 4-grams of the words in the first CHAR_HEAD characters of body

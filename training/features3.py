@@ -170,9 +170,8 @@ def _header_shapes(msg: email.message.Message, headers: list[tuple[str, str]], o
     local = sender.rsplit("@", 1)[0].rsplit("<", 1)[-1] if "@" in sender else ""
     if local:
         out.append("from:local:" + _shape(local, 12))
-    raw_subject = msg.get("subject")
-    if raw_subject is not None:
-        raw_subject = str(raw_subject)
+    raw_subject = next((str(v) for k, v in msg.raw_items() if k.lower() == "subject"), None)
+    if raw_subject is not None:  # raw_items: the same text under every email policy
         low = raw_subject.lower().lstrip()
         if low.startswith(("re:", "fw:", "fwd:", "aw:")):
             out.append("subj:reply")
@@ -184,20 +183,23 @@ def _header_shapes(msg: email.message.Message, headers: list[tuple[str, str]], o
 
 def _check_facts(msg: email.message.Message, raw: bytes | None, out: list[str]) -> None:
     """What filters.message_checks finds, as tokens (the model learns their weight)."""
-    if not msg.get_all("from"):
+    raw_headers: dict[str, list[str]] = {}
+    for name, value in msg.raw_items():  # raw values: the same under every email policy
+        raw_headers.setdefault(name.lower(), []).append(str(value))
+    if not raw_headers.get("from"):
         out.append("mc:no_from")
-    if not msg.get_all("message-id"):
+    if not raw_headers.get("message-id"):
         out.append("mc:no_message_id")
-    dates = msg.get_all("date")
+    dates = raw_headers.get("date")
     if not dates:
         out.append("mc:no_date")
     else:
         try:
-            if email.utils.parsedate_to_datetime(str(dates[0])) is None:
+            if email.utils.parsedate_to_datetime(" ".join(dates[0].split())) is None:
                 out.append("mc:bad_date")
         except (TypeError, ValueError, IndexError):
             out.append("mc:bad_date")
-    if len(msg.get_all("subject") or []) > 1:
+    if len(raw_headers.get("subject", [])) > 1:
         out.append("mc:multiple_subject")
     if raw is not None:
         ends = [i for i in (raw.find(b"\n\n"), raw.find(b"\r\n\r\n")) if i >= 0]

@@ -34,6 +34,7 @@ from training.features import (
     vectorize,
     word_feature_counts,
 )
+from training.groups import group_of
 
 FORMAT = "mailwarden-classifier/1"
 BASELINE_NAME = "baseline.skops"
@@ -123,7 +124,17 @@ class SpamModel:
     def scores(
         self, token_lists: Sequence[list[str]], grams: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
-        return self.decision(self.vectorize(token_lists, grams), copy=False)
+        """The scores the threshold applies to: decision plus each message's group offset."""
+        scores = self.decision(self.vectorize(token_lists, grams), copy=False)
+        offsets = self.group_offsets
+        if offsets:
+            scores += np.array([offsets.get(group_of(t), 0.0) for t in token_lists])
+        return scores
+
+    @property
+    def group_offsets(self) -> dict[str, float]:
+        """Per score group (training.groups), added to the decision (none: {})."""
+        return {str(k): float(v) for k, v in (self.metadata.get("group_offsets") or {}).items()}
 
     def score_raw(self, raw: bytes) -> float:
         feats = extract_raw(raw, fingerprint=False, version=self.features_version)

@@ -108,7 +108,7 @@ def score_corpora(
 def _flush(model: SpamModel, pending: list[tuple[int, MessageFeatures]], name: str, out: Scored):
     started = time.process_time()
     tokens = [feats.tokens for _, feats in pending]
-    scores = model.decision(model.vectorize(tokens, [f.raw_grams for _, f in pending]), copy=False)
+    scores = model.scores(tokens, [f.raw_grams for _, f in pending])
     out.seconds += time.process_time() - started
     out.labels.extend(label for label, _ in pending)
     out.scores.extend(scores.tolist())

@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression, SGDClassifier
 
 from training import crossval, dataset, evaluate
 from training.corpus import CorpusSpec
+from training.groups import MIN_GROUP_HAM
 from training.model import SpamModel
 
 UNSURE_FPR = 0.001  # ham above this point get CLASSIFIER_UNSURE (filters.classifier)
@@ -45,6 +46,9 @@ class TrainOptions:
     # than the validation side; the validation side then measures it untouched).
     # 0 or 1: the threshold is chosen on the validation side itself (the old rule).
     threshold_folds: int = 5
+    # an offset per score group (training.groups) aligning each group's own max_fpr point
+    # on its out-of-fold ham with the pooled one; needs threshold_folds >= 2
+    group_offsets: bool = True
     jobs: int = 1
     name: str = "mailwarden"
     seed: int = 0
@@ -161,6 +165,25 @@ def out_of_fold_scores(
     return scores
 
 
+def group_offsets(
+    scores: np.ndarray, labels: np.ndarray, groups: np.ndarray, max_fpr: float
+) -> dict[str, float]:
+    """Offset per group with >= MIN_GROUP_HAM out-of-fold ham: pooled threshold minus the
+    group's own (so after adding it, the group's max_fpr point is the pooled one)."""
+    ham = labels == 0
+    pooled = evaluate.threshold_for_fpr(scores[ham], max_fpr)
+    out = {}
+    for name in sorted(set(groups.tolist())):
+        rows = ham & (groups == name)
+        if rows.sum() >= MIN_GROUP_HAM:
+            out[str(name)] = round(pooled - evaluate.threshold_for_fpr(scores[rows], max_fpr), 6)
+    return out
+
+
+def _offsets_of(offsets: dict[str, float], groups: np.ndarray) -> np.ndarray:
+    return np.array([offsets.get(str(g), 0.0) for g in groups], dtype=np.float64)
+
+
 def train(
     specs: Sequence[CorpusSpec],
     options: TrainOptions,
@@ -196,11 +219,18 @@ def train(
         oof = out_of_fold_scores(X_train, y_train, folds, options, on_epoch)
         if (y_train == 0).sum() and (y_train == 1).sum():
             cross = {"scores": oof, "labels": y_train, "corpora": data.corpus[train_rows]}
+    offsets: dict[str, float] = {}
+    if cross is not None and options.group_offsets and data.groups:
+        train_groups = np.asarray([data.groups[r] for r in train_rows], dtype=object)
+        offsets = group_offsets(oof, y_train, train_groups, options.max_fpr)
+        cross["scores"] = oof + _offsets_of(offsets, train_groups)
 
     idf = inverse_document_frequency(X_train) if options.idf else None
     model = SpamModel(make_estimator(options), _model_metadata(options), idf)
     fit(model.estimator, model.transform(X_train), y_train, options.epochs, options.seed, on_epoch)
     scores = model.decision(data.X[val_rows]) if holdout else np.zeros(0)
+    if offsets and holdout:
+        scores += _offsets_of(offsets, np.asarray([data.groups[r] for r in val_rows], object))
 
     # the scores the threshold and the graded points are read from
     if cross is not None:
@@ -233,6 +263,7 @@ def train(
             "confident": _confident_point(chosen_on[chosen_labels == 1], threshold),
         },
         "calibration": calibrate(chosen_on, chosen_labels),
+        "group_offsets": offsets,
     }
     if holdout:
         validation = evaluate.metrics(y_val, scores, threshold, max_fpr=options.max_fpr)
@@ -246,8 +277,9 @@ def train(
             cross["corpora"], cross["labels"], cross["scores"], threshold, options.max_fpr
         )
         languages = [data.languages[r] for r in train_rows] if data.languages else None
+        groups = [data.groups[r] for r in train_rows] if data.groups else None
         cv["pooled_report"] = crossval.report(
-            cross["labels"], cross["scores"], cross["corpora"], languages, options.max_fpr
+            cross["labels"], cross["scores"], cross["corpora"], languages, options.max_fpr, groups
         )
         cv["folds"] = options.threshold_folds
         cv["note"] = (

@@ -206,3 +206,30 @@ def test_features_3_model_scores_the_same_after_a_round_trip(tmp_path):
     assert X.shape[1] == loaded.metadata["features"]["n_features"]
     expected = model.decision(X)
     assert [loaded.score_raw(r) for r in raws] == pytest.approx(expected, abs=1e-9)
+
+
+def test_group_offsets_put_each_groups_own_point_on_the_pooled_one():
+    from training.train import _offsets_of, group_offsets
+
+    rng = np.random.default_rng(2)
+    ham = np.r_[rng.normal(0, 1, 3000), rng.normal(-3, 1, 3000), rng.normal(0, 1, 100)]
+    groups = np.array(["other"] * 3000 + ["cjk"] * 3000 + ["tiny"] * 100, dtype=object)
+    labels = np.zeros(ham.size, dtype=int)
+    offsets = group_offsets(ham, labels, groups, 0.001)
+    assert set(offsets) == {"other", "cjk"}  # "tiny" has too few ham for its own point
+    assert offsets["cjk"] > 2.0  # its ham sit lower: its scores are moved up
+    shifted = ham + _offsets_of(offsets, groups)
+    for name in ("other", "cjk"):
+        own = shifted[groups == name]
+        assert int((own >= np.sort(own)[-4]).sum()) == 4  # 0.1% of 3,000: 3 above the 4th
+        assert np.sort(own)[-4] == pytest.approx(np.sort(shifted[groups == "other"])[-4])
+
+
+def test_group_of_reads_the_message_not_the_corpus():
+    from training.groups import group_of
+
+    assert group_of(extract_raw("Subject: 发票\n\n本公司长期为企业代开各类发票".encode()).tokens) == "cjk"
+    assert group_of(extract_raw(b"Subject: lunch\n\nsee you at noon, the usual place").tokens) == (
+        "headerless"
+    )
+    assert group_of(extract_raw(b"From: a@b.example\nSubject: hi\n\nthe report").tokens) == "other"

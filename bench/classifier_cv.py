@@ -23,13 +23,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gateway.paths import corpora_dir
 from training import crossval, dataset
 from training.corpus import parse_spec, read_corpus
 from training.features import FEATURES_VERSION, FEATURES_VERSIONS
-from training.train import TrainOptions, fold_of, out_of_fold_scores
+from training.train import TrainOptions, fold_of, group_offsets, offsets_of, out_of_fold_scores
 
 ORDER = ("spamassassin", "csdmc2010", "trec07p", "enron_spam", "trec06c_subset", "phishing_pot")
 
@@ -60,6 +62,12 @@ def main() -> int:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--short-message-features", type=int, default=30)
     parser.add_argument("--out", type=Path)
+    parser.add_argument(
+        "--no-group-offsets",
+        dest="group_offsets",
+        action="store_false",
+        help="one threshold for all mail (no per-group offsets, training.groups)",
+    )
     args = parser.parse_args()
     started = time.time()
     paths = corpus_paths(args.corpora)
@@ -69,10 +77,18 @@ def main() -> int:
     X, y = data.X[rows], data.y[rows]
     fingerprints = [data.fingerprint[r] for r in rows]
     options = TrainOptions(short_message_features=args.short_message_features)
-    scores = out_of_fold_scores(X, y, fold_of(fingerprints, args.folds), options)
+    raw_scores = out_of_fold_scores(X, y, fold_of(fingerprints, args.folds), options)
     corpora = data.corpus[rows]
     languages = [data.languages[r] for r in rows]
-    result = crossval.report(y, scores, corpora, languages, options.max_fpr)
+    groups = np.asarray([data.groups[r] for r in rows], dtype=object)
+    offsets = group_offsets(raw_scores, y, groups, options.max_fpr) if args.group_offsets else {}
+    scores = raw_scores + offsets_of(offsets, groups)
+    result = crossval.report(y, scores, corpora, languages, options.max_fpr, groups)
+    result["group_offsets"] = offsets
+    if offsets:
+        result["without_group_offsets"] = crossval.report(
+            y, raw_scores, corpora, languages, options.max_fpr, groups
+        )
     worst = crossval.hardest(y, scores, 15)
     names = subjects(paths, {data.sha256[rows[i]] for kind in worst.values() for i in kind})
     result["hardest"] = {

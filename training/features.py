@@ -566,6 +566,36 @@ def _gram_rows(grams: Sequence[np.ndarray | None] | None, rows: int) -> sp.csr_m
     return sp.csr_matrix((data, indices, indptr), shape=(rows, features3.RAW_FEATURES))
 
 
+def token_columns(tokens: Sequence[str], version: str = FEATURES_VERSION) -> dict[int, list[str]]:
+    """Column of `vectorize`'s rows -> the tokens hashed to it (to explain a score)."""
+    distinct = list(dict.fromkeys(tokens))
+    blocks: list[tuple[FeatureHasher, int, list[str]]] = [(_HASHER, 0, [])]
+    if version != "mw-features-1":
+        blocks.append((_CHAR_HASHER, N_FEATURES, []))
+    if version == "mw-features-3":
+        blocks.append((_EXTRA_HASHER, N_FEATURES + CHAR_FEATURES, []))
+    for token in distinct:
+        if len(blocks) > 2 and token.startswith(EXTRA_PREFIX):
+            blocks[2][2].append(token)
+        elif len(blocks) > 1 and token.startswith(CHAR_PREFIX):
+            blocks[1][2].append(token)
+        else:
+            blocks[0][2].append(token)
+    out: dict[int, list[str]] = {}
+    for hasher, offset, names in blocks:
+        if not names:
+            continue
+        rows = hasher.transform([[name] for name in names]).tocsr()
+        for name, column in zip(names, rows.indices.tolist(), strict=True):
+            out.setdefault(offset + column, []).append(name)
+    return out
+
+
+def raw_block_offset() -> int:
+    """First column of the raw byte 4-gram block in mw-features-3 rows."""
+    return N_FEATURES + CHAR_FEATURES + EXTRA_FEATURES
+
+
 def word_feature_counts(matrix: sp.csr_matrix) -> np.ndarray:
     """Distinct word-block features (columns < N_FEATURES) per row of `vectorize`."""
     if matrix.shape[1] <= N_FEATURES:

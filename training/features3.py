@@ -90,13 +90,26 @@ def raw_view(raw: bytes) -> bytes:
 
 def raw_grams(raw: bytes) -> np.ndarray:
     """Sorted distinct column indices (0..RAW_FEATURES-1) of the view's byte 4-grams."""
-    data = np.frombuffer(raw_view(raw), dtype=np.uint8)
+    return np.unique(_hashed_grams(raw_view(raw)))
+
+
+def raw_gram_bytes(raw: bytes) -> dict[int, bytes]:
+    """Column -> the first 4 bytes of the view hashed to it (to explain a score)."""
+    view = raw_view(raw)
+    out: dict[int, bytes] = {}
+    for index, column in enumerate(_hashed_grams(view).tolist()):
+        out.setdefault(column, view[index : index + 4])
+    return out
+
+
+def _hashed_grams(view: bytes) -> np.ndarray:
+    data = np.frombuffer(view, dtype=np.uint8)
     if data.size < 4:
         return np.zeros(0, dtype=np.int32)
     a = data.astype(np.uint64)
     grams = (a[:-3] << 24) | (a[1:-2] << 16) | (a[2:-1] << 8) | a[3:]
     hashed = ((grams * np.uint64(0x9E3779B1)) & np.uint64(0xFFFFFFFF)) >> np.uint64(32 - RAW_BITS)
-    return np.unique(hashed.astype(np.int32))
+    return hashed.astype(np.int32)
 
 
 # -- structural tokens --------------------------------------------------------------------

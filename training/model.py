@@ -24,6 +24,7 @@ import scipy.sparse as sp
 import skops.io as sio
 
 from gateway.paths import rules_dir
+from training import features3
 from training.features import (
     FEATURES_VERSION,
     FEATURES_VERSIONS,
@@ -31,6 +32,8 @@ from training.features import (
     extract_raw,
     n_features,
     normalize_rows,
+    raw_block_offset,
+    token_columns,
     vectorize,
     word_feature_counts,
 )
@@ -147,6 +150,39 @@ class SpamModel:
         and raw bytes; without raw, mw-features-3 models read the message re-serialised)."""
         feats = extract(msg, parts, raw=raw, fingerprint=False, version=self.features_version)
         return float(self.scores([feats.tokens], [feats.raw_grams])[0])
+
+    def explain(
+        self, msg: Any, parts: Sequence[Any] | None = None, raw: bytes | None = None, top: int = 8
+    ) -> dict[str, list[dict[str, Any]]]:
+        """The features that pushed this message's score up and down the most.
+
+        Each entry: the tokens hashed to one column (or the raw 4 bytes of a byte 4-gram)
+        and its share of the score (transformed value x weight). The intercept and the
+        group offset are not features and are left out.
+        """
+        version = self.features_version
+        feats = extract(msg, parts, raw=raw, fingerprint=False, version=version)
+        row = self.transform(self.vectorize([feats.tokens], [feats.raw_grams]))
+        coef = self.estimator.coef_[0]
+        shares = row.data * coef[row.indices]
+        names = token_columns(feats.tokens, version)
+        grams: dict[int, bytes] = {}
+        if version == "mw-features-3":
+            source = raw if raw is not None else msg.as_bytes()
+            grams = features3.raw_gram_bytes(source)
+        offset = raw_block_offset()
+        entries = []
+        for column, share in zip(row.indices.tolist(), shares.tolist(), strict=True):
+            if column >= offset and version == "mw-features-3":
+                label = "raw:" + grams.get(column - offset, b"?").decode("latin-1")
+            else:
+                label = " | ".join(names.get(column, ["?"]))
+            entries.append({"feature": label, "share": round(float(share), 4)})
+        entries.sort(key=lambda e: e["share"])
+        return {
+            "up": [e for e in reversed(entries[-top:]) if e["share"] > 0],
+            "down": [e for e in entries[:top] if e["share"] < 0],
+        }
 
     def probability(self, score: float) -> float:
         """Spam probability: the score through the Platt scaling fitted on unseen scores."""

@@ -180,7 +180,7 @@ def group_offsets(
     return out
 
 
-def _offsets_of(offsets: dict[str, float], groups: np.ndarray) -> np.ndarray:
+def offsets_of(offsets: dict[str, float], groups: np.ndarray) -> np.ndarray:
     return np.array([offsets.get(str(g), 0.0) for g in groups], dtype=np.float64)
 
 
@@ -223,14 +223,14 @@ def train(
     if cross is not None and options.group_offsets and data.groups:
         train_groups = np.asarray([data.groups[r] for r in train_rows], dtype=object)
         offsets = group_offsets(oof, y_train, train_groups, options.max_fpr)
-        cross["scores"] = oof + _offsets_of(offsets, train_groups)
+        cross["scores"] = oof + offsets_of(offsets, train_groups)
 
     idf = inverse_document_frequency(X_train) if options.idf else None
     model = SpamModel(make_estimator(options), _model_metadata(options), idf)
     fit(model.estimator, model.transform(X_train), y_train, options.epochs, options.seed, on_epoch)
     scores = model.decision(data.X[val_rows]) if holdout else np.zeros(0)
     if offsets and holdout:
-        scores += _offsets_of(offsets, np.asarray([data.groups[r] for r in val_rows], object))
+        scores += offsets_of(offsets, np.asarray([data.groups[r] for r in val_rows], object))
 
     # the scores the threshold and the graded points are read from
     if cross is not None:

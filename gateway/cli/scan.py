@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 "symbols": [s.as_json() for s in first.symbols],
                 "recipients": [d.as_json() for d in verdict.decisions],
                 "timings_ms": dict(verdict.timings_ms),
+                "classifier": _classifier_explained(settings, ctx),
             }
         )
     else:
@@ -84,6 +85,19 @@ def run(args: argparse.Namespace) -> int:
             for reason in d.reasons:
                 print(f"  reason: {reason}")
     return 0
+
+
+def _classifier_explained(settings, ctx: MessageContext) -> dict | None:
+    """The features that pushed the classifier's score up and down (None: disabled)."""
+    if not settings.classifier.enabled:
+        return None
+    from filters.classifier import load_model
+
+    model = load_model(settings.classifier.model)
+    return {
+        "model_version": model.version,
+        "top_features": model.explain(ctx.message, ctx.parts, ctx.raw),
+    }
 
 
 async def _run_pipeline(settings, ctx):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import email
 import json
 import operator
 import random
@@ -209,7 +210,7 @@ def test_features_3_model_scores_the_same_after_a_round_trip(tmp_path):
 
 
 def test_group_offsets_put_each_groups_own_point_on_the_pooled_one():
-    from training.train import _offsets_of, group_offsets
+    from training.train import group_offsets, offsets_of
 
     rng = np.random.default_rng(2)
     ham = np.r_[rng.normal(0, 1, 3000), rng.normal(-3, 1, 3000), rng.normal(0, 1, 100)]
@@ -218,7 +219,7 @@ def test_group_offsets_put_each_groups_own_point_on_the_pooled_one():
     offsets = group_offsets(ham, labels, groups, 0.001)
     assert set(offsets) == {"other", "cjk"}  # "tiny" has too few ham for its own point
     assert offsets["cjk"] > 2.0  # its ham sit lower: its scores are moved up
-    shifted = ham + _offsets_of(offsets, groups)
+    shifted = ham + offsets_of(offsets, groups)
     for name in ("other", "cjk"):
         own = shifted[groups == name]
         assert int((own >= np.sort(own)[-4]).sum()) == 4  # 0.1% of 3,000: 3 above the 4th
@@ -228,8 +229,32 @@ def test_group_offsets_put_each_groups_own_point_on_the_pooled_one():
 def test_group_of_reads_the_message_not_the_corpus():
     from training.groups import group_of
 
-    assert group_of(extract_raw("Subject: 发票\n\n本公司长期为企业代开各类发票".encode()).tokens) == "cjk"
+    assert (
+        group_of(extract_raw("Subject: 发票\n\n本公司长期为企业代开各类发票".encode()).tokens)
+        == "cjk"
+    )
     assert group_of(extract_raw(b"Subject: lunch\n\nsee you at noon, the usual place").tokens) == (
         "headerless"
     )
     assert group_of(extract_raw(b"From: a@b.example\nSubject: hi\n\nthe report").tokens) == "other"
+
+
+def test_explain_names_the_features_that_moved_the_score(tmp_path):
+    rng = random.Random(5)
+    raws = [make_message(i % 2 == 1, rng, i) for i in range(60)]
+    feats = [extract_raw(r, version="mw-features-3") for r in raws]
+    X = vectorize([f.tokens for f in feats], "mw-features-3", [f.raw_grams for f in feats])
+    model = SpamModel(make_estimator(TrainOptions()), {"threshold": 0.0})
+    model.metadata["features"] = {"version": "mw-features-3"}
+    fit(model.estimator, X, np.array([i % 2 for i in range(60)]), 5)
+    msg = email.message_from_bytes(raws[1])
+    explained = model.explain(msg, raw=raws[1], top=5)
+    assert 0 < len(explained["up"]) <= 5 and len(explained["down"]) <= 5
+    shares = [e["share"] for e in explained["up"]]
+    assert shares == sorted(shares, reverse=True) and shares[0] > 0
+    tokens = set(feats[1].tokens)
+    for entry in explained["up"] + explained["down"]:
+        if entry["feature"].startswith("raw:"):
+            assert len(entry["feature"]) == 8  # "raw:" + the 4 bytes
+        else:
+            assert set(entry["feature"].split(" | ")) <= tokens

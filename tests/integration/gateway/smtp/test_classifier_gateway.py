@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import re
 import smtplib
 import time
 
@@ -88,6 +89,11 @@ def test_scan_json_shows_the_classifier_verdict_in_english_and_chinese(tmp_path,
         assert symbols["CLASSIFIER_SPAM"]["score"] >= 5.0
         assert symbols["CLASSIFIER_SPAM"]["options"][0].startswith("p=")
         assert verdict["action"]["bob@example.test"] in ("tag", "quarantine"), name
+        explained = verdict["classifier"]["top_features"]  # why: what pushed the score up
+        assert explained["up"] and all(e["share"] > 0 for e in explained["up"]), explained
+        assert all(e["share"] < 0 for e in explained["down"])
+        if name == "cn_spam":
+            assert any(re.search("[\u4e00-\u9fff]", e["feature"]) for e in explained["up"])
     for name, raw in (("ham", HAM), ("cn_ham", CN_HAM)):
         verdict = _scan(tmp_path, capsys, name, raw)
         names = {s["name"] for s in verdict["symbols"]}

@@ -12,6 +12,7 @@ the calibrated score, for people and the ledger.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import math
@@ -222,13 +223,14 @@ class SpamModel:
         version = self.features_version
         self.metadata["features"] = {"version": version, "n_features": n_features(version)}
         body = json.dumps(self.metadata, sort_keys=True, default=_json_default)
-        estimator_bytes = sio.dumps(self.estimator)
+        stored = _compact(self.estimator)
+        estimator_bytes = sio.dumps(stored)
         idf_bytes = b"" if self.idf is None else self.idf.tobytes()
         digest = hashlib.sha256(estimator_bytes + idf_bytes + body.encode()).hexdigest()[:12]
         name = str(self.metadata.get("name", "mailwarden"))
         self.metadata["version"] = f"{name}-{digest}"
         body = json.dumps(self.metadata, sort_keys=True, default=_json_default)
-        payload = {"format": FORMAT, "estimator": self.estimator, "metadata": body, "idf": self.idf}
+        payload = {"format": FORMAT, "estimator": stored, "metadata": body, "idf": self.idf}
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(path.name + ".tmp")
@@ -266,7 +268,42 @@ class SpamModel:
                 f"extracts {', '.join(map(repr, FEATURES_VERSIONS))}: retrain with "
                 "`mailwarden train`"
             )
-        return cls(payload["estimator"], metadata, payload.get("idf"))
+        return cls(_restore(payload["estimator"]), metadata, payload.get("idf"))
+
+
+_AVERAGING_STATE = ("_standard_coef", "_average_coef", "_standard_intercept", "_average_intercept")
+
+
+def _compact(estimator: Any) -> Any:
+    """A shallow copy without the averaged SGD's working copies of its weights.
+
+    With average=True an SGDClassifier keeps the plain and the averaged weights beside
+    coef_ (which is the averaged ones): three arrays of 2.9 million floats where one
+    scores. The file keeps coef_ only; `_restore` rebuilds the rest from it.
+    """
+    if not any(hasattr(estimator, name) for name in _AVERAGING_STATE):
+        return estimator
+    stored = copy.copy(estimator)
+    for name in _AVERAGING_STATE:
+        stored.__dict__.pop(name, None)
+    return stored
+
+
+def _restore(estimator: Any) -> Any:
+    """Averaging state for partial_fit from coef_: feedback updates continue from the
+    averaged weights (the plain SGD iterate is not kept in the file)."""
+    coef = getattr(estimator, "coef_", None)
+    restore = getattr(estimator, "average", False) and coef is not None
+    if restore and not hasattr(estimator, "_average_coef"):
+        # the dtype of the fit (float32 rows give float32 weights): partial_fit needs it
+        estimator._average_coef = np.array(coef[0], dtype=coef.dtype, order="C")
+        estimator._standard_coef = estimator._average_coef.copy()
+        estimator.coef_ = estimator._average_coef.reshape(1, -1)
+        intercept = estimator.intercept_
+        estimator._average_intercept = np.array(intercept, dtype=intercept.dtype)
+        estimator._standard_intercept = estimator._average_intercept.copy()
+        estimator.intercept_ = estimator._average_intercept
+    return estimator
 
 
 def shrink_short_rows(X: sp.csr_matrix, features: int) -> sp.csr_matrix:

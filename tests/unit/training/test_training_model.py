@@ -258,3 +258,16 @@ def test_explain_names_the_features_that_moved_the_score(tmp_path):
             assert len(entry["feature"]) == 8  # "raw:" + the 4 bytes
         else:
             assert set(entry["feature"].split(" | ")) <= tokens
+
+
+def test_file_keeps_one_copy_of_the_weights_and_updates_still_work(trained, tmp_path):
+    model, _ = trained
+    path = tmp_path / "m.skops"
+    model.save(path)
+    payload = sio.load(path, trusted=sio.get_untrusted_types(file=path))
+    stored = vars(payload["estimator"])
+    assert "coef_" in stored and "_standard_coef" not in stored and "_average_coef" not in stored
+    assert hasattr(model.estimator, "_standard_coef")  # the model in memory is untouched
+    loaded = SpamModel.load(path)
+    assert np.array_equal(loaded.estimator.coef_, model.estimator.coef_)
+    loaded.partial_fit([["casino", "bonus"]] * 3, [1, 1, 1])

@@ -2,7 +2,8 @@
 
 Each command module has `register(subparsers)` that adds its parser and sets
 `func`; `func(args) -> int` is the exit code. Operator errors (bad config, bad
-file) are raised as `CliError` or `ConfigError` and printed as one line: exit 2.
+file, a database at another schema revision) are raised as `CliError`, `ConfigError`
+or `SchemaMismatch` and printed as one line: exit 2.
 """
 
 from __future__ import annotations
@@ -13,9 +14,11 @@ import logging
 import sys
 
 from gateway.config import ConfigError
+from gateway.store.schema import SchemaMismatch
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "db",
     "eval",
     "eval_av",
     "lists",
@@ -56,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("mail.log").setLevel(logging.WARNING if args.verbose < 2 else logging.DEBUG)
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, CliError) as exc:
+    except (ConfigError, CliError, SchemaMismatch) as exc:
         print(f"mailwarden: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

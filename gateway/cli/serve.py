@@ -9,6 +9,7 @@ import logging
 from gateway.cli.common import add_config_argument
 from gateway.config import load_settings
 from gateway.monitor import logsetup
+from gateway.store.db import create_schema, make_engine
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -20,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     logsetup.configure(settings.log.format, logging.getLogger().level)
+    check_schema(settings.store.url)  # before any worker starts: one clear refusal
     if settings.smtp.processes > 1:
         from gateway.app.workers import supervise
 
@@ -38,3 +40,13 @@ def loop_factory():
     except ImportError:
         return None
     return uvloop.new_event_loop
+
+
+def check_schema(url: str) -> None:
+    """Refuse (SchemaMismatch, naming `mailwarden db upgrade`) unless the database is at
+    the code's revision; an empty one is created."""
+    engine = make_engine(url)
+    try:
+        create_schema(engine)
+    finally:
+        engine.dispose()

@@ -3,16 +3,15 @@
 SQLite by default (one node), PostgreSQL for several nodes sharing one store.
 Blocking SQLAlchemy calls run in a small thread pool so they never stall the
 SMTP event loop. Each module that owns tables defines them on `metadata` and is
-listed in TABLE_MODULES, so `create_schema` knows every table.
+listed in TABLE_MODULES, so `create_schema` knows every table; every change to them
+also gets a revision in gateway/store/migrations/versions/ (gateway.store.schema).
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,7 +19,6 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -57,18 +55,12 @@ def make_engine(url: str) -> Engine:
 
 
 def create_schema(engine: Engine, attempts: int = 5) -> None:
-    """Create missing tables. Several gateway processes starting at once race to
-    create the same table ("already exists"); the loser looks again and finds it."""
-    for module in TABLE_MODULES:
-        importlib.import_module(module)
-    for attempt in range(attempts):
-        try:
-            metadata.create_all(engine)
-            return
-        except DBAPIError:
-            if attempt == attempts - 1:
-                raise
-            time.sleep(0.05 * (attempt + 1))
+    """Make sure the database has the code's schema: an empty one is created at the
+    migrations' head; one at another revision raises SchemaMismatch, which names the
+    command to run (gateway.store.schema)."""
+    from gateway.store.schema import ensure_schema
+
+    ensure_schema(engine, attempts)
 
 
 def batched(many: Callable[..., None]) -> Callable[[Callable[..., None]], Callable[..., None]]:

@@ -15,6 +15,8 @@ baseline revision's tables and no version: they count as the baseline.
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -53,6 +55,7 @@ def full_metadata() -> MetaData:
 def alembic_config(url: str | None = None) -> Config:
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
+    config.set_main_option("truncate_slug_length", "60")
     if url is not None:  # ConfigParser interpolates '%': URL-encoded options need doubling
         config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
@@ -216,4 +219,6 @@ def new_revision(message: str) -> Path:
             engine.dispose()
     scripts.cache_clear()
     assert not isinstance(written, list)
-    return Path(written.path)
+    path = Path(written.path)
+    subprocess.run([sys.executable, "-m", "ruff", "format", str(path)], check=False)
+    return path

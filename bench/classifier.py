@@ -46,9 +46,9 @@ def _rate(count: int, cpu: float, wall: float) -> dict:
     }
 
 
-def bench_classify(raws: list[bytes]) -> dict:
+def bench_classify(raws: list[bytes], model_path: Path | None = None) -> dict:
     """Three views of one core's classification speed (see docs/classifier.md)."""
-    filt = ClassifierFilter(load_model())
+    filt = ClassifierFilter(load_model(model_path))
     model = filt.model
     env = Envelope(mail_from="a@b.example", rcpt_tos=("c@d.example",), client_ip="192.0.2.1")
     now = datetime.now(UTC)
@@ -56,6 +56,7 @@ def bench_classify(raws: list[bytes]) -> dict:
         "messages": len(raws),
         "mean_bytes": round(sum(map(len, raws)) / len(raws)),
         "model_version": model.version,
+        "features_version": model.features_version,
     }
     # 1. standalone: raw bytes -> score (compat32 parse, features, model), as `eval` does
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -111,6 +112,7 @@ def main() -> int:
     parser.add_argument("--corpora", type=Path, default=corpora_dir())
     parser.add_argument("--sample", type=int, default=3000, help="messages to classify")
     parser.add_argument("--no-training", action="store_true")
+    parser.add_argument("--model", type=Path, help="model to score with (default: shipped)")
     args = parser.parse_args()
     corpora = sorted(args.corpora.glob("*.tar.gz"))
     if not corpora:
@@ -124,7 +126,9 @@ def main() -> int:
             "load_average_1m": round(os.getloadavg()[0], 2),
         },
         "note": "shared 2-core machine: figures are noisy; CPU-second rates are steadier",
-        "classify": bench_classify(sample(corpora, max(1, args.sample // len(corpora)))),
+        "classify": bench_classify(
+            sample(corpora, max(1, args.sample // len(corpora))), args.model
+        ),
     }
     if not args.no_training:
         result["train"] = bench_train(corpora)

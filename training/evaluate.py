@@ -3,8 +3,9 @@
 The claim users sign is "at most 0.01% of legitimate mail misjudged". Zero false
 positives out of 5,000 ham does not show that: the one-sided 95% upper bound is then
 about 3/5,000 = 0.06%. Every rate here therefore comes with its count and a
-Clopper-Pearson (exact binomial) interval, and `support_note` says in words when the
-ham count is too small for the claim.
+Clopper-Pearson (exact binomial) interval (gateway.report.stats, shared with the
+service report), and `support_note` says in words when the ham count is too small
+for the claim.
 """
 
 from __future__ import annotations
@@ -14,49 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from scipy.stats import beta, norm
 from sklearn.metrics import roc_auc_score
 
-CONFIDENCE = 0.95
-
-
-def clopper_pearson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Exact two-sided interval for a binomial proportion k/n (conservative)."""
-    if n <= 0:
-        return (0.0, 1.0)
-    alpha = 1.0 - confidence
-    lower = 0.0 if k == 0 else float(beta.ppf(alpha / 2, k, n - k + 1))
-    upper = 1.0 if k == n else float(beta.ppf(1 - alpha / 2, k + 1, n - k))
-    return (lower, upper)
-
-
-def wilson(k: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
-    """Wilson score interval: tighter than Clopper-Pearson, close to nominal coverage."""
-    if n <= 0:
-        return (0.0, 1.0)
-    z = float(norm.ppf(1 - (1 - confidence) / 2))
-    p = k / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
-
-
-def upper_bound(k: int, n: int, confidence: float = CONFIDENCE) -> float:
-    """One-sided exact upper bound: the rate we can claim 'at most' with this confidence.
-
-    For k = 0 it is 1 - (1 - confidence)^(1/n), about 3/n (the "rule of three").
-    """
-    if n <= 0:
-        return 1.0
-    if k >= n:
-        return 1.0
-    return float(beta.ppf(confidence, k + 1, n - k))
-
-
-def ham_needed(target: float, confidence: float = CONFIDENCE) -> int:
-    """Ham messages with zero false positives needed to claim FPR <= target."""
-    return math.ceil(math.log(1 - confidence) / math.log(1 - target))
+from gateway.report.stats import clopper_pearson, needed_without_error, upper_bound
 
 
 def support_note(false_positives: int, ham: int, target: float) -> str | None:
@@ -67,7 +28,7 @@ def support_note(false_positives: int, ham: int, target: float) -> str | None:
     return (
         f"not enough ham to support the claim FPR <= {target:g}: {false_positives} false "
         f"positives in {ham} ham give a one-sided 95% upper bound of {bound:.3g}; "
-        f"the claim needs at least {ham_needed(target)} ham with no false positive"
+        f"the claim needs at least {needed_without_error(target)} ham with no false positive"
     )
 
 

@@ -19,7 +19,6 @@ missed, the interval still reaches down to 99.6%.
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,20 +30,10 @@ from gateway.mail.render import normalise_line_endings, render
 from gateway.model import Envelope, MessageContext
 from gateway.pipeline.decide import ANTIVIRUS
 from gateway.pipeline.run import Pipeline, Verdict
+from gateway.report.stats import wilson
 from gateway.smtp.intake import DELIVERABLE
 
 EVAL_RCPT = "eval@example.invalid"
-
-
-def wilson_interval(successes: int, n: int, z: float = 1.959964) -> tuple[float, float]:
-    """95% Wilson score interval for a proportion (sound near 0 and 1, unlike Wald)."""
-    if n == 0:
-        return (0.0, 1.0)
-    p = successes / n
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
-    return (max(0.0, centre - half), min(1.0, centre + half))
 
 
 @dataclass
@@ -171,7 +160,7 @@ def summarise(outcomes: Sequence[Outcome], elapsed: float, signatures: str | Non
         return round(k / n, 6) if n else None
 
     def ci(k: int, n: int) -> list[float]:
-        return [round(x, 6) for x in wilson_interval(k, n)]
+        return [round(x, 6) for x in wilson(k, n)]
 
     return {
         "virus": len(viruses),

@@ -8,44 +8,11 @@ import numpy as np
 import pytest
 
 from training.evaluate import (
-    clopper_pearson,
-    ham_needed,
     metrics,
     recall_at_fpr,
     support_note,
     threshold_for_fpr,
-    upper_bound,
-    wilson,
 )
-
-
-def test_clopper_pearson_matches_closed_forms():
-    # k = 0: upper = 1 - (alpha/2)^(1/n); k = n: lower = (alpha/2)^(1/n)
-    lo, hi = clopper_pearson(0, 10)
-    assert lo == 0.0 and hi == pytest.approx(1 - 0.025 ** (1 / 10))
-    lo, hi = clopper_pearson(10, 10)
-    assert lo == pytest.approx(0.025 ** (1 / 10)) and hi == 1.0
-    # a textbook value: 5 of 20 -> (0.0866, 0.4910)
-    lo, hi = clopper_pearson(5, 20)
-    assert (round(lo, 4), round(hi, 4)) == (0.0866, 0.4910)
-
-
-def test_wilson_is_inside_clopper_pearson_and_contains_the_estimate():
-    for k, n in ((1, 50), (25, 50), (49, 50)):
-        w_lo, w_hi = wilson(k, n)
-        c_lo, c_hi = clopper_pearson(k, n)
-        assert c_lo <= w_lo <= k / n <= w_hi <= c_hi
-    # textbook: 81 of 263 -> Wilson (0.2553, 0.3662)
-    lo, hi = wilson(81, 263)
-    assert (round(lo, 4), round(hi, 4)) == (0.2553, 0.3662)
-
-
-def test_one_sided_bound_is_the_rule_of_three_at_zero():
-    assert upper_bound(0, 5000) == pytest.approx(1 - 0.05 ** (1 / 5000))
-    assert upper_bound(0, 5000) == pytest.approx(3 / 5000, rel=0.01)
-    assert upper_bound(3, 1000) > 0.003
-    assert ham_needed(0.0001) == 29956  # "about 30,000 ham with no error"
-    assert upper_bound(0, ham_needed(0.0001)) <= 0.0001 < upper_bound(0, 29955)
 
 
 def test_support_note_says_when_the_ham_count_is_too_small():

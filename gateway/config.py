@@ -255,6 +255,19 @@ class MetricsSettings(Section):
     listen: Annotated[str, AfterValidator(_check_listen)] | None = None
 
 
+class ReportSettings(Section):
+    """The service report: which guarantee profile (rules/guarantees/*.toml) applies."""
+
+    profile: str = "strict"  # the default for every domain
+    profiles_dir: Path | None = None  # the operator's own profiles, beside the shipped ones
+    domain_profiles: dict[str, str] = Field(default_factory=dict)  # domain -> profile
+
+    @field_validator("domain_profiles")
+    @classmethod
+    def _lower_domains(cls, value: dict[str, str]) -> dict[str, str]:
+        return {d.lower().rstrip("."): name for d, name in value.items()}
+
+
 class Settings(Section):
     smtp: SmtpSettings = SmtpSettings()
     domains: DomainsSettings = DomainsSettings()
@@ -274,6 +287,7 @@ class Settings(Section):
     classifier: ClassifierSettings = ClassifierSettings()
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
+    report: ReportSettings = ReportSettings()
 
     def accepts(self, domain: str) -> bool:
         return domain.lower().rstrip(".") in self.domains.accept

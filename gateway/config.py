@@ -261,6 +261,9 @@ class ReportSettings(Section):
     profile: str = "strict"  # the default for every domain
     profiles_dir: Path | None = None  # the operator's own profiles, beside the shipped ones
     domain_profiles: dict[str, str] = Field(default_factory=dict)  # domain -> profile
+    heartbeat_interval: Seconds = 30.0  # how often each node records that it accepts mail
+    probe_next_hop: bool = True  # each heartbeat checks that the next hop greets with 220
+    probe_timeout: Seconds = 10.0
 
     @field_validator("domain_profiles")
     @classmethod

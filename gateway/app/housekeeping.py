@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 
 from gateway.config import Settings
-from gateway.store import attachments, quarantine
+from gateway.store import attachments, availability, quarantine
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +24,7 @@ SWEEP_SECONDS = 3600.0
 def sweep(engine: Engine, settings: Settings, now: datetime) -> dict[str, int]:
     """One pass: expired quarantine items, then attachments past their retention."""
     done = {"quarantine_items": quarantine.purge(engine, now, settings.quarantine.retention_days)}
+    done["heartbeats"] = availability.purge(engine, now)
     if settings.clamav is not None:
         refs, blobs = attachments.purge(engine, now, settings.clamav.attachment_retention_days)
         done.update(attachment_references=refs, attachment_blobs=blobs)

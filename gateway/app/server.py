@@ -18,7 +18,7 @@ from gateway.adapters import Ports
 from gateway.adapters.clamd import ClamdClient
 from gateway.adapters.dns import Resolver
 from gateway.adapters.redis import connect as connect_redis
-from gateway.app import housekeeping
+from gateway.app import heartbeat, housekeeping
 from gateway.app.exporter import MetricsEndpoint
 from gateway.app.workers import orphan_dirs, spool_dir
 from gateway.config import Settings
@@ -31,7 +31,7 @@ from gateway.pipeline.chain import build_chain, build_session_checks
 from gateway.pipeline.run import Pipeline
 from gateway.smtp.handler import GatewayHandler, SmtpServer
 from gateway.smtp.intake import Intake
-from gateway.store import ledger, quarantine
+from gateway.store import feedback, ledger, quarantine
 from gateway.store.av_policy import load_av_policies
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
@@ -81,6 +81,7 @@ class Gateway:
         self._watch_tasks: list[asyncio.Task] = []
         self.metrics: MetricsEndpoint | None = None
         self.metrics_address: tuple[str, int] | None = None
+        self._heartbeat: asyncio.Task | None = None
 
     async def start(self) -> None:
         s = self.settings
@@ -121,6 +122,9 @@ class Gateway:
         checks = build_session_checks(s, self.ports)
         self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns))
         self.address = await self.smtp.start()
+        self._heartbeat = asyncio.create_task(  # beats only while mail is accepted
+            heartbeat.run(self.db, self.node, s, self.ports.clamd), name="heartbeat"
+        )
         self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
         self._watch_tasks.append(asyncio.create_task(self._queue_gauges(), name="queue-gauges"))
         if s.metrics.listen and self.worker[1] == 1:  # several workers: the supervisor serves
@@ -139,6 +143,9 @@ class Gateway:
     async def stop(self) -> None:
         grace = self.settings.smtp.shutdown_grace
         log.info("stopping: no new connections; sessions in progress get %.0fs", grace)
+        if self._heartbeat:
+            self._heartbeat.cancel()
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         await self.smtp.stop(grace)
         if self._release_task:
             self._release_task.cancel()
@@ -216,23 +223,19 @@ def _sender_of(engine, message_id: str) -> str | None:
 
 
 def _release_feedback(conn, item: dict, when: datetime) -> None:
-    """A release of held spam says the verdict was wrong: a false positive."""
+    """A release of held spam says the verdict was wrong: the mail was legitimate."""
     if item["kind"] not in (quarantine.SPAM, quarantine.REJECTED, quarantine.POLICY):
         return
-    conn.execute(
-        ledger.feedback.insert(),
-        [
-            {
-                "message_id": item["message_id"],
-                "rcpt": rcpt,
-                "kind": ledger.FALSE_POSITIVE,
-                "source": "release",
-                "actor": item.get("decided_by"),
-                "created_at": when,
-                "details": {"quarantine_id": item["id"], "held_as": item["kind"]},
-            }
-            for rcpt in item["rcpts"]
-        ],
+    feedback.add_feedback(
+        conn,
+        item["message_id"],
+        feedback.HAM,
+        source="release",
+        actor=item.get("decided_by"),
+        rcpts=item["rcpts"],
+        when=when,
+        event=f"release:{item['id']}",
+        details={"quarantine_id": item["id"], "held_as": item["kind"]},
     )
 
 

@@ -63,10 +63,9 @@ def run(args: argparse.Namespace) -> int:
             rows = attachments.record_missed_virus(
                 engine, sha, result.virus or "", since, now, version.raw
             )
-            missed += len(rows)
-            hits.append(
-                {"sha256": sha, "virus": result.virus, "messages": [r["message_id"] for r in rows]}
-            )
+            messages = list(dict.fromkeys(r["message_id"] for r in rows))
+            missed += len(messages)
+            hits.append({"sha256": sha, "virus": result.virus, "messages": messages})
     except ScanError as exc:
         raise CliError(str(exc)) from None
     finally:

@@ -40,7 +40,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.mail.mime import uuencoded_blocks
-from gateway.store import ledger
+from gateway.store import feedback, ledger
 from gateway.store.db import metadata
 
 attachment_blobs = Table(
@@ -241,7 +241,8 @@ def record_missed_virus(
     now: datetime,
     db_version: str | None,
 ) -> list[dict[str, Any]]:
-    """One MISSED_VIRUS feedback row per message that delivered this blob, once."""
+    """A virus label (feedback) for every recipient of each mail that delivered this blob,
+    once; returns the rows written (one per recipient)."""
     with engine.begin() as conn:
         refs = conn.execute(
             select(attachment_refs).where(
@@ -258,26 +259,25 @@ def record_missed_virus(
                 select(ledger.messages.c.id).where(ledger.messages.c.id.in_(list(by_message)))
             )
         )
-        rows = [
-            {
-                "message_id": message_id,
-                "rcpt": None,  # every recipient of the message got the attachment
-                "kind": ledger.MISSED_VIRUS,
-                "source": "rescan",
-                "actor": None,
-                "created_at": now,
-                "details": {
+        rows = []
+        for message_id, message_refs in by_message.items():
+            if message_id not in known:  # a purged ledger row has nothing to attach feedback to
+                continue
+            result = feedback.add_feedback(
+                conn,
+                message_id,
+                feedback.VIRUS,
+                source="rescan",
+                when=now,
+                event=f"rescan:{sha256}",
+                details={
                     "virus": virus,
                     "sha256": sha256,
                     "parts": [{"part_id": r.part_id, "filename": r.filename} for r in message_refs],
                     "db_version": db_version,
                 },
-            }
-            for message_id, message_refs in by_message.items()
-            if message_id in known  # a purged ledger row has nothing to attach feedback to
-        ]
-        if rows:
-            conn.execute(ledger.feedback.insert(), rows)
+            )
+            rows.extend(result.recorded)
         if refs:
             conn.execute(
                 update(attachment_refs)

@@ -29,6 +29,7 @@ TABLE_MODULES: list[str] = [
     "gateway.store.quarantine",
     "gateway.store.av_policy",
     "gateway.store.attachments",
+    "gateway.store.availability",
 ]
 
 T = TypeVar("T")

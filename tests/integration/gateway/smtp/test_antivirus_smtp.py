@@ -214,9 +214,15 @@ def test_delivered_attachments_are_rescanned_with_new_signatures(make_gateway, c
         # a second rescan records nothing new
         assert cli(["rescan", "--since", since, "--config", config, "--json"]) == 0
         assert json.loads(capsys.readouterr().out)["missed_virus_recorded"] == 0
-    [fb] = rows(gw, ledger.feedback)
-    assert (fb["message_id"], fb["kind"], fb["source"]) == (queue_id, ledger.MISSED_VIRUS, "rescan")
-    assert fb["details"]["parts"] == [{"part_id": "2", "filename": "setup.exe"}]
+    feedback = rows(gw, ledger.feedback)  # one row per recipient, each counted once
+    assert sorted(fb["rcpt"] for fb in feedback) == ["bob@example.test", "carol@other.test"]
+    for fb in feedback:
+        assert (fb["message_id"], fb["kind"], fb["source"]) == (
+            queue_id,
+            ledger.MISSED_VIRUS,
+            "rescan",
+        )
+        assert fb["details"]["parts"] == [{"part_id": "2", "filename": "setup.exe"}]
 
 
 def config_path(gw) -> str:

@@ -103,15 +103,26 @@ def _message_row(queue_id: str, when: datetime) -> dict:
     }
 
 
+def _rcpt_row(queue_id: str) -> dict:
+    return {
+        "message_id": queue_id,
+        "rcpt": "user@example.test",
+        "domain": "example.test",
+        "action": "accept",
+        "score": 0.0,
+        "status": "delivered",
+    }
+
+
 def test_attachments_are_deduplicated_reported_once_and_purged(db):
     engine = db.engine
     now = datetime.now(UTC)
     same = Attachment("2", "report.doc", b"same bytes in two messages")
     with engine.begin() as conn:
         for qid in ("Q1", "Q2"):
-            ledger.record(conn, _message_row(qid, now), [])
+            ledger.record(conn, _message_row(qid, now), [_rcpt_row(qid)])
             attachments.store_attachments(conn, qid, [same], now - timedelta(days=1))
-        ledger.record(conn, _message_row("Q3", now), [])
+        ledger.record(conn, _message_row("Q3", now), [_rcpt_row("Q3")])
         attachments.store_attachments(
             conn, "Q3", [Attachment("3", None, b"old")], now - timedelta(days=40)
         )

@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := clamav-daemon clamav-testfiles swaks
+APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium
 # binaries that tell whether the Debian packages above are installed
-APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks
+APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks /usr/bin/chromium
 
 .PHONY: demo test lint format bench system-deps clean
 

@@ -264,6 +264,20 @@ class ReportSettings(Section):
     heartbeat_interval: Seconds = 30.0  # how often each node records that it accepts mail
     probe_next_hop: bool = True  # each heartbeat checks that the next hop greets with 220
     probe_timeout: Seconds = 10.0
+    # report addresses: local parts that, at every accepted domain, take users' reports
+    # (the mail they forward or bounce there) instead of delivering them; None: off
+    spam_address: str | None = None  # e.g. "spam-report": "this was spam"
+    ham_address: str | None = None  # e.g. "not-spam": "this was legitimate"
+    virus_address: str | None = None  # e.g. "virus-report": "this carried a virus"
+
+    @field_validator("spam_address", "ham_address", "virus_address")
+    @classmethod
+    def _local_part(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        if not value or "@" in value or any(c.isspace() or c in "<>," for c in value):
+            raise ValueError(f'{value!r}: give the local part only, e.g. "spam-report"')
+        return value.lower()
 
     @field_validator("domain_profiles")
     @classmethod

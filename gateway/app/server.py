@@ -20,6 +20,7 @@ from gateway.adapters.dns import Resolver
 from gateway.adapters.redis import connect as connect_redis
 from gateway.app import heartbeat, housekeeping
 from gateway.app.exporter import MetricsEndpoint
+from gateway.app.report_addresses import ReportAddresses
 from gateway.app.workers import orphan_dirs, spool_dir
 from gateway.config import Settings
 from gateway.delivery.outbound import Delivery
@@ -115,6 +116,7 @@ class Gateway:
             on_spooled=self.delivery.submit_spooled,
             keep_attachments=bool(s.clamav and s.clamav.attachment_retention_days > 0),
             drop_field=forged_results_dropper(s.smtp.hostname),
+            report_addresses=ReportAddresses(s, self.db),
         )
         jobs = await asyncio.to_thread(self.spool.recover)
         await self._restore_ledger(jobs)

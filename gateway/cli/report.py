@@ -22,7 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--month", required=True, metavar="YYYY-MM")
     parser.add_argument("--domain", metavar="D", help="only this domain")
     parser.add_argument("--profile", metavar="NAME", help="guarantee profile for every domain")
-    parser.add_argument("--format", choices=("text", "json"), default="text")
+    parser.add_argument("--format", choices=("text", "json", "html"), default="text")
     parser.add_argument("--out", metavar="FILE", help="write here instead of standard output")
     parser.set_defaults(func=run)
 

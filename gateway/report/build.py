@@ -54,6 +54,10 @@ def build_report(
     profile_of = profiles_for(
         settings, sorted(set(domains) | set(settings.domains.accept)), profile
     )
+    if extra_counts is None:
+        from gateway.store import reports
+
+        extra_counts = reports.unmatched_by_domain(engine, start, end)
     feedback = ledger_read.feedback_rows(engine, start, end, domain)
     inp = ReportInput(
         month=month,

@@ -451,7 +451,8 @@ def compute(inp: ReportInput) -> dict[str, Any]:
         tallies[domain].detect_only_mailboxes = count
         overall.detect_only_mailboxes += count
 
-    measured_from = max(inp.start, _aware(inp.first_beat)) if inp.first_beat else inp.start
+    # measured since the gateway first ran: no heartbeat on record is no data, not downtime
+    measured_from = max(inp.start, _aware(inp.first_beat)) if inp.first_beat else inp.end
     measured_until = min(inp.end, inp.now)
     avail = availability(inp.beats, measured_from, max(measured_from, measured_until))
     sigs = signature_freshness(inp.versions, inp.start, inp.end)

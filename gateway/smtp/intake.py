@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
@@ -30,6 +30,8 @@ TEMPFAIL_REPLY = Reply(451, "4.3.0", "Temporary failure, please try again later"
 DELIVERABLE = (Action.ACCEPT, Action.TAG)
 HELD = (Action.QUARANTINE, Action.REJECT)
 SPOOL_THREADS = 16
+# (envelope, raw) -> (envelope left to filter, the reply when nothing is left)
+ReportHook = Callable[[Envelope, bytes], Awaitable[tuple[Envelope, Reply | None]]]
 
 
 def _quarantine_kind(decision: Decision) -> str:
@@ -51,6 +53,7 @@ class Intake:
         on_spooled: Callable[[list[tuple[Job, bytes]]], None] = lambda jobs: None,
         drop_field: Callable[[bytes], bool] | None = None,
         keep_attachments: bool = False,
+        report_addresses: ReportHook | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.spool = spool
@@ -60,6 +63,7 @@ class Intake:
         self.on_spooled = on_spooled
         self.drop_field = drop_field
         self.keep_attachments = keep_attachments  # for `mailwarden rescan`
+        self.report_addresses = report_addresses  # gateway/app/report_addresses.py
         self._background: set[asyncio.Task] = set()
         self.in_flight = 0
         # spool writes wait on fsync, not on the CPU: as many at once as messages
@@ -70,6 +74,10 @@ class Intake:
         self, envelope: Envelope, raw: bytes, received_at: datetime | None = None
     ) -> Reply:
         """Filter one message and record the outcome; returns the SMTP reply."""
+        if self.report_addresses is not None:  # users' reports are recorded, not delivered
+            envelope, reply = await self.report_addresses(envelope, raw)
+            if reply is not None:
+                return reply
         received_at = received_at or datetime.now(UTC)
         raw, bare_lf = normalise_line_endings(raw)
         notes = frozenset({"bare_lf"}) if bare_lf else frozenset()

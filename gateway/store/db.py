@@ -30,6 +30,7 @@ TABLE_MODULES: list[str] = [
     "gateway.store.av_policy",
     "gateway.store.attachments",
     "gateway.store.availability",
+    "gateway.store.reports",
 ]
 
 T = TypeVar("T")

@@ -59,3 +59,13 @@ def test_json_and_text(config, capsys):
 def test_bad_arguments_are_one_line(config, capsys, args, message):
     assert cli(["report", "-c", str(config), *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_html_to_a_file(config, tmp_path, capsys):
+    out = tmp_path / "report.html"
+    args = ["report", "-c", str(config), "--month", "2026-11", "--format", "html"]
+    assert cli([*args, "--domain", "a.test", "--out", str(out)]) == 0
+    page = out.read_text()
+    assert page.startswith("<!DOCTYPE html>") and "<h2>a.test</h2>" in page
+    assert "b.test" not in page  # a domain's report shows only that domain
+    assert capsys.readouterr().out == ""

@@ -70,7 +70,7 @@ def build_report(
         delays=ledger_read.delays(engine, start, end, domain),
         detect_only=ledger_read.detect_only_mailboxes(engine, start, end, domain),
         feedback=feedback,
-        beats=availability.beats_between(engine, start, end),
+        beats=availability.minutes_between(engine, start, end),
         first_beat=availability.first_beat(engine),
         versions=availability.versions_in_use(engine, start, end),
         bounced=ledger_read.bounced(engine, start, end, domain),

@@ -7,11 +7,10 @@ dialect differences live here.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any, NamedTuple
 
-from sqlalchemy import Float, case, cast, extract, func, select
+from sqlalchemy import Float, Numeric, case, cast, extract, func, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -127,24 +126,61 @@ def labelled(
     return out
 
 
+class DelayGroup(NamedTuple):
+    """Delivered copies of one domain whose delay rounds to `value` (10 ms steps)."""
+
+    domain: str
+    value: float
+    over_1h: bool
+    n: int
+    total: float  # exact sums, for the mean and its interval
+    squares: float
+    maximum: float
+
+
 def delays(
     engine: Engine, start: datetime, end: datetime, domain: str | None = None
-) -> Iterator[tuple[str, float]]:
-    """(domain, seconds from end of DATA to the next hop's 250) of every delivered copy;
-    deferred-then-delivered ones included, released ones not (that delay is staff's)."""
+) -> list[DelayGroup]:
+    """Seconds from end of DATA to the next hop's 250 of every delivered copy, grouped
+    by the database to 10 ms (a few thousand groups for a million mails: the quantiles
+    are exact to 10 ms, the mean, maximum and count over an hour exact);
+    deferred-then-delivered copies included, released ones not (that delay is staff's)."""
     m, r = ledger.messages, ledger.recipients
+    seconds = _seconds_between(engine, r.c.delivered_at, m.c.received_at)
+    if engine.dialect.name == "postgresql":
+        rounded = cast(func.round(cast(seconds, Numeric), 2), Float)
+    else:
+        rounded = func.round(seconds, 2)
+    over = case((seconds > 3600.0, True), else_=False)
     query = _month(
-        select(r.c.domain, _seconds_between(engine, r.c.delivered_at, m.c.received_at))
+        select(
+            r.c.domain,
+            rounded,
+            over,
+            func.count(),
+            func.sum(seconds),
+            func.sum(seconds * seconds),
+            func.max(seconds),
+        )
         .select_from(r.join(m, r.c.message_id == m.c.id))
         .where(r.c.status == "delivered", r.c.delivered_at.is_not(None)),
         start,
         end,
         domain,
-    )
+    ).group_by(r.c.domain, rounded, over)
     with engine.connect() as conn:
-        result = conn.execution_options(stream_results=True, yield_per=STREAM_ROWS).execute(query)
-        for row in result:
-            yield row[0], float(row[1])
+        return [
+            DelayGroup(
+                row[0],
+                float(row[1]),
+                bool(row[2]),
+                int(row[3]),
+                float(row[4]),
+                float(row[5]),
+                float(row[6]),
+            )
+            for row in conn.execute(query)
+        ]
 
 
 def detect_only_mailboxes(

@@ -28,7 +28,6 @@ from __future__ import annotations
 import calendar
 import itertools
 import math
-from array import array
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -94,9 +93,11 @@ class Tally:
     tagged_counts: bool
     days: list[str]
     c: Counter = field(default_factory=Counter)
-    delays: array = field(default_factory=lambda: array("d"))
+    delays: Counter = field(default_factory=Counter)  # delay (10 ms steps) -> copies
+    delay_n: int = 0
     delay_sum: float = 0.0
     delay_squares: float = 0.0
+    delay_max: float | None = None
     daily: dict[str, Counter] = field(default_factory=dict)
     detect_only_mailboxes: int = 0
 
@@ -150,13 +151,24 @@ class Tally:
                 c["false_positives"] += n
                 day["false_positives"] += n
 
-    def add_delay(self, delay: float) -> None:
-        delay = max(0.0, delay)
-        self.delays.append(delay)
-        self.delay_sum += delay
-        self.delay_squares += delay * delay
-        if delay > HOUR:
-            self.c["delay_over_1h"] += 1
+    def add_delays(self, g: Any) -> None:
+        """A ledger_read.DelayGroup: copies whose delay rounds to the same 10 ms."""
+        self.delays[max(0.0, g.value)] += g.n
+        self.delay_n += g.n
+        self.delay_sum += g.total
+        self.delay_squares += g.squares
+        self.delay_max = g.maximum if self.delay_max is None else max(self.delay_max, g.maximum)
+        if g.over_1h:
+            self.c["delay_over_1h"] += g.n
+
+    def _delay_at(self, rank: int) -> float:
+        """The delay of the copy at 0-based `rank` in delay order."""
+        seen = 0
+        for value in sorted(self.delays):
+            seen += self.delays[value]
+            if seen > rank:
+                return value
+        raise IndexError(rank)
 
     def _day(self, f: Any) -> Counter:
         day = self.daily.get(f.day)
@@ -189,29 +201,28 @@ class Tally:
         return out
 
     def _delay_metrics(self, profile: Profile) -> dict[str, Any]:
-        n = len(self.delays)
-        ordered = sorted(self.delays)
-        avg = self.delay_sum / n if n else None
+        n = self.delay_n
+        avg = max(0.0, self.delay_sum / n) if n else None
         avg_ci = stats.mean_interval(self.delay_sum, self.delay_squares, n)
-        p99 = ordered[min(n - 1, math.ceil(0.99 * n) - 1)] if n else None
+        p99 = self._delay_at(min(n - 1, math.ceil(0.99 * n) - 1)) if n else None
         ranks = stats.quantile_interval(n, 0.99)
-        p99_ci = (ordered[ranks[0]], ordered[ranks[1]]) if ranks else None
+        p99_ci = (self._delay_at(ranks[0]), self._delay_at(ranks[1])) if ranks else None
         over = self.c["delay_over_1h"]
         return {
             "delay_avg_s": _metric(
                 profile, "delay_avg_s", avg, avg_ci, self.delay_sum if n else None, n
             ),
             "delay_p99_s": _metric(profile, "delay_p99_s", p99, p99_ci, None, n),
-            "delay_max_s": _exact(profile, "delay_max_s", ordered[-1] if n else None, None, n),
+            "delay_max_s": _exact(profile, "delay_max_s", self.delay_max, None, n),
             "delay_over_1h": _exact(profile, "delay_over_1h", over if n else None, over, n),
         }
 
     def histogram(self) -> list[dict[str, Any]]:
         counts = [0] * len(DELAY_BUCKETS)
-        for delay in self.delays:
+        for delay, count in self.delays.items():
             for index, edge in enumerate(DELAY_BUCKETS):
                 if delay <= edge:
-                    counts[index] += 1
+                    counts[index] += count
                     break
         return [
             {"le": None if math.isinf(edge) else edge, "count": count}
@@ -311,23 +322,25 @@ def _rate(profile: Profile, metric: str, k: int, n: int) -> dict[str, Any]:
 
 
 def availability(
-    beats: Iterable[tuple[datetime, bool | None]],
+    minutes: Iterable[tuple[datetime, bool, bool]],
     start: datetime,
     end: datetime,
 ) -> dict[str, Any]:
-    """Minutes of [start, end) with an accepting heartbeat from any node are up; the
-    rest are down. Minutes whose every beat found the next hop unreachable are the
-    protected server's outage, counted apart."""
+    """Calendar minutes of [start, end) with an accepting heartbeat from any node are up;
+    the rest are down. Minutes whose every probe found the next hop unreachable are the
+    protected server's outage, counted apart. `minutes`: (minute, next hop seen up,
+    next hop seen down), as gateway.store.availability.minutes_between gives them."""
+    start = start.replace(second=0, microsecond=0)
     up: set[int] = set()
     hop_ok: set[int] = set()
     hop_down: set[int] = set()
     base = start.timestamp()
-    for at, ok in beats:
+    for at, ok, bad in minutes:
         minute = int((_aware(at).timestamp() - base) // 60)
         up.add(minute)
-        if ok is True:
+        if ok:
             hop_ok.add(minute)
-        elif ok is False:
+        if bad:
             hop_down.add(minute)
     measured = max(0, math.ceil((end - start).total_seconds() / 60))
     down_by_day: Counter = Counter()
@@ -400,10 +413,10 @@ class ReportInput:
     end: datetime
     facts: list[Any]  # ledger_read.Fact groups
     labelled: list[Any]  # ledger_read.Labelled: recipients of mail with feedback
-    delays: Iterable[tuple[str, float]]
+    delays: Iterable[Any]  # ledger_read.DelayGroup
     detect_only: dict[str, int]
     feedback: list[Any]
-    beats: list[tuple[datetime, bool | None]]
+    beats: list[tuple[datetime, bool, bool]]  # heartbeat minutes
     first_beat: datetime | None
     versions: list[dict[str, Any]]
     bounced: list[dict[str, Any]]
@@ -444,9 +457,9 @@ def compute(inp: ReportInput) -> dict[str, Any]:
         tallies[one.fact.domain].relabel(one.fact, label)
         overall.relabel(one.fact, label)
         feedback_counts.setdefault(one.fact.domain, Counter())[label] += 1
-    for domain, delay in inp.delays:
-        tallies[domain].add_delay(delay)
-        overall.add_delay(delay)
+    for group in inp.delays:
+        tallies[group.domain].add_delays(group)
+        overall.add_delays(group)
     for domain, count in inp.detect_only.items():
         tallies[domain].detect_only_mailboxes = count
         overall.detect_only_mailboxes += count
@@ -461,7 +474,7 @@ def compute(inp: ReportInput) -> dict[str, Any]:
         profile = inp.profile_of.get(domain or "", overall_profile)
         counts = {key: tally.c[key] for key in COUNT_KEYS}
         counts["detect_only_mailboxes"] = tally.detect_only_mailboxes
-        counts["delivered"] = len(tally.delays)
+        counts["delivered"] = tally.delay_n
         if domain is None:
             fb: Counter = sum(feedback_counts.values(), Counter())
             extra: Counter = sum((Counter(v) for v in inp.extra_counts.values()), Counter())

@@ -13,7 +13,7 @@ so the report can say how old the signatures in use were during a month.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -24,7 +24,9 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
+    case,
     delete,
+    func,
     insert,
     select,
     update,
@@ -105,17 +107,39 @@ def seen_signatures(
     )
 
 
-def beats_between(engine: Engine, start: datetime, end: datetime) -> list[tuple[datetime, Any]]:
-    """(at, next_hop_ok) of every heartbeat in [start, end), in time order."""
+def minutes_between(
+    engine: Engine, start: datetime, end: datetime
+) -> list[tuple[datetime, bool, bool]]:
+    """(minute, some beat found the next hop up, some found it down) of every calendar
+    minute (UTC) in [start, end) with an accepting heartbeat, grouped by the database:
+    at most 44,640 rows a month, however many nodes beat how often."""
     h = heartbeats
+    if engine.dialect.name == "postgresql":
+        minute = func.to_char(func.timezone("UTC", h.c.at), "YYYY-MM-DD HH24:MI")
+    else:
+        minute = func.substr(h.c.at, 1, 16)  # 'YYYY-MM-DD HH:MM' of the stored UTC time
+    up = func.max(case((h.c.next_hop_ok.is_(True), 1), else_=0))
+    down = func.max(case((h.c.next_hop_ok.is_(False), 1), else_=0))
+    query = (
+        select(minute, up, down)
+        .where(h.c.at >= start, h.c.at < end, h.c.accepting.is_(True))
+        .group_by(minute)
+    )
     with engine.connect() as conn:
         return [
-            (r.at, r.next_hop_ok)
-            for r in conn.execute(
-                select(h.c.at, h.c.next_hop_ok)
-                .where(h.c.at >= start, h.c.at < end, h.c.accepting.is_(True))
-                .order_by(h.c.at)
+            (
+                datetime(
+                    int(m[0:4]),
+                    int(m[5:7]),
+                    int(m[8:10]),
+                    int(m[11:13]),
+                    int(m[14:16]),
+                    tzinfo=UTC,
+                ),
+                bool(ok),
+                bool(bad),
             )
+            for m, ok, bad in conn.execute(query)
         ]
 
 

@@ -42,9 +42,7 @@ async def probe_next_hop(host: str, port: int, timeout: float) -> bool:
         return False
     finally:
         if writer is not None:
-            writer.close()
-            with contextlib.suppress(OSError, TimeoutError):
-                await asyncio.wait_for(writer.wait_closed(), timeout)
+            writer.close()  # not awaited: a cancelled probe must end at once
 
 
 async def signatures_of(clamd: ClamdClient | None) -> dict[str, Any] | None:

@@ -145,10 +145,11 @@ class Gateway:
     async def stop(self) -> None:
         grace = self.settings.smtp.shutdown_grace
         log.info("stopping: no new connections; sessions in progress get %.0fs", grace)
-        if self._heartbeat:
+        if self._heartbeat:  # no beat once we stop accepting; it must not delay the stop
             self._heartbeat.cancel()
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
         await self.smtp.stop(grace)
+        if self._heartbeat:
+            await asyncio.gather(self._heartbeat, return_exceptions=True)
         if self._release_task:
             self._release_task.cancel()
             await asyncio.gather(self._release_task, return_exceptions=True)

@@ -4,9 +4,9 @@
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium
+APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium postfix
 # binaries that tell whether the Debian packages above are installed
-APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks /usr/bin/chromium
+APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks /usr/bin/chromium /usr/sbin/postfix
 
 .PHONY: demo test lint format bench system-deps clean
 
@@ -21,6 +21,7 @@ system-deps:
 	if [ $$missing = 1 ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  echo "installing Debian packages: $(APT_PACKAGES)"; \
+	  echo "postfix postfix/main_mailer_type select No configuration" | $$SUDO debconf-set-selections && \
 	  $$SUDO apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(APT_PACKAGES) >/dev/null; \
 	fi

@@ -113,3 +113,14 @@ def clamd_private():
     server = _start_clamd()
     yield server
     server.close()
+
+
+@pytest.fixture
+def postfix():
+    """Debian's Postfix on a loopback port, delivering to a Maildir (tests/support/postfix)."""
+    from tests.support.postfix import PostfixServer, postfix_available
+
+    if not postfix_available():
+        pytest.fail("Postfix is not installed: run `make system-deps` (Debian postfix)")
+    with PostfixServer() as server:
+        yield server

@@ -1,17 +1,24 @@
-"""Where the project's data lives (rules/, shipped beside the code)."""
+"""Where the project's data lives: rules/ in a checkout, gateway/rules_data in a wheel."""
 
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 
 _REPO = Path(__file__).resolve().parent.parent
+PACKAGED_RULES = "rules_data"  # setup.py copies rules/ here when it builds a wheel
 
 
 def rules_dir() -> Path:
-    """rules/ of this checkout, or MAILWARDEN_RULES_DIR when installed elsewhere."""
+    """MAILWARDEN_RULES_DIR if set, else the data shipped in the package, else the checkout's."""
     override = os.environ.get("MAILWARDEN_RULES_DIR")
-    return Path(override) if override else _REPO / "rules"
+    if override:
+        return Path(override)
+    packaged = resources.files("gateway") / PACKAGED_RULES
+    if packaged.is_dir():
+        return Path(str(packaged))
+    return _REPO / "rules"
 
 
 def corpora_dir() -> Path:

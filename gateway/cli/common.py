@@ -4,22 +4,46 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
 
-from gateway.config import Settings, load_settings
+from gateway.config import ConfigError, Settings, load_settings
+
+DEFAULT_CONFIG = Path("/etc/mailwarden/mailwarden.toml")
+CONFIG_ENV = "MAILWARDEN_CONFIG"
 
 
 def add_config_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
+    """--config FILE; when left out, MAILWARDEN_CONFIG or /etc/mailwarden/mailwarden.toml
+    (for a command that can run without one: only if that file exists)."""
     parser.add_argument(
         "--config",
         "-c",
         type=Path,
-        required=required,
+        default=None,
         metavar="FILE",
-        help="the gateway's TOML configuration",
+        help=f"the gateway's TOML configuration (default: ${CONFIG_ENV} or {DEFAULT_CONFIG})",
     )
+    parser.set_defaults(config_required=required)
+
+
+def resolve_config(args: argparse.Namespace) -> None:
+    """Fill in args.config from the environment or the default path, as documented."""
+    if getattr(args, "config", None) is not None or not hasattr(args, "config_required"):
+        return
+    from_env = os.environ.get(CONFIG_ENV)
+    if from_env:
+        args.config = Path(from_env)
+    elif args.config_required:
+        if not DEFAULT_CONFIG.is_file():
+            raise ConfigError(
+                f"{DEFAULT_CONFIG}: config file not found (give --config FILE or set {CONFIG_ENV})"
+            )
+        args.config = DEFAULT_CONFIG
+    elif DEFAULT_CONFIG.is_file():
+        args.config = DEFAULT_CONFIG
 
 
 def settings_from(args: argparse.Namespace) -> Settings:

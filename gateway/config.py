@@ -1,16 +1,20 @@
 """Typed, frozen settings read from one TOML file.
 
 Every key is documented in docs/configuration.md. Unknown keys are errors (a typo
-must not silently fall back to a default), and any error becomes one line naming
-the file and the key: `ConfigError`, which the CLI turns into exit code 2.
+must not silently fall back to a default, and the closest known name is suggested),
+and every error in a file is found at once, one line each naming the file, the line
+and the key: `ConfigError`, which the CLI turns into exit code 2.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import re
 import tomllib
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -313,61 +317,178 @@ class Settings(Section):
 REQUIRED = ("domains.accept", "delivery.next_hop", "spool.path", "store.url")
 
 
+@dataclass(frozen=True)
+class ConfigProblem:
+    """One mistake in a config file: the dotted key, its line when known, and what is wrong."""
+
+    key: str
+    message: str
+    line: int | None = None
+
+    def render(self, source: str) -> str:
+        where = f"{source}:{self.line}" if self.line else source
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
 def load_settings(path: str | Path) -> Settings:
-    """Read and validate a TOML file; every failure is a ConfigError of one line."""
+    """Read and validate a TOML file; every problem in it, one line each, in a ConfigError."""
+    settings, problems = check_settings_file(path)
+    if problems or settings is None:
+        raise ConfigError("\n".join(p.render(str(path)) for p in problems))
+    return settings
+
+
+def check_settings_file(path: str | Path) -> tuple[Settings | None, list[ConfigProblem]]:
+    """The settings of a TOML file, or every problem found in it (all at once, by line)."""
     path = Path(path)
     try:
-        with path.open("rb") as fh:
-            data = tomllib.load(fh)
+        text = path.read_bytes().decode("utf-8")
+        data = tomllib.loads(text)
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        return None, [ConfigProblem("", "config file not found")]
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read config file: {exc.strerror}") from None
+        return None, [ConfigProblem("", f"cannot read config file: {exc.strerror}")]
+    except UnicodeDecodeError:
+        return None, [ConfigProblem("", "not valid TOML: not UTF-8 text")]
     except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+        line = re.search(r"at line (\d+)", str(exc))
+        return None, [ConfigProblem("", f"not valid TOML: {exc}", int(line[1]) if line else None)]
+    lines = key_lines(text)
+    settings, problems = _validate(data)
+    # a misspelt [delivry] is the problem; delivery's missing keys follow from it
+    suggested = {m[1] for p in problems if (m := re.search(r"did you mean \[(\w+)\]", p.message))}
     for dotted in REQUIRED:
         node: object = data
         for key in dotted.split("."):
             node = node.get(key) if isinstance(node, dict) else None
-        if node is None:
-            raise ConfigError(f"{path}: {dotted}: required key is missing")
-    return settings_from_dict(data, source=str(path))
+        if node is None and dotted.split(".")[0] not in suggested:
+            problems.append(ConfigProblem(dotted, "required key is missing"))
+    if settings is not None and not problems:
+        problems = _check_consistency(settings)
+    located = [ConfigProblem(p.key, p.message, p.line or _line_of(p.key, lines)) for p in problems]
+    located.sort(key=lambda p: (p.line is None, p.line or 0))
+    return (settings if not located else None), located
 
 
 def settings_from_dict(data: dict, source: str = "<config>") -> Settings:
-    try:
-        settings = Settings.model_validate(data)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        key = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        message = err["msg"]
-        if err["type"] == "extra_forbidden":
-            message = "unknown key (see docs/configuration.md)"
-        elif message.startswith("Value error, "):
-            message = message[len("Value error, ") :]
-        raise ConfigError(f"{source}: {key}: {message}") from None
-    _check_consistency(settings, source)
+    settings, problems = _validate(data)
+    if settings is not None and not problems:
+        problems = _check_consistency(settings)
+    if problems or settings is None:
+        raise ConfigError("\n".join(p.render(source) for p in problems))
     return settings
 
 
-def _check_consistency(settings: Settings, source: str) -> None:
+def _validate(data: dict) -> tuple[Settings | None, list[ConfigProblem]]:
+    try:
+        return Settings.model_validate(data), []
+    except ValidationError as exc:
+        return None, [_problem(err) for err in exc.errors()]
+
+
+def _problem(err: Any) -> ConfigProblem:
+    loc = tuple(err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    message = err["msg"]
+    if err["type"] == "extra_forbidden":
+        message = _unknown(loc)
+    elif message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+    return ConfigProblem(key, message)
+
+
+def _unknown(loc: tuple) -> str:
+    """'unknown key', with the closest known name when there is one ("did you mean")."""
+    model = _model_at(loc[:-1])
+    what = "section" if len(loc) == 1 else "key"
+    known = list(model.model_fields) if model is not None else []
+    close = difflib.get_close_matches(str(loc[-1]), known, n=1, cutoff=0.6)
+    if not close:
+        return f"unknown {what} (see docs/configuration.md)"
+    if what == "section":
+        return f"unknown section; did you mean [{close[0]}]?"
+    return f"unknown key; did you mean {close[0]!r}?"
+
+
+def _model_at(path: tuple) -> type[BaseModel] | None:
+    """The settings model that a (dotted) path inside the file points into."""
+    model: type[BaseModel] | None = Settings
+    for part in path:
+        if model is None:
+            return None
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(str(part))
+        if field is None:
+            return None
+        model = _model_in(field.annotation)
+    return model
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    for arg in get_args(annotation):
+        found = _model_in(arg)
+        if found is not None:
+            return found
+    return None
+
+
+_TABLE = re.compile(r"^\s*\[(\[)?\s*([^\]]+?)\s*\]")
+_KEY = re.compile(r"^\s*([A-Za-z0-9_.\"' -]+?)\s*=")
+
+
+def key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """Where each table and key of a TOML text starts: ('dnsbl', '0', 'zone') -> line."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    arrays: dict[tuple[str, ...], int] = {}
+    for number, line in enumerate(text.splitlines(), start=1):
+        header = _TABLE.match(line)
+        if header:
+            table = tuple(part.strip().strip("\"'") for part in header[2].split("."))
+            if header[1]:  # [[array]]: the next index
+                arrays[table] = arrays.get(table, -1) + 1
+                table = (*table, str(arrays[table]))
+            found.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if key:
+            parts = tuple(part.strip().strip("\"'") for part in key[1].split("."))
+            found.setdefault((*table, *parts), number)
+    return found
+
+
+def _line_of(dotted: str, lines: dict[tuple[str, ...], int]) -> int | None:
+    parts = tuple(dotted.split("."))
+    for end in range(len(parts), 0, -1):
+        if parts[:end] in lines:
+            return lines[parts[:end]]
+    return None
+
+
+def _check_consistency(settings: Settings) -> list[ConfigProblem]:
+    """Rules that span keys; each broken one is a problem (none raised)."""
+    problems: list[ConfigProblem] = []
     smtp = settings.smtp
     if (smtp.tls_cert is None) != (smtp.tls_key is None):
-        raise ConfigError(f"{source}: smtp.tls_cert: tls_cert and tls_key go together")
+        problems.append(ConfigProblem("smtp.tls_cert", "tls_cert and tls_key go together"))
     if smtp.require_tls and smtp.tls_cert is None:
-        raise ConfigError(f"{source}: smtp.require_tls: needs smtp.tls_cert and smtp.tls_key")
+        problems.append(ConfigProblem("smtp.require_tls", "needs smtp.tls_cert and smtp.tls_key"))
     for key in ("tls_cert", "tls_key"):
         value = getattr(smtp, key)
         if value is not None and not value.is_file():
-            raise ConfigError(f"{source}: smtp.{key}: file not found: {value}")
+            problems.append(ConfigProblem(f"smtp.{key}", f"file not found: {value}"))
     av = settings.clamav
     if av is not None and (av.socket is None) == (av.address is None):
-        raise ConfigError(f"{source}: clamav: set exactly one of socket or address")
+        problems.append(ConfigProblem("clamav", "set exactly one of socket or address"))
     host, _ = parse_host_port(smtp.listen)
     try:
         ipaddress.ip_address(host)
     except ValueError:
         if host != "localhost":
-            raise ConfigError(
-                f"{source}: smtp.listen: host must be an IP address, got {host!r}"
-            ) from None
+            problems.append(
+                ConfigProblem("smtp.listen", f"host must be an IP address, got {host!r}")
+            )
+    return problems

@@ -20,6 +20,7 @@ from gateway.store.schema import SchemaMismatch
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "check_config",
     "db",
     "eval",
     "eval_av",

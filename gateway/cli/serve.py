@@ -20,6 +20,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    from gateway.app.probes import startup_checks
+
+    if not startup_checks(settings, logging.getLogger("mailwarden.startup")):
+        return 1
     logsetup.configure(settings.log.format, logging.getLogger().level)
     check_schema(settings.store.url)  # before any worker starts: one clear refusal
     if settings.smtp.processes > 1:

@@ -15,14 +15,18 @@ DEFAULT_CONFIG = Path("/etc/mailwarden/mailwarden.toml")
 CONFIG_ENV = "MAILWARDEN_CONFIG"
 
 
-def add_config_argument(parser: argparse.ArgumentParser, required: bool = True) -> None:
+def add_config_argument(
+    parser: argparse.ArgumentParser, required: bool = True, nested: bool = False
+) -> None:
     """--config FILE; when left out, MAILWARDEN_CONFIG or /etc/mailwarden/mailwarden.toml
-    (for a command that can run without one: only if that file exists)."""
+    (for a command that can run without one: only if that file exists). `nested`: a
+    verb under a command that takes --config too (`queue -c F hold ID` and `queue hold
+    ID -c F`), so an absent value must not overwrite the command's."""
     parser.add_argument(
         "--config",
         "-c",
         type=Path,
-        default=None,
+        default=argparse.SUPPRESS if nested else None,
         metavar="FILE",
         help=f"the gateway's TOML configuration (default: ${CONFIG_ENV} or {DEFAULT_CONFIG})",
     )
@@ -33,6 +37,7 @@ def resolve_config(args: argparse.Namespace) -> None:
     """Fill in args.config from the environment or the default path, as documented."""
     if getattr(args, "config", None) is not None or not hasattr(args, "config_required"):
         return
+    args.config = None
     from_env = os.environ.get(CONFIG_ENV)
     if from_env:
         args.config = Path(from_env)
@@ -53,3 +58,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
 def print_json(value: Any) -> None:
     json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
     sys.stdout.write("\n")
+
+
+def acting_user(value: str | None) -> str:
+    """--by NAME, else the operator's own login (through sudo: who ran sudo)."""
+    import getpass
+
+    return value or os.environ.get("SUDO_USER") or getpass.getuser()

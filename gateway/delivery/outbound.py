@@ -24,6 +24,7 @@ import aiosmtplib
 
 from gateway.adapters.dns import DnsError, NoRecord, Resolver
 from gateway.config import Settings, parse_host_port
+from gateway.delivery import control
 from gateway.delivery.dsn import build_dsn
 from gateway.monitor import events
 from gateway.store import ledger
@@ -147,18 +148,90 @@ class Delivery:
         return min((job.received_at for job in self._jobs.values()), default=None)
 
     async def _scheduler(self) -> None:
+        next_control = 0.0
         while True:
             now = time.time()
+            if now >= next_control:  # operator requests: `mailwarden queue hold|flush|...`
+                await self._apply_controls()
+                next_control = now + self.cfg.poll_interval
             while self._heap and self._heap[0][0] <= now:
-                _, _, job_id = heapq.heappop(self._heap)
+                at, _, job_id = heapq.heappop(self._heap)
                 job = self._jobs.get(job_id)
-                if job is not None and job_id not in self._busy:
-                    self._busy.add(job_id)
-                    self._queue.put_nowait(job)
+                if job is None or job_id in self._busy or at != job.next_attempt:
+                    continue  # gone, in progress, or rescheduled (flushed) since
+                if job.meta.get("held"):
+                    continue  # back in the heap when released
+                self._busy.add(job_id)
+                self._queue.put_nowait(job)
             delay = self._heap[0][0] - now if self._heap else self.cfg.poll_interval
+            delay = min(delay, max(0.0, next_control - now))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+
+    # --- operator control (gateway.delivery.control) -----------------------
+
+    async def _apply_controls(self) -> None:
+        try:
+            requests = await asyncio.to_thread(control.pending, self.spool.root)
+        except OSError as exc:
+            log.warning("queue control: cannot read requests: %s", exc)
+            return
+        for request in requests:
+            targets = [j for j in self._jobs.values() if request.matches(j.id, j.queue_id)]
+            if request.op in ("hold", "delete") and any(j.id in self._busy for j in targets):
+                continue  # an attempt is under way: apply once it is over
+            if request.job is not None and not targets:
+                message = f"{request.job}: no such job in the queue"
+                await asyncio.to_thread(
+                    control.answer, self.spool.root, request, False, message, []
+                )
+                continue
+            message = await self._apply(request, targets)
+            ids = [j.id for j in targets]
+            log.info("queue control: %s by %s", message, request.by)
+            await asyncio.to_thread(control.answer, self.spool.root, request, True, message, ids)
+
+    async def _apply(self, request: control.Request, jobs: list[Job]) -> str:
+        now = time.time()
+        names = ", ".join(j.id for j in jobs) or "no job"
+        if request.op == "hold":
+            for job in jobs:
+                job.meta["held"] = {"by": request.by, "at": request.at}
+                await asyncio.to_thread(self.spool.update, job)
+            return f"held {names}"
+        if request.op == "delete":
+            for job in jobs:
+                self._jobs.pop(job.id, None)
+                self._fresh_bytes -= len(self._fresh.pop(job.id, b""))
+                await asyncio.to_thread(self.spool.remove, [job.id])
+                await self._record_deleted(job, request)
+            return f"deleted {names}"
+        flushed = []
+        for job in jobs:
+            if request.op == "release":
+                job.meta.pop("held", None)
+            elif job.meta.get("held"):
+                continue  # flush does not release
+            job.next_attempt = now
+            if request.op == "release":
+                await asyncio.to_thread(self.spool.update, job)
+            flushed.append(job)
+        self.submit(flushed)
+        verb = "released" if request.op == "release" else "flushed"
+        return f"{verb} {', '.join(j.id for j in flushed) or 'no job'}"
+
+    async def _record_deleted(self, job: Job, request: control.Request) -> None:
+        if self.db is None or job.kind == "dsn":
+            return
+        rcpts = [r.rcpt for r in job.pending]
+        note = f"deleted from the queue by {request.by} at {request.at}"
+        try:
+            await self.db.write(
+                ledger.mark_recipients, job.queue_id, rcpts, "deleted", None, note, job.attempts
+            )
+        except Exception:
+            log.exception("%s: could not record the deletion in the ledger", job.id)
 
     async def _worker(self) -> None:
         while True:

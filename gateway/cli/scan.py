@@ -9,6 +9,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 from datetime import UTC, datetime
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from email.utils import getaddresses
 from pathlib import Path
 
 from gateway.cli import CliError
@@ -24,7 +27,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_argument(parser, required=False)
     parser.add_argument("--mail-from", default="", metavar="A", help="envelope sender")
     parser.add_argument(
-        "--rcpt", action="append", default=[], metavar="B", help="envelope recipient (repeat)"
+        "--rcpt",
+        action="append",
+        default=[],
+        metavar="B",
+        help="envelope recipient (repeat; default: the To/Cc addresses at our domains)",
     )
     parser.add_argument("--client-ip", default="127.0.0.1", metavar="IP")
     parser.add_argument("--helo", default="localhost", metavar="NAME")
@@ -39,8 +46,12 @@ def run(args: argparse.Namespace) -> int:
         raw = args.file.read_bytes()
     except OSError as exc:
         raise CliError(f"{args.file}: {exc.strerror or exc}") from None
+    # a file with LF only is how mail is stored on disk (mbox, Maildir): not the BARE_LF of
+    # an SMTP client that mixes line endings
+    lf_only = b"\r\n" not in raw
     raw, bare_lf = normalise_line_endings(raw)
-    rcpts = tuple(args.rcpt) or (f"postmaster@{(settings.domains.accept or ['localhost'])[0]}",)
+    bare_lf = bare_lf and not lf_only
+    rcpts = tuple(args.rcpt) or header_recipients(raw, settings.domains.accept)
     for rcpt in rcpts:
         if "@" not in rcpt:
             raise CliError(f"--rcpt {rcpt!r}: not an address")
@@ -98,6 +109,21 @@ def _classifier_explained(settings, ctx: MessageContext) -> dict | None:
         "model_version": model.version,
         "top_features": model.explain(ctx.message, ctx.parts, ctx.raw),
     }
+
+
+def header_recipients(raw: bytes, domains: list[str]) -> tuple[str, ...]:
+    """To/Cc addresses at our domains (all of them when no domain is configured), as the
+    gateway would see them in RCPT TO; else user@ the first domain (not a role account:
+    postmaster@ and abuse@ are never quarantined, so they would hide the verdict)."""
+    message = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    ours = tuple(f"@{d}" for d in domains)
+    found = [
+        addr
+        for header in ("to", "cc")
+        for _, addr in getaddresses([str(v) for v in message.get_all(header, [])])
+        if "@" in addr and (not ours or addr.lower().endswith(ours))
+    ]
+    return tuple(dict.fromkeys(found)) or (f"user@{(domains or ['localhost'])[0]}",)
 
 
 async def _run_pipeline(settings, ctx):

@@ -239,5 +239,12 @@ def spam_headers(
     return [
         ("X-Spam-Flag", "YES" if spam else "NO"),
         ("X-Spam-Score", f"{score:.2f}"),
+        ("X-Spam-Level", spam_level(score)),
         ("X-Spam-Status", status),
     ]
+
+
+def spam_level(score: float) -> str:
+    """SpamAssassin's X-Spam-Level: one star per whole point (at most 50), for the
+    Sieve and procmail recipes that match on `*****`."""
+    return "*" * min(50, max(0, int(score)))

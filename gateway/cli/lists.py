@@ -47,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add.add_argument("--reason", default="", help="why (kept with the entry)")
     add.add_argument("--by", default=None, help="who adds it (default: your user name)")
     add.add_argument("--expires", help="after 12h, 7d, 2w... or at a date (2026-12-31)")
+    add.add_argument(
+        "--update",
+        action="store_true",
+        help="the entry may exist: change its reason or expiry (only those given)",
+    )
     add_config_argument(add)
     add.set_defaults(func=cmd_add)
 
@@ -144,7 +149,23 @@ def cmd_add(args: argparse.Namespace) -> int:
         added_at=now,
         expires_at=parse_expiry(args.expires, now),
     )
-    saved, created = list_records.add_entry(_engine(settings), entry)
+    try:
+        saved, created = list_records.add_entry(
+            _engine(settings), entry, "merge" if args.update else "refuse"
+        )
+    except list_records.EntryExists as exc:
+        kept = exc.entry
+        details = [f"added by {kept.added_by}"]
+        if kept.added_at:
+            details.append(f"at {kept.added_at.isoformat(timespec='seconds')}")
+        if kept.reason:
+            details.append(f"reason {kept.reason!r}")
+        if kept.expires_at:
+            details.append(f"until {kept.expires_at.isoformat(timespec='seconds')}")
+        raise CliError(
+            f"{args.list} {kept.describe()} exists ({', '.join(details)}); "
+            "give --update to change its reason or expiry"
+        ) from None
     notify_sync(settings.redis.url, settings.redis.prefix)
     scope = f"for {saved.domain}" if saved.domain else "for every domain"
     until = f" until {saved.expires_at:%Y-%m-%d %H:%M} UTC" if saved.expires_at else ""

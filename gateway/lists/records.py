@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Literal
 
 from sqlalchemy import (
     Column,
@@ -127,8 +128,20 @@ def load_entries(engine: Engine) -> tuple[int, list[Entry]]:
     return int(current or 0), [_entry(r) for r in rows]
 
 
-def add_entry(engine: Engine, entry: Entry) -> tuple[Entry, bool]:
-    """Add a hand-made entry, or update reason/expiry of the same one; (entry, created)."""
+class EntryExists(Exception):
+    """`add_entry(..., existing="refuse")` found the same entry; `.entry` is the one kept."""
+
+    def __init__(self, entry: Entry) -> None:
+        super().__init__(entry.describe())
+        self.entry = entry
+
+
+def add_entry(
+    engine: Engine, entry: Entry, existing: Literal["replace", "refuse", "merge"] = "replace"
+) -> tuple[Entry, bool]:
+    """Add a hand-made entry; (entry, created). When the same entry exists: "replace" it
+    (reason, expiry, who, when), "refuse" (EntryExists), or "merge": only what `entry`
+    gives (a reason, an expiry) changes, who added it and when stay."""
     now = entry.added_at or datetime.now(UTC)
     key = and_(
         list_entries.c.list == entry.list,
@@ -138,14 +151,14 @@ def add_entry(engine: Engine, entry: Entry) -> tuple[Entry, bool]:
         list_entries.c.source == "",
     )
     with engine.begin() as conn:
-        existing = conn.execute(select(list_entries.c.id).where(key)).scalar()
+        found = conn.execute(select(list_entries).where(key)).first()
         values = {
             "reason": entry.reason,
             "added_by": entry.added_by,
             "added_at": now,
             "expires_at": entry.expires_at,
         }
-        if existing is None:
+        if found is None:
             conn.execute(
                 insert(list_entries).values(
                     list=entry.list,
@@ -156,11 +169,18 @@ def add_entry(engine: Engine, entry: Entry) -> tuple[Entry, bool]:
                     **values,
                 )
             )
+        elif existing == "refuse":
+            raise EntryExists(_entry(found))
         else:
-            conn.execute(update(list_entries).where(list_entries.c.id == existing).values(**values))
+            if existing == "merge":  # who added it and when stay; a new reason or expiry wins
+                values = {k: values[k] for k in ("reason", "expires_at") if values[k]}
+            if values:
+                conn.execute(
+                    update(list_entries).where(list_entries.c.id == found.id).values(**values)
+                )
         _bump(conn)
         row = conn.execute(select(list_entries).where(key)).one()
-    return _entry(row), existing is None
+    return _entry(row), found is None
 
 
 def remove_entry(engine: Engine, list_name: str, kind: str, value: str, domain: str) -> int:

@@ -20,11 +20,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
+    logsetup.configure(settings.log.format, logging.getLogger().level)
     from gateway.app.probes import startup_checks
 
     if not startup_checks(settings, logging.getLogger("mailwarden.startup")):
         return 1
-    logsetup.configure(settings.log.format, logging.getLogger().level)
     check_schema(settings.store.url)  # before any worker starts: one clear refusal
     if settings.smtp.processes > 1:
         from gateway.app.workers import supervise

@@ -32,6 +32,7 @@ from typing import Any, Literal
 import pyclamd
 
 from gateway.config import ClamavSettings, parse_host_port
+from gateway.outages import OUTAGES
 
 CHUNK = 256 * 1024  # INSTREAM chunk: few syscalls, far below any StreamMaxLength
 SIZE_LIMIT_REPLY = b"size limit exceeded"
@@ -278,13 +279,23 @@ class ClamdClient:
     def scan_sync(self, data: bytes | memoryview) -> ScanResult:
         if len(data) > self.stream_max_length:
             return ScanResult("too_large", size=len(data))
-        client = self._client()
         try:
-            return client.scan_bytes(data)
+            client = self._client()
+            result = client.scan_bytes(data)
         except _Timeout:
-            raise ScanError(f"clamd at {self.target} timed out after {self.timeout} s") from None
+            error = ScanError(f"clamd at {self.target} timed out after {self.timeout} s")
+            OUTAGES.failed("clamd", self.target, error)
+            raise error from None
         except OSError as exc:  # pyclamd.ConnectionError is an OSError too
-            raise ScanError(f"clamd at {self.target}: {exc}") from None
+            error = ScanError(f"clamd at {self.target}: {exc}")
+            OUTAGES.failed("clamd", self.target, error)
+            raise error from None
+        except ScanError as exc:
+            if str(exc).startswith(("cannot reach", "clamd closed")):  # down, not one mail
+                OUTAGES.failed("clamd", self.target, exc)
+            raise
+        OUTAGES.ok("clamd", self.target)
+        return result
 
     def version_sync(self) -> ClamdVersion:
         client = self._client()

@@ -27,6 +27,7 @@ from gateway.config import Settings, parse_host_port
 from gateway.delivery import control
 from gateway.delivery.dsn import build_dsn
 from gateway.monitor import events
+from gateway.outages import OUTAGES
 from gateway.store import ledger
 from gateway.store.db import Database
 from gateway.store.spool import BOUNCED, DELIVERED, PENDING, Job, RcptState, Spool, new_queue_id
@@ -424,11 +425,18 @@ class Delivery:
         last = Outcome("temp", "no host tried")
         for host, port in hosts:
             remote = f"{host}:{port}" if port != 25 else host
+            next_hop = job.kind != "dsn" or (host, port) == parse_host_port(self.cfg.next_hop)
             try:
-                return await self._transaction(host, port, job, data, rcpts), remote
+                outcomes = await self._transaction(host, port, job, data, rcpts)
             except (OSError, aiosmtplib.SMTPException, TimeoutError) as exc:
                 last = Outcome("temp", f"{remote}: {exc.__class__.__name__}: {exc}")
                 log.debug("%s: %s", job.id, last.text)
+                if next_hop:
+                    OUTAGES.failed("next hop", f"{host}:{port}", f"{exc.__class__.__name__}: {exc}")
+                continue
+            if next_hop:
+                OUTAGES.ok("next hop", f"{host}:{port}")
+            return outcomes, remote
         return {r: last for r in rcpts}, "-"
 
     async def _connect(self, host: str, port: int) -> aiosmtplib.SMTP:

@@ -19,6 +19,9 @@ from typing import TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from gateway.outages import OUTAGES
 
 metadata = MetaData()
 
@@ -92,6 +95,7 @@ class Database:
 
     def __init__(self, url: str, threads: int = 4) -> None:
         self.url = url
+        self.safe_url = make_url(url).render_as_string(hide_password=True)
         self.engine = make_engine(url)
         create_schema(self.engine)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
@@ -134,6 +138,8 @@ class Database:
                 with conn.begin():
                     results = _apply(conn, group)
             except Exception as exc:  # noqa: BLE001 - handed to the awaiting callers
+                if isinstance(exc, OperationalError | InterfaceError):  # the database, not the call
+                    OUTAGES.failed("database", self.safe_url, _first_line(exc))
                 if conn is not None:  # it may be broken: a fresh one next time
                     conn.close()
                     conn = None
@@ -149,6 +155,7 @@ class Database:
                     else:
                         _settle(item, result=result)
                 continue
+            OUTAGES.ok("database", self.safe_url)
             for item, result in zip(group, results, strict=True):
                 _settle(item, result=result)
         if conn is not None:
@@ -159,6 +166,11 @@ class Database:
         self._writer.join(30)
         self._pool.shutdown(wait=True)
         self.engine.dispose()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"
 
 
 def _apply(conn: Connection, group: list) -> list:

@@ -81,8 +81,11 @@ class SmtpSettings(Section):
 
 class DomainsSettings(Section):
     accept: list[str] = Field(default_factory=list)
+    # domains whose recipients may carry routing syntax in the local part (percent
+    # hack, bang paths, a quoted address): refused with 550 5.7.1 everywhere else
+    allow_routing_syntax: list[str] = Field(default_factory=list)
 
-    @field_validator("accept")
+    @field_validator("accept", "allow_routing_syntax")
     @classmethod
     def _lower(cls, value: list[str]) -> list[str]:
         for domain in value:

@@ -30,8 +30,9 @@ from gateway.mail.render import break_long_lines, fold
 from gateway.monitor import metrics
 from gateway.pipeline.chain import build_chain, build_session_checks
 from gateway.pipeline.run import Pipeline
-from gateway.smtp.handler import GatewayHandler, SmtpServer
+from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.intake import Intake
+from gateway.smtp.server import SmtpServer
 from gateway.store import feedback, ledger, quarantine
 from gateway.store.av_policy import load_av_policies
 from gateway.store.db import Database

@@ -9,7 +9,8 @@ from datetime import UTC, datetime
 from gateway.delivery.dsn import build_dsn
 from gateway.mail.render import break_long_lines, normalise_line_endings, render, split_message
 from gateway.model import Envelope, MessageContext, Rendering
-from gateway.smtp.handler import split_address, with_enhanced_status
+from gateway.smtp.handler import split_address
+from gateway.smtp.protocol import with_enhanced_status
 from gateway.store.spool import Job, RcptState, Spool
 
 RAW = (

@@ -48,6 +48,10 @@ class MessageChecks(NoLookup):
             symbols.append(Symbol("LINE_TOO_LONG"))
         if "bare_lf" in ctx.intake_notes:
             symbols.append(Symbol("BARE_LF"))
+        if "bare_cr" in ctx.intake_notes:
+            symbols.append(Symbol("BARE_CR"))
+        if "nul" in ctx.intake_notes:
+            symbols.append(Symbol("NUL_BYTES"))
         flags = {flag for part in ctx.parts for flag in part.flags}
         if "too_deep" in flags:
             symbols.append(Symbol("MIME_TOO_DEEP"))

@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 import numpy as np
@@ -129,7 +128,8 @@ async def _pipeline_scores(
 ) -> Scored:
     from gateway.adapters import Ports
     from gateway.domain_policy import PolicyBook
-    from gateway.model import Envelope, MessageContext
+    from gateway.mail.received import received_context
+    from gateway.model import Envelope
     from gateway.pipeline.chain import build_chain
     from gateway.pipeline.run import Pipeline
 
@@ -142,7 +142,7 @@ async def _pipeline_scores(
         for index, message in enumerate(read_corpus(spec)):
             if not keep(extract_raw(message.raw).fingerprint):
                 continue
-            ctx = MessageContext(f"eval{index}", envelope, message.raw, datetime.now(UTC))
+            ctx = received_context(f"eval{index}", envelope, message.raw)
             started = time.process_time()
             verdict = await pipeline.run(ctx)
             out.seconds += time.process_time() - started

@@ -13,7 +13,6 @@ import asyncio
 import email.utils
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -106,8 +105,8 @@ async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> di
     """The message through the server's pipeline (gateway.app.server), this file in force."""
     from gateway.app.server import build_pipeline, build_ports
     from gateway.domain_policy import PolicyBook
-    from gateway.mail.render import normalise_line_endings
-    from gateway.model import Envelope, MessageContext
+    from gateway.mail.received import received_context
+    from gateway.model import Envelope
     from gateway.pipeline.policy_files import apply_policy_file
     from gateway.store.db import Database
     from gateway.store.spool import new_queue_id
@@ -115,16 +114,14 @@ async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> di
     base = PolicyBook.from_settings(settings)
     domain = policy_file.domain
     book = PolicyBook(base.default, {domain: apply_policy_file(base.default, policy_file)})
-    raw, bare_lf = normalise_line_endings(raw)
-    probe = MessageContext("probe", Envelope("", (), args.ip), raw, datetime.now(UTC))
+    probe = received_context("probe", Envelope("", (), args.ip), raw)
     envelope = Envelope(
         mail_from=_sender(args, probe.message),
         rcpt_tos=tuple(_recipients(args, domain, probe.message)),
         client_ip=args.ip,
         helo=args.helo,
     )
-    notes = frozenset({"bare_lf"}) if bare_lf else frozenset()
-    ctx = MessageContext(new_queue_id(), envelope, raw, datetime.now(UTC), notes)
+    ctx = received_context(new_queue_id(), envelope, raw)
     db = Database(settings.store.url) if "store" in settings.model_fields_set else None
     ports = build_ports(settings, db)
     try:

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-from datetime import UTC, datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from email.utils import getaddresses
@@ -16,8 +15,9 @@ from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json, settings_from
-from gateway.mail.render import normalise_line_endings, render
-from gateway.model import Envelope, MessageContext
+from gateway.mail.received import received_context
+from gateway.mail.render import render
+from gateway.model import Envelope
 from gateway.store.spool import new_queue_id
 
 
@@ -49,8 +49,6 @@ def run(args: argparse.Namespace) -> int:
     # a file with LF only is how mail is stored on disk (mbox, Maildir): not the BARE_LF of
     # an SMTP client that mixes line endings
     lf_only = b"\r\n" not in raw
-    raw, bare_lf = normalise_line_endings(raw)
-    bare_lf = bare_lf and not lf_only
     rcpts = tuple(args.rcpt) or header_recipients(raw, settings.domains.accept)
     for rcpt in rcpts:
         if "@" not in rcpt:
@@ -58,13 +56,9 @@ def run(args: argparse.Namespace) -> int:
     envelope = Envelope(
         mail_from=args.mail_from, rcpt_tos=rcpts, client_ip=args.client_ip, helo=args.helo
     )
-    ctx = MessageContext(
-        new_queue_id(),
-        envelope,
-        raw,
-        datetime.now(UTC),
-        frozenset({"bare_lf"}) if bare_lf else frozenset(),
-    )
+    ctx = received_context(new_queue_id(), envelope, raw)
+    if lf_only:
+        ctx.intake_notes = ctx.intake_notes - {"bare_lf"}
     verdict = asyncio.run(_run_pipeline(settings, ctx))
     first = verdict.decisions[0]
     if args.out:

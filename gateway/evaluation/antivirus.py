@@ -22,11 +22,11 @@ import asyncio
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gateway.mail.render import normalise_line_endings, render
+from gateway.mail.received import received_context
+from gateway.mail.render import render
 from gateway.model import Envelope, MessageContext
 from gateway.pipeline.decide import ANTIVIRUS
 from gateway.pipeline.run import Pipeline, Verdict
@@ -59,15 +59,13 @@ def corpus_files(root: Path) -> dict[str, list[Path]]:
 
 
 def _context(raw: bytes, hostname: str) -> MessageContext:
-    raw, bare_lf = normalise_line_endings(raw)
     envelope = Envelope(
         mail_from="sender@example.invalid",
         rcpt_tos=(EVAL_RCPT,),
         client_ip="192.0.2.1",
         helo=hostname,
     )
-    notes = frozenset({"bare_lf"}) if bare_lf else frozenset()
-    return MessageContext("eval", envelope, raw, datetime.now(UTC), notes)
+    return received_context("eval", envelope, raw)
 
 
 def _infections(verdict: Verdict) -> list[Any]:

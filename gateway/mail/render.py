@@ -19,16 +19,6 @@ OWNED_HEADERS = frozenset(
     {b"x-spam-flag", b"x-spam-score", b"x-spam-status", b"x-virus-scanned", b"x-virus-status"}
 )
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-
-
-def normalise_line_endings(raw: bytes) -> tuple[bytes, bool]:
-    """Bare LF -> CRLF (as Postfix does); returns the bytes and whether any was found."""
-    if b"\n" not in raw.replace(b"\r\n", b""):
-        return raw, False
-    return _BARE_LF.sub(b"\r\n", raw), True
-
-
 MAX_LINE = 998  # RFC 5321 4.5.3.1.6, without the CRLF
 _LONG_LINE = re.compile(rb"(?m)^[^\r\n]{%d,}" % (MAX_LINE + 1))
 

@@ -16,8 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
-from gateway.mail.render import normalise_line_endings, render
-from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
+from gateway.mail.received import received_context
+from gateway.mail.render import render
+from gateway.model import Action, Decision, Envelope, Rendering, Reply
 from gateway.monitor import events
 from gateway.pipeline.run import Pipeline, Verdict, rcpt_domain
 from gateway.store import attachments, ledger, quarantine
@@ -78,10 +79,7 @@ class Intake:
             envelope, reply = await self.report_addresses(envelope, raw)
             if reply is not None:
                 return reply
-        received_at = received_at or datetime.now(UTC)
-        raw, bare_lf = normalise_line_endings(raw)
-        notes = frozenset({"bare_lf"}) if bare_lf else frozenset()
-        ctx = MessageContext(new_queue_id(), envelope, raw, received_at, notes)
+        ctx = received_context(new_queue_id(), envelope, raw, received_at)
         self.in_flight += 1
         try:
             try:

@@ -121,7 +121,9 @@ def _b64(data: bytes) -> str:
 
 def _qp(data: bytes) -> str:
     # istext=False: line breaks in binary data are encoded too, so they survive
-    return binascii.b2a_qp(data, quotetabs=True, istext=False).decode("ascii").replace("\n", "\r\n")
+    # (b2a_qp ends soft breaks with CRLF when the data holds one: no bare CR left behind)
+    encoded = binascii.b2a_qp(data, quotetabs=True, istext=False).decode("ascii")
+    return encoded.replace("\r\n", "\n").replace("\n", "\r\n")
 
 
 def _uu(data: bytes, name: str) -> str:

@@ -71,3 +71,60 @@ def test_a_domain_may_allow_routing_syntax(make_gateway, sink):
     assert send_data(client, message()).startswith("250")
     client.close()
     assert sink.wait_for(1)[0].rcpts == ("user%legacy.test@example.test",)
+
+
+# Every header the gateway owns, as a sender would forge it (ours: mx.example.test).
+FORGED = [
+    b"X-Spam-Flag: FORGED-NO",
+    b"X-Spam-Score: -99 FORGED",
+    b"X-Spam-Status: No, score=-99 FORGED",
+    b"X-Virus-Scanned: FORGED",
+    b"X-Virus-Status: FORGED-Clean",
+    b"Authentication-Results: mx.example.test; dkim=pass header.d=FORGED.test",
+]
+
+
+def queue_id_of(reply: str) -> str:
+    return reply.rsplit(" ", 1)[1]
+
+
+def recipient_symbols(gw, queue_id: str) -> set[str]:
+    rows = rows_of(gw, ledger.recipients, lambda r: r["message_id"] == queue_id)
+    return {s["name"] for r in rows for s in r["symbols"]}
+
+
+@pytest.mark.parametrize("forged", FORGED, ids=lambda f: f.split(b":")[0].decode())
+@pytest.mark.parametrize(
+    "joined",
+    [b"X-Note: a\r%s\r\n", b"X-Note: a\r\n folded\r%s\r\n", b"X-Note: a\r\r%s\r\n"],
+    ids=["after-field", "after-folding", "double-cr"],
+)
+def test_our_headers_forged_behind_a_bare_cr_never_reach_the_next_hop(
+    gateway, sink, forged, joined
+):
+    data = message(subject="bare cr").replace(b"MIME-Version", joined % forged + b"MIME-Version")
+    client = session(gateway.port)
+    assert client.cmd("RCPT TO:<bob@example.test>").startswith("250")
+    reply = send_data(client, data)
+    client.close()
+    assert reply.startswith("250")
+    got = sink.wait_for(1)[0].data
+    assert b"\r" not in got.replace(b"\r\n", b""), "a bare CR reached the next hop"
+    head = got.split(b"\r\n\r\n", 1)[0]
+    assert b"FORGED" not in head
+    if forged.startswith(b"X-Spam-Flag"):
+        assert head.count(b"\r\nX-Spam-Flag: NO\r\n") == 1  # ours, once
+    assert "BARE_CR" in recipient_symbols(gateway, queue_id_of(reply))
+
+
+def test_nul_bytes_are_removed_and_never_passed_on(gateway, sink):
+    data = message(subject="nul\0here", body="body\0with a nul\r\n")
+    client = session(gateway.port)
+    assert client.cmd("RCPT TO:<bob@example.test>").startswith("250")
+    reply = send_data(client, data)
+    client.close()
+    assert reply.startswith("250")
+    got = sink.wait_for(1)[0].data
+    assert b"\0" not in got
+    assert b"Subject: nulhere\r\n" in got and b"bodywith a nul\r\n" in got
+    assert "NUL_BYTES" in recipient_symbols(gateway, queue_id_of(reply))

@@ -7,7 +7,8 @@ import email.policy
 from datetime import UTC, datetime
 
 from gateway.delivery.dsn import build_dsn
-from gateway.mail.render import break_long_lines, normalise_line_endings, render, split_message
+from gateway.mail.received import normalise
+from gateway.mail.render import break_long_lines, render, split_message
 from gateway.model import Envelope, MessageContext, Rendering
 from gateway.smtp.handler import split_address
 from gateway.smtp.protocol import with_enhanced_status
@@ -42,8 +43,9 @@ def test_render_adds_ours_removes_forged_and_keeps_the_rest_byte_for_byte():
 
 
 def test_line_endings_and_long_lines():
-    assert normalise_line_endings(b"a\nb\r\nc\n") == (b"a\r\nb\r\nc\r\n", True)
-    assert normalise_line_endings(b"a\r\n") == (b"a\r\n", False)
+    assert normalise(b"a\nb\r\nc\n") == (b"a\r\nb\r\nc\r\n", {"bare_lf"})
+    assert normalise(b"a\r\n") == (b"a\r\n", set())
+    assert normalise(b"a\rb\r\r\nc\0d") == (b"a\r\nb\r\n\r\ncd", {"bare_cr", "nul"})
     raw = b"Subject: " + b"s" * 2000 + b"\r\n\r\n" + b"b" * 2500 + b"\r\n"
     out = break_long_lines(raw)
     assert max(len(x) for x in out.split(b"\r\n")) <= 998

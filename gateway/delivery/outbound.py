@@ -58,6 +58,10 @@ def outcome_for(code: int, message: str) -> Outcome:
     return Outcome("perm", text, status or "5.0.0")
 
 
+def _internal_error(exc: Exception) -> Outcome:
+    return Outcome("temp", f"internal error: {exc.__class__.__name__}: {exc}", "4.3.0")
+
+
 def _has_8bit(data: bytes) -> bool:
     return not data.isascii()
 
@@ -242,7 +246,9 @@ class Delivery:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("%s: delivery attempt failed unexpectedly", job.id)
+                # the attempt was counted and logged in `attempt`; whatever broke after
+                # that, the job waits its backoff: never a hot loop
+                log.exception("%s: delivery attempt %d went wrong", job.id, job.attempts)
                 job.next_attempt = time.time() + self._backoff(job)
                 self.submit([job])
             finally:
@@ -255,14 +261,22 @@ class Delivery:
     # --- one attempt -------------------------------------------------------
 
     async def attempt(self, job: Job) -> None:
-        data = self._data(job)
+        """One attempt for every pending recipient. Any exception in it counts as a
+        failed attempt (logged once, with the job id), so a job that cannot be sent
+        for a reason nobody foresaw still ends in a bounce at the retry window."""
         pending = job.pending
         job.attempts += 1
-        hosts, route_error = await self._route(job)
-        if hosts:
-            outcomes, remote = await self._send(hosts, job, data, [r.rcpt for r in pending])
-        else:
-            outcomes, remote = {r.rcpt: route_error for r in pending}, "-"
+        data = b""
+        try:
+            data = self._data(job)
+            hosts, route_error = await self._route(job)
+            if hosts:
+                outcomes, remote = await self._send(hosts, job, data, [r.rcpt for r in pending])
+            else:
+                outcomes, remote = {r.rcpt: route_error for r in pending}, "-"
+        except Exception as exc:
+            log.exception("%s: delivery attempt %d failed unexpectedly", job.id, job.attempts)
+            outcomes, remote = {r.rcpt: _internal_error(exc) for r in pending}, "-"
         now = time.time()
         expired = now - job.received_at > self.cfg.retry_window
         for r in pending:
@@ -434,6 +448,11 @@ class Delivery:
                 if next_hop:
                     OUTAGES.failed("next hop", f"{host}:{port}", f"{exc.__class__.__name__}: {exc}")
                 continue
+            except Exception as exc:  # a bug, or input nobody foresaw: the attempt failed
+                log.exception(
+                    "%s: delivery attempt %d failed unexpectedly (%s)", job.id, job.attempts, remote
+                )
+                return {r: _internal_error(exc) for r in rcpts}, remote
             if next_hop:
                 OUTAGES.ok("next hop", f"{host}:{port}")
             return outcomes, remote

@@ -136,7 +136,11 @@ def gateway_numbers(
     clamd: ClamdServer | None, sink_port: int, counts: dict, chain: str, nameserver: str
 ) -> dict:
     extra: dict[str, dict] = {
-        "smtp": {"max_sessions_per_ip": 200, "max_message_size": 26_214_400},
+        "smtp": {
+            "max_sessions_per_ip": 200,
+            "max_sessions_per_network": 200,
+            "max_message_size": 26_214_400,
+        },
         "dns": {"nameservers": [nameserver]},
     }
     if chain == "core":  # the relay and the antivirus alone

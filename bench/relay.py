@@ -149,6 +149,7 @@ def main() -> None:
         extra: dict[str, dict] = {
             "smtp": {
                 "max_sessions_per_ip": 200,
+                "max_sessions_per_network": 200,
                 "max_message_size": 26_214_400,
                 "processes": args.processes,
             },

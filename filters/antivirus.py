@@ -30,6 +30,7 @@ from filters.base import Scope
 from gateway.adapters import Ports
 from gateway.adapters.clamd import ClamdVersion, ScanResult
 from gateway.config import ClamavSettings
+from gateway.mail.archives import GZIP_MAGIC, ZIP_MAGIC, archive_bomb
 from gateway.mail.edit import MimeEditError, leaf_spans, replace_parts
 from gateway.mail.mime import uuencoded_blocks
 from gateway.model import (
@@ -76,6 +77,18 @@ class AvEvidence:
     error: str | None = None
     separable: bool = True  # the infected parts can be replaced in the raw bytes
     elapsed_ms: float = 0.0
+    bombs: tuple[str, ...] = ()  # "part: why", from our own archive check
+
+
+def archive_bombs(ctx: MessageContext) -> tuple[str, ...]:
+    """Parts that are archive bombs by what they declare (gateway.mail.archives)."""
+    found = []
+    for part in ctx.parts:
+        if part.payload[:4] in ZIP_MAGIC or part.payload[:2] == GZIP_MAGIC:
+            why = archive_bomb(part.payload)
+            if why:
+                found.append(f"{part.part_id}: {why}")
+    return tuple(found)
 
 
 def safe_filename(name: str | None) -> str | None:
@@ -160,6 +173,7 @@ class Antivirus:
         if clamd is None:
             return AvEvidence(error="no clamd client configured")
         todo = targets(ctx)
+        bombs = asyncio.ensure_future(asyncio.to_thread(archive_bombs, ctx))
         unique: dict[bytes, list[Target]] = {}
         for target, data in todo:
             unique.setdefault(data, []).append(target)
@@ -169,6 +183,7 @@ class Antivirus:
         )
         version, results = outcomes[0], dict(zip(datas, outcomes[1:], strict=True))
         errors = [r for r in outcomes if isinstance(r, BaseException)]
+        bombs_found = await bombs
         if errors:
             for err in errors:
                 if not isinstance(err, Exception):
@@ -197,6 +212,7 @@ class Antivirus:
             version=version,  # type: ignore[arg-type]
             separable=separable,
             elapsed_ms=(time.perf_counter() - started) * 1000,
+            bombs=bombs_found,
         )
 
     def evaluate(self, ctx: MessageContext, evidence: Any, scope: Scope) -> FilterResult:
@@ -296,6 +312,9 @@ def evaluate_scans(evidence: AvEvidence, settings: ClamavSettings) -> FilterResu
         symbols.append(Symbol("AV_PART_SCANNED_RAW", tuple(raw_scanned)))
     if empty:
         symbols.append(Symbol("AV_EMPTY_ATTACHMENT", tuple(_unique(empty))))
+    limits.extend(evidence.bombs)
+    if evidence.bombs:
+        symbols.append(Symbol("AV_ARCHIVE_BOMB", tuple(evidence.bombs)))
     unscannable = [f"{p}: too large" for p in _unique(too_large)] + _unique(limits)
     if unscannable:
         facts["unscannable"] = unscannable

@@ -1,6 +1,8 @@
 """Checks on the message itself that need no outside service: headers, MIME, size.
 
-Each finding is a symbol; none of them rejects on its own (weights decide).
+Each finding is a symbol; none of them rejects on its own (weights decide), except
+ambiguous MIME structure, which is held in quarantine: a message that mail clients
+may read differently from us (two boundaries, two Content-Types) cannot be judged.
 """
 
 from __future__ import annotations
@@ -9,7 +11,7 @@ import email.utils
 
 from filters.base import NoLookup, Scope
 from gateway.mail.render import has_long_lines
-from gateway.model import FilterResult, MessageContext, Symbol
+from gateway.model import FilterResult, Force, ForceKind, MessageContext, Symbol
 
 LARGE = 10 * 1024 * 1024
 
@@ -59,7 +61,13 @@ class MessageChecks(NoLookup):
             symbols.append(Symbol("MIME_BAD_BASE64"))
         if len(ctx.raw) > LARGE:
             symbols.append(Symbol("SIZE_LARGE", (str(len(ctx.raw)),)))
-        return FilterResult(symbols=tuple(symbols), facts={"parts": len(ctx.parts)})
+        force = None
+        ambiguities = ctx.structure.ambiguities
+        if ambiguities:
+            symbols.append(Symbol("MIME_AMBIGUOUS", tuple(ambiguities[:5])))
+            reason = f"ambiguous MIME structure: {ambiguities[0]}"
+            force = Force(ForceKind.QUARANTINE, reason, self.name)
+        return FilterResult(symbols=tuple(symbols), force=force, facts={"parts": len(ctx.parts)})
 
 
 def _unparseable_date(value: str) -> bool:

@@ -65,11 +65,15 @@ class SmtpSettings(Section):
     max_sessions: int = Field(200, gt=0)
     max_sessions_per_ip: int = Field(20, gt=0)
     timeout: Seconds = 300.0
+    idle_timeout: Seconds = 30.0  # silence allowed before MAIL (a third of it near max_sessions)
+    max_sessions_per_network: int | None = Field(None, gt=0)  # per /24 or /48; None: a quarter
     tls_cert: Path | None = None
     tls_key: Path | None = None
     require_tls: bool = False
     shutdown_grace: Seconds = 30.0
     processes: int = Field(1, ge=1, le=64)  # gateways sharing the port (SO_REUSEPORT)
+    max_mime_depth: int = Field(50, gt=0)  # nested multiparts/messages; deeper: 550 5.6.0
+    max_mime_parts: int = Field(10_000, gt=0)  # MIME entities per message; more: 550 5.6.0
 
     @field_validator("hostname")
     @classmethod

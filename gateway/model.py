@@ -261,6 +261,14 @@ class MessageContext:
 
         return tuple(leaf_parts(self.message))
 
+    @cached_property
+    def structure(self) -> Any:
+        """The MIME skeleton read from the raw bytes (gateway.mail.structure.Structure);
+        intake sets it with the configured limits before anything is parsed."""
+        from gateway.mail.structure import scan_structure
+
+        return scan_structure(self.raw)
+
     def header(self, name: str) -> list[str]:
         """All values of a header, decoded; never raises on malformed input."""
         from gateway.mail.mime import header_values

@@ -118,6 +118,7 @@ class Gateway:
             keep_attachments=bool(s.clamav and s.clamav.attachment_retention_days > 0),
             drop_field=forged_results_dropper(s.smtp.hostname),
             report_addresses=ReportAddresses(s, self.db),
+            mime_limits=(s.smtp.max_mime_depth, s.smtp.max_mime_parts),
         )
         jobs = await asyncio.to_thread(self.spool.recover)
         await self._restore_ledger(jobs)

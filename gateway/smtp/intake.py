@@ -18,7 +18,8 @@ from typing import Any
 
 from gateway.mail.received import received_context
 from gateway.mail.render import render
-from gateway.model import Action, Decision, Envelope, Rendering, Reply
+from gateway.mail.structure import scan_structure
+from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
 from gateway.monitor import events
 from gateway.pipeline.run import Pipeline, Verdict, rcpt_domain
 from gateway.store import attachments, ledger, quarantine
@@ -55,6 +56,7 @@ class Intake:
         drop_field: Callable[[bytes], bool] | None = None,
         keep_attachments: bool = False,
         report_addresses: ReportHook | None = None,
+        mime_limits: tuple[int, int] = (50, 10_000),
     ) -> None:
         self.pipeline = pipeline
         self.spool = spool
@@ -65,6 +67,7 @@ class Intake:
         self.drop_field = drop_field
         self.keep_attachments = keep_attachments  # for `mailwarden rescan`
         self.report_addresses = report_addresses  # gateway/app/report_addresses.py
+        self.mime_limits = mime_limits  # depth, parts
         self._background: set[asyncio.Task] = set()
         self.in_flight = 0
         # spool writes wait on fsync, not on the CPU: as many at once as messages
@@ -74,7 +77,9 @@ class Intake:
     async def receive(
         self, envelope: Envelope, raw: bytes, received_at: datetime | None = None
     ) -> Reply:
-        """Filter one message and record the outcome; returns the SMTP reply."""
+        """Filter one message and record the outcome; returns the SMTP reply. Any
+        unexpected failure answers 451 with the traceback logged under the queue id
+        (the spool and the ledger are written all or nothing, see `_accept`)."""
         if self.report_addresses is not None:  # users' reports are recorded, not delivered
             envelope, reply = await self.report_addresses(envelope, raw)
             if reply is not None:
@@ -83,13 +88,43 @@ class Intake:
         self.in_flight += 1
         try:
             try:
+                structure = scan_structure(ctx.raw, *self.mime_limits)
+                ctx.__dict__["structure"] = structure  # the cached property, with our limits
+                if structure.exceeded:
+                    return await self._refuse_structure(ctx, structure.exceeded)
                 verdict = await self.pipeline.run(ctx)
             except Exception:
                 log.exception("%s: pipeline failed", ctx.queue_id)
                 return TEMPFAIL_REPLY
-            return await asyncio.shield(self._commit(verdict))
+            try:
+                return await asyncio.shield(self._commit(verdict))
+            except Exception:
+                log.exception("%s: could not commit the message", ctx.queue_id)
+                return TEMPFAIL_REPLY
         finally:
             self.in_flight -= 1
+
+    async def _refuse_structure(self, ctx: MessageContext, exceeded: str) -> Reply:
+        """Over the MIME limits: refused before parsing, recorded as a refusal."""
+        env = ctx.envelope
+        reply = Reply(550, "5.6.0", f"Message structure refused: {exceeded}")
+        row = {
+            "at": datetime.now(UTC),
+            "client_ip": env.client_ip,
+            "client_hostname": env.client_hostname,
+            "helo": env.helo[:255],
+            "mail_from": env.mail_from[:512],
+            "rcpt": ",".join(env.rcpt_tos)[:512],
+            "stage": "data",
+            "source": "mime_limits",
+            "reply": str(reply),
+        }
+        try:
+            await self.db.write(ledger.record_refusal, row)
+        except Exception:
+            log.exception("%s: could not record the refusal", ctx.queue_id)
+        log.info("%s: refused: %s", ctx.queue_id, reply)
+        return reply
 
     async def _commit(self, verdict: Verdict) -> Reply:
         decisions = verdict.decisions

@@ -80,6 +80,8 @@ class ClamdServer:
             "AlertEncrypted": "yes",
             "MaxScanSize": "100M",
             "MaxFileSize": "60M",
+            "MaxRecursion": "17",
+            "MaxFiles": "10000",
             "MaxThreads": "8",
             "SelfCheck": "3600",
         }

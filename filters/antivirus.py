@@ -282,6 +282,10 @@ def evaluate_scans(evidence: AvEvidence, settings: ClamavSettings) -> FilterResu
             phishing.append(scan.virus)
         elif t.kind == "message":
             whole_message.append(scan.virus)
+        elif t.kind == "uuencoded":  # the block, not the whole text around it
+            infections[(t.part_id, scan.virus)] = Infection(
+                t.part_id, scan.virus, t.filename, uuencoded=True
+            )
         else:
             infections.setdefault(
                 (t.part_id, scan.virus), Infection(t.part_id, scan.virus, t.filename)

@@ -107,6 +107,7 @@ class Infection:
     part_id: str
     virus: str
     filename: str | None = None
+    uuencoded: bool = False  # in a uuencoded block inside the (text) part, named `filename`
 
 
 @dataclass(frozen=True)
@@ -123,10 +124,12 @@ class FilterResult:
 
 @dataclass(frozen=True)
 class PartNotice:
-    """Replace MIME part `part_id` by a text/plain notice (antivirus cleaning)."""
+    """Replace MIME part `part_id` by a text/plain notice (antivirus cleaning), or
+    only the uuencoded block named `block` inside that text part."""
 
     part_id: str
     text: str
+    block: str | None = None
 
 
 @dataclass(frozen=True)

@@ -218,10 +218,18 @@ def replace_parts(
     """
     if not notices:
         return raw
-    wanted: dict[str, str] = {}
-    for notice in notices:
-        wanted.setdefault(notice.part_id, notice.text)
     before = list(parts) if parts is not None else _parsed_leaves(raw)
+    wanted: dict[str, str] = {}
+    blocks: dict[str, list[PartNotice]] = {}
+    leaves = {p.part_id: p for p in before}
+    for notice in notices:
+        part = leaves.get(notice.part_id)
+        if notice.block and part is not None and part.transfer_encoding in _PLAIN_CTES:
+            blocks.setdefault(notice.part_id, []).append(notice)
+        else:
+            wanted.setdefault(notice.part_id, notice.text)
+    for part_id in set(blocks) & set(wanted):
+        del blocks[part_id]  # the whole part goes anyway
     spans = leaf_spans(raw)
     if [s.part_id for s in spans] != _unique(p.part_id for p in before):
         raise MimeEditError("MIME structure is ambiguous; part numbering does not agree")
@@ -229,11 +237,46 @@ def replace_parts(
     missing = sorted(set(wanted) - set(by_id))
     if missing:
         raise MimeEditError(f"no such MIME part: {', '.join(missing)}")
+    missing = sorted(set(blocks) - set(by_id))
+    if missing:
+        raise MimeEditError(f"no such MIME part: {', '.join(missing)}")
+    edits: dict[str, bytes] = {}
+    for part_id, block_notices in blocks.items():
+        span = by_id[part_id]
+        body = _without_blocks(raw[span.body_start : span.end], block_notices)
+        if body is None:  # the block is not where we can cut it out: the whole part goes
+            wanted[part_id] = "".join(n.text for n in block_notices)
+        else:
+            edits[part_id] = body
     out = raw
-    for span in sorted((by_id[p] for p in wanted), key=lambda s: s.start, reverse=True):
-        out = out[: span.start] + _notice_entity(raw, span, wanted[span.part_id]) + out[span.end :]
-    _verify(before, _parsed_leaves(out), wanted)
+    changes = [(by_id[p], None) for p in wanted] + [(by_id[p], b) for p, b in edits.items()]
+    for span, body in sorted(changes, key=lambda c: c[0].start, reverse=True):
+        if body is None:
+            new = _notice_entity(raw, span, wanted[span.part_id])
+            out = out[: span.start] + new + out[span.end :]
+        else:
+            out = out[: span.body_start] + body + out[span.end :]
+    _verify(before, _parsed_leaves(out), wanted, edits)
     return out
+
+
+_PLAIN_CTES = ("7bit", "8bit", "binary")
+
+
+def _without_blocks(body: bytes, notices: Sequence[PartNotice]) -> bytes | None:
+    """The text body with each named uuencoded block (begin ... end) replaced by its
+    notice, the rest kept byte for byte; None if a block is not found."""
+    nl = _newline_of(body, 0, len(body))
+    for notice in notices:
+        name = re.escape((notice.block or "").encode("utf-8", "surrogateescape"))
+        found = re.search(rb"(?m)^begin [0-7]{3,4} [ \t]*" + name + rb"[ \t]*\r?$", body)
+        if found is None:
+            return None
+        end = re.compile(rb"(?m)^end[ \t]*\r?$").search(body, found.end())
+        stop = end.end() if end else len(body)
+        text = nl.join(line.encode("utf-8") for line in notice.text.rstrip("\r\n").splitlines())
+        body = body[: found.start()] + text + body[stop:]
+    return body
 
 
 def _parsed_leaves(raw: bytes) -> list:
@@ -248,7 +291,9 @@ def _unique(ids) -> list[str]:
     return out
 
 
-def _verify(before: list, after: list, wanted: dict[str, str]) -> None:
+def _verify(
+    before: list, after: list, wanted: dict[str, str], edits: dict[str, bytes] | None = None
+) -> None:
     """The edited message must parse to the same leaves, with only the noticed ones changed."""
     old = {p.part_id: p for p in before}
     new = {p.part_id: p for p in after}
@@ -259,5 +304,8 @@ def _verify(before: list, after: list, wanted: dict[str, str]) -> None:
             expected = wanted[part_id].splitlines()
             if part.content_type != "text/plain" or part.text().splitlines() != expected:
                 raise MimeEditError(f"part {part_id} was not replaced cleanly")
+        elif edits and part_id in edits:
+            if part.payload != edits[part_id] or part.content_type != old[part_id].content_type:
+                raise MimeEditError(f"part {part_id} was not edited cleanly")
         elif part.payload != old[part_id].payload or part.filename != old[part_id].filename:
             raise MimeEditError(f"part {part_id} would have changed")

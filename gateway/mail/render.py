@@ -119,6 +119,13 @@ def tag_subject(fields: list[bytes], tag: str) -> list[bytes]:
     return out
 
 
+def _with_quarantine_id(text: str, quarantine_id: str | None) -> str:
+    """The notice naming the quarantined original; without an item, no id at all."""
+    if quarantine_id:
+        return text.replace("{quarantine_id}", quarantine_id)
+    return text.replace(" as {quarantine_id}", "").replace("{quarantine_id}", "")
+
+
 def render(
     ctx: MessageContext,
     rendering: Rendering,
@@ -135,7 +142,7 @@ def render(
         from gateway.mail.edit import replace_parts
 
         notices = [
-            PartNotice(n.part_id, n.text.replace("{quarantine_id}", quarantine_id or "-"))
+            PartNotice(n.part_id, _with_quarantine_id(n.text, quarantine_id), n.block)
             for n in rendering.replace_parts
         ]
         raw = replace_parts(raw, notices, ctx.parts)

@@ -200,16 +200,17 @@ def _virus_outcome(result: FilterResult | None, av: AvPolicy) -> VirusOutcome | 
 
 def _notice(infection: Infection, original_kept: bool) -> PartNotice:
     name = f" ({infection.filename})" if infection.filename else ""
+    what = "The uuencoded file" if infection.uuencoded else "This attachment"
     text = (
-        f"This attachment{name} contained the virus {infection.virus} and was removed "
-        "by the mail gateway."
+        f"{what}{name} contained the virus {infection.virus} and was removed by the mail gateway."
     )
     if original_kept:
         text += (
             " The original is kept in quarantine as {quarantine_id};"
             " ask abuse@ staff if you need it."
         )
-    return PartNotice(infection.part_id, text + "\n")
+    block = infection.filename if infection.uuencoded else None
+    return PartNotice(infection.part_id, text + "\n", block)
 
 
 def virus_headers(virus: VirusOutcome, result: FilterResult | None) -> list[tuple[str, str]]:

@@ -218,7 +218,8 @@ class GatewaySMTP(SMTP):
         waiting in the input (RFC 2920 pipelining), so EHLO, MAIL, RCPT and DATA
         sent together are answered with one send instead of one each."""
         reply = with_enhanced_status(status)
-        self._held.append(reply.encode("utf-8" if self.enable_SMTPUTF8 else "ascii"))
+        # "replace": aiosmtpd echoes what a client sent, bytes that are not UTF-8 included
+        self._held.append(reply.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace"))
         if hold and reply.startswith("250") and b"\n" in self._reader._buffer:  # type: ignore[attr-defined]
             return  # the next command's reply (at the latest) takes this one along
         self._flush_held()

@@ -384,3 +384,32 @@ def test_idle_sessions_before_mail_time_out_soon_but_transactions_do_not(make_ga
     assert busy.cmd("RCPT TO:<bob@example.test>").startswith("250")
     busy.close()
     idle.close()
+
+
+def test_clean_mode_removes_only_the_uuencoded_block_and_names_the_quarantine_item(
+    make_gateway, clamd, sink
+):
+    import binascii
+
+    from tests.support.virusmail import EICAR
+
+    lines = [b"begin 644 eicar.com"]
+    lines += [binascii.b2a_uu(EICAR[i : i + 45]).rstrip(b"\n") for i in range(0, len(EICAR), 45)]
+    lines += [b"`", b"end"]
+    body = b"Hello Bob,\r\n\r\nthe file:\r\n" + b"\r\n".join(lines) + b"\r\n\r\nBye, Alice\r\n"
+    data = message(subject="uu").split(b"\r\n\r\n", 1)[0]
+    data += b"\r\n\r\n" + body
+    gw = make_gateway(clamav={"socket": str(clamd.socket), "timeout": 10.0})
+    client = session(gw.port)
+    assert client.cmd("RCPT TO:<bob@example.test>").startswith("250")
+    reply = send_data(client, data)
+    client.close()
+    assert reply.startswith("250")
+    got = sink.wait_for(1)[0].data
+    text = got.split(b"\r\n\r\n", 1)[1]
+    assert b"begin 644" not in text
+    assert text.startswith(b"Hello Bob,\r\n\r\nthe file:\r\n")
+    assert b"\r\n\r\nBye, Alice\r\n" in text
+    item = f"{queue_id_of(reply)}.q0".encode()
+    assert b"The uuencoded file (eicar.com) contained the virus" in text
+    assert b"kept in quarantine as " + item in text

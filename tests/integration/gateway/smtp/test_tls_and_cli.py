@@ -250,3 +250,16 @@ def test_quarantine_items_past_their_retention_are_purged_and_the_ledger_stays(m
     assert purged.returncode == 0 and purged.stdout.startswith("1 item(s)")
     bad = mailwarden("quarantine", "purge", "-c", str(gw.config), "--older-than", "-1")
     assert bad.returncode == 2 and "--older-than" in bad.stderr
+
+
+def test_a_second_starttls_inside_tls_gets_503(make_gateway, sink, certificate):
+    cert, key, client_context = certificate
+    gw = make_gateway(smtp={"tls_cert": str(cert), "tls_key": str(key)})
+    with smtplib.SMTP("127.0.0.1", gw.port, timeout=10) as client:
+        client.ehlo("client.test")
+        client.starttls(context=client_context)
+        client.ehlo("client.test")
+        assert not client.has_extn("starttls")
+        assert client.docmd("STARTTLS") == (503, b"5.5.1 TLS already active")
+        client.sendmail("a@sender.test", ["bob@example.test"], message(subject="still fine"))
+    assert len(sink.wait_for(1)) == 1

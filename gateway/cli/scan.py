@@ -17,7 +17,7 @@ from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json, settings_from
 from gateway.mail.received import received_context
 from gateway.mail.render import render
-from gateway.model import Envelope
+from gateway.model import Envelope, MessageContext
 from gateway.store.spool import new_queue_id
 
 

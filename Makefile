@@ -29,6 +29,8 @@ system-deps:
 test: system-deps $(BIN)/mailwarden
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 	$(BIN)/pytest -q
 
 demo: system-deps $(BIN)/mailwarden
@@ -37,6 +39,8 @@ demo: system-deps $(BIN)/mailwarden
 lint: $(BIN)/mailwarden
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
+	$(BIN)/mypy
 
 format: $(BIN)/mailwarden
 	$(BIN)/ruff check --fix .

@@ -193,7 +193,7 @@ class Antivirus:
                 error=str(errors[0]),
                 elapsed_ms=(time.perf_counter() - started) * 1000,
             )
-        scans = []
+        scans: list[Any] = []
         for data, owners in unique.items():
             found = results.get(data, ScanResult("clean", size=0))
             assert isinstance(found, ScanResult)
@@ -217,6 +217,11 @@ class Antivirus:
 
     def evaluate(self, ctx: MessageContext, evidence: Any, scope: Scope) -> FilterResult:
         return evaluate_scans(evidence, self.settings)
+
+    def failure(self, reason: str) -> FilterResult:
+        """A lookup that timed out or raised is a scan error like clamd's own: one symbol
+        (AV_SCAN_ERROR), one policy ([clamav] on_error)."""
+        return evaluate_scans(AvEvidence(error=reason), self.settings)
 
 
 def _facts(evidence: AvEvidence) -> dict[str, Any]:

@@ -39,6 +39,10 @@ class Filter(Protocol):
         """Turn evidence into symbols; pure and cheap, called once per recipient domain."""
         ...
 
+    # Optional: `failure(reason) -> FilterResult` for a filter that owns what a failed or
+    # timed-out lookup means (its own symbol and error policy); otherwise the pipeline
+    # gives it `NAME_ERROR` and `on_error` (gateway.pipeline.run.failure_result).
+
 
 class NoLookup:
     """Mixin for filters that need no I/O."""

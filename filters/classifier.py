@@ -50,7 +50,7 @@ def load_model(path: str | Path | None = None) -> SpamModel:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ClassifierScore:
     score: float
     probability: float
     model_version: str
@@ -107,14 +107,16 @@ class ClassifierFilter:
         except ModelError as exc:
             raise ConfigError(f"classifier.model: {exc}") from None
 
-    def score(self, ctx: MessageContext) -> Verdict:
+    def score(self, ctx: MessageContext) -> ClassifierScore:
         value = self.model.score_message(ctx.message, ctx.parts, ctx.raw)
-        return Verdict(value, self.model.probability(value), self.model.version)
+        return ClassifierScore(value, self.model.probability(value), self.model.version)
 
-    async def lookup(self, ctx: MessageContext, ports: Ports) -> Verdict:
+    async def lookup(self, ctx: MessageContext, ports: Ports) -> ClassifierScore:
         return await asyncio.to_thread(self.score, ctx)
 
-    def evaluate(self, ctx: MessageContext, evidence: Verdict | None, scope: Scope) -> FilterResult:
+    def evaluate(
+        self, ctx: MessageContext, evidence: ClassifierScore | None, scope: Scope
+    ) -> FilterResult:
         if evidence is None:
             return FilterResult(error="no classifier verdict")
         option = f"p={evidence.probability:.4f}"

@@ -35,6 +35,20 @@ class Action(StrEnum):
 
 _SEVERITY = {a: i for i, a in enumerate(Action)}
 
+DELIVERABLE = frozenset({Action.ACCEPT, Action.TAG})  # actions whose copy goes to the next hop
+
+
+class RcptStatus(StrEnum):
+    """Where one recipient's copy stands, in the ledger and in the spool."""
+
+    PENDING = "pending"  # spooled, not yet accepted by the next hop
+    DELIVERED = "delivered"
+    RELEASED = "released"  # delivered from the quarantine
+    BOUNCED = "bounced"
+    QUARANTINED = "quarantined"
+    REJECTED = "rejected"  # refused with 5xx at the end of DATA
+    TEMPFAILED = "tempfailed"  # refused with 4xx at the end of DATA
+
 
 class ForceKind(StrEnum):
     """A demand that overrides the score. ALLOW skips spam scoring, never antivirus."""
@@ -277,3 +291,23 @@ class MessageContext:
         from gateway.mail.mime import header_values
 
         return header_values(self.message, name)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Everything the pipeline concluded about one message."""
+
+    ctx: MessageContext
+    results: Mapping[str, Mapping[str, FilterResult]]  # domain -> filter -> result
+    decisions: tuple[Decision, ...]
+    timings_ms: Mapping[str, float]
+
+    def decision_for(self, rcpt: str) -> Decision:
+        return next(d for d in self.decisions if d.rcpt == rcpt)
+
+    def facts(self, filter_name: str) -> Mapping[str, Any]:
+        """A filter's facts (the same for every domain: they come from its lookup)."""
+        for by_filter in self.results.values():
+            if filter_name in by_filter:
+                return by_filter[filter_name].facts
+        return {}

@@ -112,7 +112,12 @@ def load(
 
     `version`: the token set (features.FEATURES_VERSIONS), e.g. an updated model's own."""
     featurize = functools.partial(_featurize, version=version)
-    matrices, labels, corpora, fps, shas, files = [], [], [], [], [], []
+    matrices: list[Any] = []
+    labels: list[Any] = []
+    corpora: list[Any] = []
+    fps: list[Any] = []
+    shas: list[Any] = []
+    files: list[Any] = []
     langs: list[list[str]] = []
     pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
     try:

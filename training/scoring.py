@@ -10,7 +10,6 @@ in CPU time of this process so that other load on a shared machine does not halv
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -43,7 +42,7 @@ def trained_on(model: SpamModel, spec: CorpusSpec) -> bool:
     )
 
 
-def _unseen(
+def unseen(
     model: SpamModel, spec: CorpusSpec, split_mode: str, out: Scored
 ) -> Callable[[bytes], bool]:
     """A predicate on fingerprints: True for messages the evaluation should count."""
@@ -83,7 +82,7 @@ def score_corpora(
     """The model's score for every message to count (batched, one core)."""
     out = Scored()
     for spec in specs:
-        keep = _unseen(model, spec, split_mode, out)
+        keep = unseen(model, spec, split_mode, out)
         pending: list[tuple[int, MessageFeatures]] = []
         for message in read_corpus(spec):
             started = time.process_time()
@@ -112,62 +111,6 @@ def _flush(model: SpamModel, pending: list[tuple[int, MessageFeatures]], name: s
     out.labels.extend(label for label, _ in pending)
     out.scores.extend(scores.tolist())
     out.corpora.extend([name] * len(pending))
-
-
-# The content filters the issue names: no network, no store, no SMTP envelope needed.
-CONTENT_FILTERS = ("classifier", "rules")
-
-
-async def _pipeline_scores(
-    settings: Any,
-    model: SpamModel,
-    specs: Sequence[CorpusSpec],
-    split_mode: str,
-    progress,
-    filters: Sequence[str],
-) -> Scored:
-    from gateway.adapters import Ports
-    from gateway.domain_policy import PolicyBook
-    from gateway.mail.received import received_context
-    from gateway.model import Envelope
-    from gateway.pipeline.chain import build_chain
-    from gateway.pipeline.run import Pipeline
-
-    chain = [f for f in build_chain(settings) if f.name in filters]
-    pipeline = Pipeline(chain, PolicyBook.from_settings(settings), Ports(), budget=60.0)
-    envelope = Envelope(mail_from="", rcpt_tos=("user@eval.invalid",), client_ip="192.0.2.1")
-    out = Scored()
-    for spec in specs:
-        keep = _unseen(model, spec, split_mode, out)
-        for index, message in enumerate(read_corpus(spec)):
-            if not keep(extract_raw(message.raw).fingerprint):
-                continue
-            ctx = received_context(f"eval{index}", envelope, message.raw)
-            started = time.process_time()
-            verdict = await pipeline.run(ctx)
-            out.seconds += time.process_time() - started
-            decision = verdict.decisions[0]
-            out.labels.append(message.label)
-            # the classifier's own score grades messages (AUC, recall at FPR); the policy's
-            # total takes few values (a symbol per filter) and would tie most messages
-            out.scores.append(float(verdict.facts("classifier").get("score", decision.score)))
-            out.judged_spam.append(decision.spam)
-            out.corpora.append(spec.name)
-            if progress:
-                progress(1)
-    return out
-
-
-def score_corpora_pipeline(
-    settings: Any,
-    model: SpamModel,
-    specs: Sequence[CorpusSpec],
-    split_mode: str = "auto",
-    progress: Callable[[int], None] | None = None,
-    filters: Sequence[str] = CONTENT_FILTERS,
-) -> Scored:
-    """Each message through the content filters, policy and thresholds, as `scan` does."""
-    return asyncio.run(_pipeline_scores(settings, model, specs, split_mode, progress, filters))
 
 
 def report(model: SpamModel, scored: Scored, tag: float | None = None) -> dict[str, Any]:

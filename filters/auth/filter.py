@@ -26,6 +26,7 @@ from filters.auth.spfcheck import SpfOutcome, check_helo, check_mailfrom
 from filters.base import Scope
 from gateway.adapters import Ports
 from gateway.adapters.dns import Budget
+from gateway.address import domain_of
 from gateway.model import FilterResult, Force, ForceKind, MessageContext, OnError, Symbol
 
 GRACE = 0.5  # seconds past the DNS budget before an unfinished check is given up
@@ -160,7 +161,7 @@ def _skipped(sender: FromDomain) -> DmarcLookup:
 
 def _unanswered(mail_from: str, helo: str, sender: FromDomain, why: str) -> AuthEvidence:
     """Every check as temperror: used when DNS is unavailable or the budget ran out."""
-    domain = mail_from.rpartition("@")[2].lower()
+    domain = domain_of(mail_from)
     spf = (
         SpfOutcome("temperror", "mailfrom", domain, mail_from, why)
         if mail_from

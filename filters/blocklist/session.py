@@ -16,9 +16,9 @@ import logging
 from filters.blocklist.dnsbl import ZoneQuerier, interpret, reversed_ip, should_check
 from filters.session import SessionInfo
 from gateway.adapters import Ports
+from gateway.address import domain_of, is_role_account
 from gateway.config import DnsblZone, Settings
 from gateway.model import Reply
-from gateway.pipeline.decide import is_role_account
 
 log = logging.getLogger("mailwarden.blocklist")
 
@@ -51,7 +51,7 @@ class BlocklistSessionCheck:
     async def check_rcpt(self, session: SessionInfo, mail_from: str, rcpt: str) -> Reply | None:
         if is_role_account(rcpt):
             return None
-        domain = rcpt.rpartition("@")[2].lower()
+        domain = domain_of(rcpt)
         store = self.ports.lists
         if store is not None:
             verdict = store.judge(domain, session.client_ip, mail_from, session.helo)

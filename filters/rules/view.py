@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
 
+from gateway.address import domain_of, local_part
 from gateway.mail.mime import body_text, message_urls, url_domain
 from gateway.model import FilterResult, MessageContext
 
@@ -24,12 +25,8 @@ class Attachment:
     size: int  # bytes after transfer decoding
 
 
-def domain_of(address: str) -> str:
-    return address.rpartition("@")[2].lower().rstrip(".") if "@" in address else ""
-
-
 def local_of(address: str) -> str:
-    return address.rpartition("@")[0].lower() if "@" in address else address.lower()
+    return local_part(address).lower()
 
 
 class MessageFacts:

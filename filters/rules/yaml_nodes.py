@@ -68,7 +68,8 @@ def compose(text: str) -> yaml.Node | None:
             if isinstance(event, yaml.AliasEvent):
                 raise ParseFailure(
                     RuleError(
-                        event.start_mark.line + 1, "anchors and aliases (& and *) are not supported"
+                        (event.start_mark.line + 1) if event.start_mark else 1,
+                        "anchors and aliases (& and *) are not supported",
                     )
                 )
         nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
@@ -122,6 +123,7 @@ def kind_name(node: yaml.Node) -> str:
         return "a mapping"
     if isinstance(node, yaml.SequenceNode):
         return "a list"
+    assert isinstance(node, yaml.ScalarNode)
     value = value_of(node)
     if value is None:
         return "nothing (null)"

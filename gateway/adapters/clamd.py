@@ -157,10 +157,13 @@ class _Reader:
 class _Fixed:
     """Mixin over a pyclamd client class; see the module docstring for what it fixes."""
 
+    clamd_socket: Any  # set by pyclamd's _init_socket
+    timeout: float
+
     def __init__(self, *args: Any, timeout: float, **kwargs: Any) -> None:
         self._command_timeout = timeout
         self._deadline: float | None = None
-        super().__init__(*args, timeout=timeout, **kwargs)
+        super().__init__(*args, timeout=timeout, **kwargs)  # type: ignore[call-arg]
 
     def _init_socket(self) -> None:
         deadline = self._deadline or time.monotonic() + self._command_timeout

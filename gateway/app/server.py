@@ -21,7 +21,6 @@ from gateway.adapters.redis import connect as connect_redis
 from gateway.app import heartbeat, housekeeping
 from gateway.app.exporter import MetricsEndpoint
 from gateway.app.report_addresses import ReportAddresses
-from gateway.app.workers import orphan_dirs, spool_dir
 from gateway.config import Settings
 from gateway.delivery.outbound import Delivery
 from gateway.domain_policy import PolicyBook
@@ -37,6 +36,7 @@ from gateway.store import feedback, ledger, quarantine
 from gateway.store.av_policy import load_av_policies
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
+from gateway.store.spool_layout import orphan_dirs, spool_dir
 
 log = logging.getLogger(__name__)
 
@@ -196,6 +196,9 @@ class Gateway:
 
     async def _release(self, item: dict) -> None:
         raw = await self.db.run(quarantine.original, item["id"])
+        if raw is None:
+            log.error("quarantine item %s has no stored copy: not released", item["id"])
+            return
         sender = await self.db.run(_sender_of, item["message_id"])
         when = datetime.now(UTC)
         note = f"{item['id']} by {item.get('decided_by') or 'staff'} at {when.isoformat()}"
@@ -259,6 +262,7 @@ async def serve(settings: Settings, worker: tuple[int, int] = (0, 1), ready=None
         if gateway.metrics_address is not None:
             host, port = gateway.metrics_address
             print(f"mailwarden metrics on http://{host}:{port}/metrics", flush=True)
-        print(f"mailwarden listening on {gateway.address[0]}:{gateway.address[1]}", flush=True)
+        host, port = gateway.address or ("?", 0)
+        print(f"mailwarden listening on {host}:{port}", flush=True)
     await stop.wait()
     await gateway.stop()

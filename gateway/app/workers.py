@@ -11,7 +11,6 @@ supervisor (PR_SET_PDEATHSIG): a killed supervisor leaves no orphan listening.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import logging
 import multiprocessing
@@ -21,6 +20,7 @@ import signal
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from gateway.config import Settings
 
@@ -28,33 +28,6 @@ log = logging.getLogger(__name__)
 
 RESTART_DELAY = 1.0
 PR_SET_PDEATHSIG = 1
-
-
-def spool_dir(root: Path, index: int, count: int) -> Path:
-    """Worker `index` of `count`: the root itself for a single process."""
-    return root if count == 1 else root / f"w{index}"
-
-
-def orphan_dirs(root: Path, index: int, count: int) -> list[Path]:
-    """Spool directories of an earlier run that worker `index` takes over."""
-    found: list[Path] = []
-    if count > 1 and index == 0 and (root / "queue").is_dir():
-        found.append(root)  # a single-process run before
-    for child in sorted(root.glob("w*")):
-        suffix = child.name[1:]
-        if not suffix.isdigit() or not (child / "queue").is_dir():
-            continue
-        owner = int(suffix)
-        if (count == 1 or owner >= count) and owner % count == index:
-            found.append(child)
-    return found
-
-
-def all_spool_dirs(root: Path) -> list[Path]:
-    """Every spool directory under `root` (for `mailwarden queue`)."""
-    dirs = [root] if (root / "queue").is_dir() else []
-    dirs += [d for d in sorted(root.glob("w*")) if (d / "queue").is_dir()]
-    return dirs
 
 
 def _die_with_parent() -> None:
@@ -67,14 +40,12 @@ def _die_with_parent() -> None:
 
 def _child(settings: Settings, index: int, count: int, ready, log_level: int) -> None:
     _die_with_parent()
-    from gateway.app.server import serve
-    from gateway.cli.serve import loop_factory
+    from gateway.app.run import run_gateway
     from gateway.monitor import logsetup
 
     logsetup.configure(settings.log.format, log_level, worker=index)
     logging.getLogger("mail.log").setLevel(max(log_level, logging.WARNING))
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(settings, worker=(index, count), ready=ready))
+    run_gateway(settings, worker=(index, count), ready=ready)
 
 
 def supervise(settings: Settings, count: int, log_level: int) -> int:
@@ -135,13 +106,14 @@ class _Metrics:
         self.dir = Path(tempfile.mkdtemp(prefix="mailwarden-metrics-"))
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(self.dir)
         self.settings = settings
-        self.endpoint = None
+        self.endpoint: Any = None  # an exporter.MetricsEndpoint once started
 
     def start(self) -> tuple[str, int]:
         from gateway.app.exporter import MetricsEndpoint
 
-        self.endpoint = MetricsEndpoint(self.settings, multiprocess_dir=self.dir)
-        return self.endpoint.start()
+        endpoint = MetricsEndpoint(self.settings, multiprocess_dir=self.dir)
+        self.endpoint = endpoint
+        return endpoint.start()
 
     def process_dead(self, pid: int) -> None:
         from prometheus_client import multiprocess

@@ -9,7 +9,10 @@ from typing import Any
 
 from gateway.cli import CliError
 
-CONTENT_FILTERS = ("classifier", "rules")  # as training.scoring (not imported: CLI start-up)
+CONTENT_FILTERS = (
+    "classifier",
+    "rules",
+)  # as gateway.evaluation.classifier (not imported: CLI start-up)
 
 
 def register(subparsers: Any) -> None:
@@ -65,10 +68,11 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from gateway.config import Settings, load_settings
+    from gateway.evaluation.classifier import score_corpora_pipeline
     from gateway.pipeline.chain import FILTER_NAMES
     from training.corpus import CorpusError, parse_spec
     from training.model import ModelError, SpamModel, default_model_path
-    from training.scoring import report, score_corpora, score_corpora_pipeline
+    from training.scoring import report, score_corpora
 
     settings = load_settings(args.config) if args.config else Settings()
     if args.model:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import getpass
 
+from gateway.address import domain_of
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
 from gateway.config import Settings, load_settings
@@ -50,7 +51,7 @@ def _target(settings: Settings, text: str) -> str:
         target = av_policy.normalise_target(text)
     except ValueError as exc:
         raise CliError(str(exc)) from None
-    domain = target.rpartition("@")[2]
+    domain = domain_of(target)
     if settings.domains.accept and not settings.accepts(domain):
         raise CliError(f"{text}: {domain} is not an accepted domain (domains.accept)")
     return target

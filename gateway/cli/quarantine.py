@@ -82,8 +82,8 @@ def _show(db: Database, settings: Settings, args: argparse.Namespace) -> int:
             print(f"{name}: {value}")
     print("structure:")
     for part in msg.walk():
-        name = part.get_filename()
-        print(f"  {part.get_content_type()}" + (f"  name={name!r}" if name else ""))
+        filename = part.get_filename()
+        print(f"  {part.get_content_type()}" + (f"  name={filename!r}" if filename else ""))
     return 0
 
 

@@ -19,12 +19,12 @@ from email.parser import BytesHeaderParser
 from email.policy import default as default_policy
 from pathlib import Path
 
-from gateway.app.workers import all_spool_dirs
 from gateway.cli import CliError
 from gateway.cli.common import acting_user, add_config_argument, print_json
 from gateway.config import load_settings
 from gateway.delivery import control
 from gateway.store.spool import Job, Spool
+from gateway.store.spool_layout import all_spool_dirs
 
 SHOWN_HEADERS = ("From", "To", "Cc", "Subject", "Date", "Message-ID")
 
@@ -197,10 +197,11 @@ def run_control(args: argparse.Namespace) -> int:
         else:
             print(message)
         return 1
-    failed = [a for a in answers if not a["ok"]]
+    done = [a for a in answers if a is not None]
+    failed = [a for a in done if not a["ok"]]
     if args.json:
-        print_json(answers[0] if len(answers) == 1 else answers)
+        print_json(done[0] if len(done) == 1 else done)
     else:
-        for a in answers:
+        for a in done:
             print(a["message"])
     return 1 if failed else 0

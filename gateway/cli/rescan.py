@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import Any
 
 from filters.antivirus import classify
 from gateway.adapters.clamd import ClamdClient, ScanError
@@ -50,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         create_schema(engine)
         refs, blobs = attachments.purge(engine, now, settings.clamav.attachment_retention_days)
         version = client.version_sync()
-        hits, missed, scanned, too_large = [], 0, 0, 0
+        hits: list[dict[str, Any]] = []
+        missed, scanned, too_large = 0, 0, 0
         for sha in attachments.blobs_to_rescan(engine, since):
             data = attachments.blob(engine, sha)
             if data is None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import logging
 
 from gateway.cli.common import add_config_argument
@@ -30,20 +29,10 @@ def run(args: argparse.Namespace) -> int:
         from gateway.app.workers import supervise
 
         return supervise(settings, settings.smtp.processes, logging.getLogger().level)
-    from gateway.app.server import serve
+    from gateway.app.run import run_gateway
 
-    with asyncio.Runner(loop_factory=loop_factory()) as runner:
-        runner.run(serve(settings))
+    run_gateway(settings)
     return 0
-
-
-def loop_factory():
-    """uvloop when installed: the event loop itself is a quarter of the gateway's CPU."""
-    try:
-        import uvloop
-    except ImportError:
-        return None
-    return uvloop.new_event_loop
 
 
 def check_schema(url: str) -> None:

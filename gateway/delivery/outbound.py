@@ -23,14 +23,16 @@ from datetime import UTC, datetime
 import aiosmtplib
 
 from gateway.adapters.dns import DnsError, NoRecord, Resolver
+from gateway.address import domain_of
 from gateway.config import Settings, parse_host_port
 from gateway.delivery import control
 from gateway.delivery.dsn import build_dsn
+from gateway.model import RcptStatus
 from gateway.monitor import events
 from gateway.outages import OUTAGES
 from gateway.store import ledger
 from gateway.store.db import Database
-from gateway.store.spool import BOUNCED, DELIVERED, PENDING, Job, RcptState, Spool, new_queue_id
+from gateway.store.spool import Job, RcptState, Spool, new_queue_id
 
 log = logging.getLogger(__name__)
 
@@ -273,7 +275,8 @@ class Delivery:
             if hosts:
                 outcomes, remote = await self._send(hosts, job, data, [r.rcpt for r in pending])
             else:
-                outcomes, remote = {r.rcpt: route_error for r in pending}, "-"
+                failed = route_error or Outcome("temp", "no route")
+                outcomes, remote = {r.rcpt: failed for r in pending}, "-"
         except Exception as exc:
             log.exception("%s: delivery attempt %d failed unexpectedly", job.id, job.attempts)
             outcomes, remote = {r.rcpt: _internal_error(exc) for r in pending}, "-"
@@ -283,15 +286,15 @@ class Delivery:
             o = outcomes[r.rcpt]
             r.last_error = None if o.kind == "ok" else o.text
             if o.kind == "ok":
-                r.status = DELIVERED
+                r.status = RcptStatus.DELIVERED
             elif o.kind == "perm":
-                r.status, r.dsn_status = BOUNCED, o.status
+                r.status, r.dsn_status = RcptStatus.BOUNCED, o.status
             elif expired:
-                r.status, r.dsn_status = BOUNCED, "4.4.7"
+                r.status, r.dsn_status = RcptStatus.BOUNCED, "4.4.7"
                 r.last_error = f"expired after {job.attempts} attempts: {o.text}"
-        delivered = [r for r in pending if r.status == DELIVERED]
-        bounced = [r for r in pending if r.status == BOUNCED]
-        deferred = [r for r in pending if r.status == PENDING]
+        delivered = [r for r in pending if r.status == RcptStatus.DELIVERED]
+        bounced = [r for r in pending if r.status == RcptStatus.BOUNCED]
+        deferred = [r for r in pending if r.status == RcptStatus.PENDING]
         if bounced and job.mail_from and job.kind != "dsn":
             await self._send_dsn(job, bounced, data, remote)
         results = [
@@ -354,7 +357,7 @@ class Delivery:
         if self.db is None or job.kind == "dsn":
             return
         now = datetime.now(UTC)
-        done = "released" if job.kind == "release" else "delivered"
+        done = RcptStatus.RELEASED if job.kind == "release" else RcptStatus.DELIVERED
         tried = [
             {
                 "message_id": job.queue_id,
@@ -374,8 +377,8 @@ class Delivery:
         try:
             for status, group, when in (
                 (done, delivered, now),
-                ("bounced", bounced, None),
-                ("pending", deferred, None),
+                (RcptStatus.BOUNCED, bounced, None),
+                (RcptStatus.PENDING, deferred, None),
             ):
                 for error, rcpts in _by_error(group).items():
                     await self.db.write(
@@ -416,7 +419,7 @@ class Delivery:
         next_hop = [parse_host_port(self.cfg.next_hop)]
         if job.kind != "dsn":
             return next_hop, None
-        domain = job.rcpts[0].rcpt.rpartition("@")[2].lower()
+        domain = domain_of(job.rcpts[0].rcpt)
         if self.settings.accepts(domain):
             return next_hop, None
         if self.cfg.bounce_relay:

@@ -27,11 +27,10 @@ from typing import Any
 
 from gateway.mail.received import received_context
 from gateway.mail.render import render
-from gateway.model import Envelope, MessageContext
+from gateway.model import DELIVERABLE, Envelope, MessageContext, Verdict
 from gateway.pipeline.decide import ANTIVIRUS
-from gateway.pipeline.run import Pipeline, Verdict
+from gateway.pipeline.run import Pipeline
 from gateway.report.stats import wilson
-from gateway.smtp.intake import DELIVERABLE
 
 EVAL_RCPT = "eval@example.invalid"
 

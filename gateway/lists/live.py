@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from gateway.lists import records as list_records
-from gateway.lists.match import ListSnapshot, Verdict
+from gateway.lists.match import ListHit, ListSnapshot
 
 log = logging.getLogger("mailwarden.lists")
 
@@ -73,7 +73,7 @@ class ListStore:
         sender: str = "",
         helo: str = "",
         now: datetime | None = None,
-    ) -> Verdict | None:
+    ) -> ListHit | None:
         return self.snapshot.judge(domain, now or datetime.now(UTC), ip, sender, helo)
 
     async def reload(self, force: bool = False) -> bool:

@@ -185,7 +185,7 @@ def _first_active(entries: list[Entry] | None, now: datetime) -> Entry | None:
 
 
 @dataclass(frozen=True)
-class Verdict:
+class ListHit:
     list: str  # block | allow
     entry: Entry
 
@@ -208,7 +208,7 @@ class ListSnapshot:
         ip: str | None = None,
         sender: str = "",
         helo: str = "",
-    ) -> Verdict | None:
+    ) -> ListHit | None:
         """The entry deciding for this client and sender in `domain`, if any."""
         address = None
         if ip:
@@ -225,7 +225,7 @@ class ListSnapshot:
                     continue
                 entry = table.match(address, sender, helo, now)
                 if entry is not None:
-                    return Verdict(name, entry)
+                    return ListHit(name, entry)
             if level == GLOBAL:
                 break
         return None

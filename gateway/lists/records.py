@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Literal, overload
 
 from sqlalchemy import (
     Column,
@@ -83,6 +83,10 @@ class ImportRecord:
     entries: int
 
 
+@overload
+def _utc(value: datetime) -> datetime: ...
+@overload
+def _utc(value: None) -> None: ...
 def _utc(value: datetime | None) -> datetime | None:
     """SQLite hands back naive datetimes: they were written in UTC."""
     if value is None:
@@ -229,7 +233,7 @@ def replace_import(
 ) -> int:
     """Replace every entry of `source` by (kind, value, reason) entries, atomically."""
     now = datetime.now(UTC)
-    rows = {}
+    rows: dict[tuple[str, str], str | None] = {}
     for kind, value, reason in entries:
         rows.setdefault((kind, value), reason)
     payload = [

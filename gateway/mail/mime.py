@@ -220,7 +220,7 @@ def part_filename(part: email.message.Message) -> str | None:
 def leaf_parts(msg: email.message.Message, prefix: str = "", depth: int = 0):
     """Yield every leaf `Part`, following multiparts and message/rfc822 bodies."""
     if msg.is_multipart():
-        children = msg.get_payload()
+        children: list[email.message.Message] = msg.get_payload()  # type: ignore[assignment]
         if depth >= MAX_DEPTH:
             yield _leaf(msg, prefix or "1", depth, {"too_deep"})
             return

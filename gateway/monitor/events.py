@@ -16,7 +16,7 @@ from gateway.model import Reply
 from gateway.monitor import metrics
 
 if TYPE_CHECKING:
-    from gateway.pipeline.run import Verdict
+    from gateway.model import Verdict
 
 EVENTS = logging.getLogger("mailwarden.events")
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+from gateway.address import is_role_account
 from gateway.domain_policy import DomainPolicy
 from gateway.model import (
     Action,
@@ -38,17 +39,12 @@ from gateway.model import (
 
 ANTIVIRUS = "antivirus"  # the antivirus filter's name
 RULES = "rules"  # the domain's custom rules: explicit actions an allow does not lift
-ROLE_ACCOUNTS = frozenset({"abuse", "postmaster"})
 
 _FORCED_ACTION = {
     ForceKind.TAG: Action.TAG,
     ForceKind.QUARANTINE: Action.QUARANTINE,
     ForceKind.REJECT: Action.REJECT,
 }
-
-
-def is_role_account(rcpt: str) -> bool:
-    return rcpt.rpartition("@")[0].lower() in ROLE_ACCOUNTS
 
 
 def score_symbols(

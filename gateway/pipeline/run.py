@@ -18,16 +18,17 @@ from typing import Any
 
 from filters.base import Filter, Scope
 from gateway.adapters import Ports
+from gateway.address import domain_of
 from gateway.domain_policy import PolicyBook
 from gateway.model import (
     AvPolicy,
-    Decision,
     FilterResult,
     Force,
     ForceKind,
     MessageContext,
     OnError,
     Symbol,
+    Verdict,
 )
 from gateway.pipeline.decide import decide
 
@@ -37,36 +38,19 @@ AvPolicyLoader = Callable[[Sequence[str]], Awaitable[Mapping[str, AvPolicy]]]
 
 
 @dataclass(frozen=True)
-class Verdict:
-    """Everything the pipeline concluded about one message."""
-
-    ctx: MessageContext
-    results: Mapping[str, Mapping[str, FilterResult]]  # domain -> filter -> result
-    decisions: tuple[Decision, ...]
-    timings_ms: Mapping[str, float]
-
-    def decision_for(self, rcpt: str) -> Decision:
-        return next(d for d in self.decisions if d.rcpt == rcpt)
-
-    def facts(self, filter_name: str) -> Mapping[str, Any]:
-        """A filter's facts (the same for every domain: they come from its lookup)."""
-        for by_filter in self.results.values():
-            if filter_name in by_filter:
-                return by_filter[filter_name].facts
-        return {}
-
-
-@dataclass(frozen=True)
 class LookupFailure:
     reason: str
 
 
-def rcpt_domain(rcpt: str) -> str:
-    return rcpt.rpartition("@")[2].lower()
-
-
 def failure_result(filt: Filter, reason: str) -> FilterResult:
-    """A failed lookup: an error symbol, and a tempfail if the filter demands one."""
+    """A failed lookup: an error symbol, and a tempfail if the filter demands one.
+
+    A filter that owns its failure (its own symbol and error policy, as the antivirus
+    filter does) says so with a `failure(reason)` method; the rest get `NAME_ERROR`."""
+    own = getattr(filt, "failure", None)
+    if own is not None:
+        result: FilterResult = own(reason)
+        return result
     force = None
     if filt.on_error == OnError.TEMPFAIL:
         force = Force(ForceKind.TEMPFAIL, f"{filt.name}: {reason}", filt.name)
@@ -100,13 +84,13 @@ class Pipeline:
         )
         mark = time.perf_counter()
         results: dict[str, dict[str, FilterResult]] = {}
-        for domain in dict.fromkeys(rcpt_domain(r) for r in ctx.envelope.rcpt_tos):
+        for domain in dict.fromkeys(domain_of(r) for r in ctx.envelope.rcpt_tos):
             results[domain] = self._evaluate(ctx, evidence, domain)
         decisions = tuple(
             decide(
                 rcpt,
-                self.book.for_domain(rcpt_domain(rcpt)),
-                results[rcpt_domain(rcpt)],
+                self.book.for_domain(domain_of(rcpt)),
+                results[domain_of(rcpt)],
                 policies.get(rcpt, AvPolicy()),
             )
             for rcpt in ctx.envelope.rcpt_tos

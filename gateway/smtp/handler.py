@@ -12,7 +12,6 @@ import contextlib
 import logging
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 from aiosmtpd.smtp import Envelope as SmtpEnvelope
@@ -138,6 +137,21 @@ class GatewayHandler:
         if not task.cancelled() and task.exception() is not None:
             log.warning("could not record a refusal: %s", task.exception())
 
+    def on_connect(self, session: Session) -> None:
+        """Connect-time checks (the DNSBL prefetch) start now, in the background: the
+        greeting never waits for them. A refusal one of them finds is answered at MAIL,
+        as Postfix's smtpd_delay_reject does, so the client hears why."""
+        if self.checks and session.peer:
+            info = SessionInfo(client_ip=session.peer[0], helo="")
+            session.connect_checks = asyncio.ensure_future(self._connect_checks(info))
+
+    async def _connect_checks(self, info: SessionInfo) -> tuple[Reply, str] | None:
+        for check in self.checks:
+            refusal = await check.check_connect(info)
+            if refusal is not None:
+                return refusal, check.name
+        return None
+
     def _start_ptr_lookup(self, session: Session) -> None:
         """The client's reverse DNS name, looked up while the dialogue goes on."""
         if self.resolver is None or hasattr(session, "ptr") or not session.peer:
@@ -168,6 +182,12 @@ class GatewayHandler:
         if encoding is not None:
             return str(encoding)
         info = self._info(session)
+        at_connect = getattr(session, "connect_checks", None)
+        found = await at_connect if at_connect is not None else None
+        if found is not None:
+            refusal, source = found
+            self._record_refusal(info, "connect", sender, None, refusal, source)
+            return str(refusal)
         for check in self.checks:
             refusal = await check.check_mail(info, sender)
             if refusal is not None:
@@ -237,17 +257,16 @@ class GatewayHandler:
 def _refusal_row(
     info: SessionInfo, stage: str, sender: str, rcpt: str | None, reply: str, source: str
 ) -> dict[str, Any]:
-    return {
-        "at": datetime.now(UTC),
-        "client_ip": info.client_ip,
-        "client_hostname": info.client_hostname,
-        "helo": info.helo[:255],
-        "mail_from": sender[:512],
-        "rcpt": rcpt[:512] if rcpt else None,
-        "stage": stage,
-        "source": source[:64],
-        "reply": reply[:512],
-    }
+    return ledger.refusal_row(
+        client_ip=info.client_ip,
+        client_hostname=info.client_hostname,
+        helo=info.helo,
+        stage=stage,
+        sender=sender,
+        rcpt=rcpt,
+        reply=reply,
+        source=source,
+    )
 
 
 async def _first_ptr(resolver: Resolver, ip: str) -> str | None:

@@ -16,12 +16,23 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.address import domain_of
 from gateway.mail.received import received_context
 from gateway.mail.render import render
 from gateway.mail.structure import scan_structure
-from gateway.model import Action, Decision, Envelope, MessageContext, Rendering, Reply
+from gateway.model import (
+    DELIVERABLE,
+    Action,
+    Decision,
+    Envelope,
+    MessageContext,
+    RcptStatus,
+    Rendering,
+    Reply,
+    Verdict,
+)
 from gateway.monitor import events
-from gateway.pipeline.run import Pipeline, Verdict, rcpt_domain
+from gateway.pipeline.run import Pipeline
 from gateway.store import attachments, ledger, quarantine
 from gateway.store.db import Database, batched
 from gateway.store.spool import Job, RcptState, Spool, new_queue_id
@@ -29,7 +40,6 @@ from gateway.store.spool import Job, RcptState, Spool, new_queue_id
 log = logging.getLogger(__name__)
 
 TEMPFAIL_REPLY = Reply(451, "4.3.0", "Temporary failure, please try again later")
-DELIVERABLE = (Action.ACCEPT, Action.TAG)
 HELD = (Action.QUARANTINE, Action.REJECT)
 SPOOL_THREADS = 16
 # (envelope, raw) -> (envelope left to filter, the reply when nothing is left)
@@ -131,11 +141,11 @@ class Intake:
         tempfails = [d for d in decisions if d.action == Action.TEMPFAIL]
         if tempfails:
             reply = tempfails[0].reply or TEMPFAIL_REPLY
-            await self._record_refusal(verdict, "tempfailed", reply)
+            await self._record_refusal(verdict, RcptStatus.TEMPFAILED, reply)
             return reply
         if all(d.action == Action.REJECT for d in decisions):
             reply = decisions[0].reply or Reply(550, "5.7.1", "Message refused")
-            await self._record_refusal(verdict, "rejected", reply)
+            await self._record_refusal(verdict, RcptStatus.REJECTED, reply)
             return reply
         return await self._accept(verdict)
 
@@ -156,7 +166,7 @@ class Intake:
         items, item_of = self._quarantine_items(verdict)
         jobs = self._delivery_jobs(verdict, item_of)
         status = {
-            d.rcpt: "pending" if d.action in DELIVERABLE else "quarantined"
+            d.rcpt: RcptStatus.PENDING if d.action in DELIVERABLE else RcptStatus.QUARANTINED
             for d in verdict.decisions
         }
         row = ledger.message_row(verdict, "accepted", str(reply), self.node, datetime.now(UTC))
@@ -232,9 +242,9 @@ class Intake:
         groups: dict[tuple[str, str], list[Decision]] = {}
         for d in verdict.decisions:
             if d.action in HELD:
-                groups.setdefault((rcpt_domain(d.rcpt), _quarantine_kind(d)), []).append(d)
+                groups.setdefault((domain_of(d.rcpt), _quarantine_kind(d)), []).append(d)
             elif d.virus and d.virus.original_kept:
-                key = (rcpt_domain(d.rcpt), quarantine.VIRUS_ORIGINAL)
+                key = (domain_of(d.rcpt), quarantine.VIRUS_ORIGINAL)
                 groups.setdefault(key, []).append(d)
         items, item_of = [], {}
         for index, ((domain, kind), group) in enumerate(groups.items()):

@@ -175,7 +175,8 @@ class GatewaySMTP(SMTP):
         self._held: list[bytes] = []  # replies not sent yet (see push)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        if self._client_ip is None and not self._refused:  # not the STARTTLS re-entry
+        first = self._client_ip is None and not self._refused  # not the STARTTLS re-entry
+        if first:
             peer = transport.get_extra_info("peername") or ("unknown", 0)
             refusal = self._guard.admit(self, peer[0]) if self._guard else None
             if refusal:
@@ -185,6 +186,9 @@ class GatewaySMTP(SMTP):
                 return
             self._client_ip = peer[0]
         super().connection_made(transport)
+        on_connect = getattr(self.event_handler, "on_connect", None)
+        if first and on_connect is not None:
+            on_connect(self.session)  # the handler's connect-time checks
 
     def connection_lost(self, error: Exception | None) -> None:
         if self._refused:

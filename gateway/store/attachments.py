@@ -192,7 +192,7 @@ def _insert_or_ignore(conn: Connection, values: dict[str, Any]) -> int:
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
     else:  # pragma: no cover - the two databases the project supports
         raise RuntimeError(f"unsupported database {dialect}")
     stmt = insert(attachment_blobs).values(**values).on_conflict_do_nothing()

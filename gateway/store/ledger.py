@@ -10,7 +10,8 @@ quarantined mail as legitimate).
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -33,11 +34,12 @@ from sqlalchemy import (
 )
 from sqlalchemy.engine import Connection, Engine
 
+from gateway.address import domain_of
 from gateway.model import FilterResult
 from gateway.store.db import batched, metadata
 
 if TYPE_CHECKING:
-    from gateway.pipeline.run import Verdict
+    from gateway.model import Verdict
 
 messages = Table(
     "messages",
@@ -138,6 +140,32 @@ Index("ix_refusals_at", refusals.c.at)
 Index("ix_refusals_client_ip", refusals.c.client_ip)
 
 
+def refusal_row(
+    *,
+    client_ip: str,
+    client_hostname: str | None,
+    helo: str,
+    stage: str,
+    sender: str,
+    rcpt: str | None,
+    reply: object,
+    source: str,
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """Evidence of a refused sender (who, when, why), cut to the columns' sizes."""
+    return {
+        "at": at or datetime.now(UTC),
+        "client_ip": client_ip,
+        "client_hostname": client_hostname,
+        "helo": helo[:255],
+        "mail_from": sender[:512],
+        "rcpt": rcpt[:512] if rcpt else None,
+        "stage": stage,
+        "source": source[:64],
+        "reply": str(reply)[:512],
+    }
+
+
 def record_refusal(conn: Connection, row: dict[str, Any]) -> None:
     conn.execute(insert(refusals), [row])
 
@@ -231,7 +259,7 @@ def message_row(
 
 
 def recipient_rows(
-    verdict: Verdict, status: dict[str, str], quarantine_ids: dict[str, str]
+    verdict: Verdict, status: Mapping[str, str], quarantine_ids: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     rows = []
     for d in verdict.decisions:
@@ -239,7 +267,7 @@ def recipient_rows(
             {
                 "message_id": verdict.ctx.queue_id,
                 "rcpt": d.rcpt,
-                "domain": d.rcpt.rpartition("@")[2].lower(),
+                "domain": domain_of(d.rcpt),
                 "action": str(d.action),
                 "score": round(d.score, 3),
                 "spam": d.spam,

@@ -18,9 +18,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from gateway.model import RcptStatus
 
-PENDING, DELIVERED, BOUNCED = "pending", "delivered", "bounced"
+log = logging.getLogger(__name__)
 
 
 def new_queue_id() -> str:
@@ -31,7 +31,7 @@ def new_queue_id() -> str:
 @dataclass
 class RcptState:
     rcpt: str
-    status: str = PENDING
+    status: str = RcptStatus.PENDING
     last_error: str | None = None
     dsn_status: str | None = None  # enhanced status for a bounce, e.g. "5.1.1"
 
@@ -54,7 +54,7 @@ class Job:
 
     @property
     def pending(self) -> list[RcptState]:
-        return [r for r in self.rcpts if r.status == PENDING]
+        return [r for r in self.rcpts if r.status == RcptStatus.PENDING]
 
     def to_json(self) -> bytes:
         state = {f.name: getattr(self, f.name) for f in fields(self)}

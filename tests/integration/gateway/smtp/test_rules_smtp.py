@@ -4,6 +4,7 @@ postmaster@ still receive their mail."""
 
 from __future__ import annotations
 
+import smtplib
 import textwrap
 import time
 from email.message import EmailMessage
@@ -231,3 +232,35 @@ def test_dnsbl_listed_client_is_refused_at_rcpt_naming_the_list(tmp_path, sink, 
         got = sink.wait_for(1)[0]
         assert got.rcpts == ("abuse@example.test",)
         assert b"DNSBL_LISTED" in got.data
+
+
+def test_dnsbl_query_starts_at_connect_before_the_client_says_anything(tmp_path, sink, dns_server):
+    """The connect-time session check prefetches the client's answer from a rejecting
+    DNSBL: the query is on the wire while the client has only read the greeting."""
+    directory = tmp_path / "gw"
+    directory.mkdir()
+    config = write_config(
+        directory,
+        sink.address,
+        {
+            "dns": {"nameservers": [dns_server.nameserver], "timeout": 1.0},
+            "blocklist": {"check_private": True},
+        },
+    )
+    config.write_text(
+        # a zone of its own: the in-process answer cache must not hold this client yet
+        config.read_text() + '\n[[dnsbl]]\nzone = "connect.bl.test"\nweight = 4.0\nreject = true\n'
+    )
+    with InProcessGateway(config) as gw:
+        client = smtplib.SMTP()
+        code, _ = client.connect("127.0.0.1", gw.port)
+        assert code == 220
+        deadline = time.monotonic() + 10
+        asked = []
+        while time.monotonic() < deadline and not asked:
+            asked = [
+                q for q in dns_server.zone.queries if q[0].startswith("1.0.0.127.connect.bl.test")
+            ]
+            time.sleep(0.05)
+        client.quit()
+    assert asked, "no DNSBL query was made before EHLO"

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import subprocess
 import sys
-import threading
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from sqlalchemy import Engine, MetaData, insert, select, text
 from gateway.store import schema
 from gateway.store.db import Database, create_schema, make_engine
 from tests.support.gateway import REPO, write_config
+from tests.support.schema_race import create_schema_concurrently
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -187,25 +187,7 @@ def test_a_database_upgraded_by_a_newer_release_is_refused_too(engine):
 
 
 def test_nodes_starting_together_on_one_empty_postgres_schema_all_open_it(postgres_url):
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
-
-    def open_store() -> None:
-        engine = make_engine(postgres_url)
-        start.wait()
-        try:
-            create_schema(engine)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            engine.dispose()
-
-    threads = [threading.Thread(target=open_store) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(60)
-    assert errors == []
+    assert create_schema_concurrently(postgres_url, timeout=60) == []
     engine = make_engine(postgres_url)
     try:
         with engine.connect() as conn:

@@ -9,6 +9,7 @@ from sqlalchemy import inspect
 from sqlalchemy.exc import OperationalError
 
 from gateway.store.db import create_schema, make_engine, metadata
+from tests.support.schema_race import create_schema_concurrently
 
 
 def test_create_schema_looks_again_when_another_process_created_a_table(tmp_path, monkeypatch):
@@ -30,25 +31,7 @@ def test_create_schema_looks_again_when_another_process_created_a_table(tmp_path
 
 def test_concurrent_create_schema_on_one_database_all_succeed(tmp_path):
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
-    errors: list[BaseException] = []
-    start = threading.Barrier(4)
-
-    def create() -> None:
-        engine = make_engine(url)
-        start.wait()
-        try:
-            create_schema(engine)
-        except BaseException as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            engine.dispose()
-
-    threads = [threading.Thread(target=create) for _ in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert errors == []
+    assert create_schema_concurrently(url, timeout=30) == []
 
 
 def test_a_group_makes_batched_writes_at_once_and_isolates_a_failing_one(tmp_path):

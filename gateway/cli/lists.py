@@ -13,20 +13,18 @@ import json
 import os
 import re
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, settings_from
+from gateway.cli.when import DURATION, parse_duration
 from gateway.config import Settings
 from gateway.lists import records as list_records
 from gateway.lists.importer import parse_list_file
 from gateway.lists.live import notify_sync
 from gateway.lists.match import KINDS, LISTS, Entry, normalise_domain, parse_value
 from gateway.store.db import create_schema, make_engine
-
-_DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -112,9 +110,8 @@ def _domain(settings: Settings, value: str) -> str:
 def parse_expiry(text: str | None, now: datetime) -> datetime | None:
     if not text:
         return None
-    match = _DURATION.match(text.strip().lower())
-    if match:
-        return now + timedelta(seconds=int(match.group(1)) * _UNITS[match.group(2)])
+    if DURATION.match(text.strip().lower()):
+        return now + parse_duration(text, "--expires")
     try:
         when = datetime.fromisoformat(text.strip())
     except ValueError:

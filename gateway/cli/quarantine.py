@@ -9,10 +9,11 @@ import argparse
 import email
 import email.policy
 import getpass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
+from gateway.cli.when import human_duration, parse_duration
 from gateway.config import Settings, load_settings
 from gateway.store import quarantine
 from gateway.store.db import Database
@@ -40,9 +41,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_argument(purge)
     purge.add_argument(
         "--older-than",
-        type=float,
-        metavar="DAYS",
-        help="days; default [quarantine] retention_days (the gateway purges hourly itself)",
+        metavar="AGE",
+        help="7d, 12h, 30m (a bare number is days); default [quarantine] retention_days "
+        "(the gateway purges hourly itself)",
     )
     parser.set_defaults(func=run)
 
@@ -102,11 +103,12 @@ def _delete(db: Database, settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _purge(db: Database, settings: Settings, args: argparse.Namespace) -> int:
-    days = args.older_than if args.older_than is not None else settings.quarantine.retention_days
-    if days < 0:
-        raise CliError(f"--older-than {days}: must be 0 or more days")
-    count = quarantine.purge(db.engine, datetime.now(UTC), days)
-    print(f"{count} item(s) older than {days:g} day(s) purged")
+    if args.older_than is not None:
+        age = parse_duration(args.older_than, "--older-than", bare_unit="d")
+    else:
+        age = timedelta(days=settings.quarantine.retention_days)
+    count = quarantine.purge(db.engine, datetime.now(UTC), age.total_seconds() / 86400)
+    print(f"{count} item(s) older than {human_duration(age)} purged")
     return 0
 
 

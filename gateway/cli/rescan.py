@@ -17,24 +17,21 @@ from filters.antivirus import classify
 from gateway.adapters.clamd import ClamdClient, ScanError
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
+from gateway.cli.when import parse_time
 from gateway.config import load_settings
 from gateway.store import attachments
 from gateway.store.db import create_schema, make_engine
 
 
 def parse_since(text: str) -> datetime:
-    """'2026-11-01' or an ISO date-time; naive values are UTC."""
-    try:
-        when = datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise CliError(f"--since {text!r}: expected a date like 2026-11-01") from None
-    return when if when.tzinfo else when.replace(tzinfo=UTC)
+    """'2026-11-01', an ISO date-time (naive values are UTC) or a span back: 7d."""
+    return parse_time(text, "--since")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("rescan", help="rescan kept attachments with current signatures")
     add_config_argument(parser)
-    parser.add_argument("--since", required=True, metavar="DATE", help="e.g. 2026-11-01")
+    parser.add_argument("--since", required=True, metavar="DATE", help="e.g. 2026-11-01 or 7d")
     parser.add_argument("--json", action="store_true")
     parser.set_defaults(func=run)
 

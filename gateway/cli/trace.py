@@ -9,18 +9,15 @@ and feedback; refusals at MAIL/RCPT for a sender or recipient too.
 from __future__ import annotations
 
 import argparse
-import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
+from gateway.cli.when import parse_time
 from gateway.config import load_settings
 from gateway.report.trace import DEFAULT_LIMIT, TraceQuery, trace
 from gateway.store.db import create_schema, make_engine
-
-_RELATIVE = re.compile(r"^(\d+)\s*([mhdw])$")
-_UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,17 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def parse_since(text: str, now: datetime | None = None) -> datetime:
     """An ISO date or time (naive: UTC), or a span back from now: 30m, 2h, 3d, 1w."""
-    value = text.strip()
-    relative = _RELATIVE.match(value)
-    if relative:
-        span = timedelta(**{_UNITS[relative.group(2)]: int(relative.group(1))})
-        return (now or datetime.now(UTC)) - span
-    try:
-        when = datetime.fromisoformat(value)
-    except ValueError:
-        raise CliError(f"--since {text!r}: expected 2026-11-01, an ISO time, or 2h / 3d") from None
-    # the ledger keeps UTC (SQLite stores no offset): compare in UTC
-    return when.astimezone(UTC) if when.tzinfo else when.replace(tzinfo=UTC)
+    return parse_time(text, "--since", now)
 
 
 def run(args: argparse.Namespace) -> int:

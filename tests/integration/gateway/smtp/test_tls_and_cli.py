@@ -245,11 +245,15 @@ def test_quarantine_items_past_their_retention_are_purged_and_the_ledger_stays(m
     assert actions == ["quarantine", "quarantine"]  # the verdicts stay for the report
 
     kept = mailwarden("quarantine", "purge", "-c", str(gw.config))
-    assert kept.returncode == 0 and kept.stdout.startswith("0 item(s) older than 30 day(s)")
+    assert kept.returncode == 0 and kept.stdout.startswith("0 item(s) older than 30d")
+    hours = mailwarden("quarantine", "purge", "-c", str(gw.config), "--older-than", "12h")
+    assert hours.returncode == 0 and hours.stdout.startswith("0 item(s) older than 12h")
     purged = mailwarden("quarantine", "purge", "-c", str(gw.config), "--older-than", "0")
     assert purged.returncode == 0 and purged.stdout.startswith("1 item(s)")
     bad = mailwarden("quarantine", "purge", "-c", str(gw.config), "--older-than", "-1")
     assert bad.returncode == 2 and "--older-than" in bad.stderr
+    junk = mailwarden("quarantine", "purge", "-c", str(gw.config), "--older-than", "soon")
+    assert junk.returncode == 2 and "30m, 12h, 7d" in junk.stderr
 
 
 def test_a_second_starttls_inside_tls_gets_503(make_gateway, sink, certificate):

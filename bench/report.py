@@ -243,6 +243,7 @@ def main() -> int:
             "node": platform.node(),
         },
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "load_average_1_5_15_at_start": [round(x, 2) for x in os.getloadavg()],
         "backends": {},
     }
     for backend in args.backends.split(","):
@@ -265,7 +266,11 @@ def main() -> int:
                 add_feedback_rows(engine, 2000)
                 generated = round(time.perf_counter() - t0, 1)
                 timing = time_report(engine, settings)
-                results["backends"][backend] = {"generate_s": generated, **timing}
+                results["backends"][backend] = {
+                    "generate_s": generated,
+                    **timing,
+                    "load_average_1min_after": round(os.getloadavg()[0], 2),
+                }
             finally:
                 engine.dispose()
                 if schema:

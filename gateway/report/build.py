@@ -59,16 +59,17 @@ def build_report(
 
         extra_counts = reports.unmatched_by_domain(engine, start, end)
     feedback = ledger_read.feedback_rows(engine, start, end, domain)
+    scan = ledger_read.scan_month(engine, start, end, domain)
     inp = ReportInput(
         month=month,
         start=start,
         end=end,
-        facts=ledger_read.facts(engine, start, end, domain),
+        facts=scan.facts,
         labelled=ledger_read.labelled(
             engine, start, end, domain, {row.message_id for row in feedback}
         ),
-        delays=ledger_read.delays(engine, start, end, domain),
-        detect_only=ledger_read.detect_only_mailboxes(engine, start, end, domain),
+        delays=scan.delays,
+        detect_only=scan.detect_only,
         feedback=feedback,
         beats=availability.minutes_between(engine, start, end),
         first_beat=availability.first_beat(engine),

@@ -37,6 +37,7 @@ COMMANDS: list[str] = [
     "signatures",
     "trace",
     "train",
+    "users",
 ]
 
 

@@ -260,6 +260,9 @@ class Intake:
                     "; ".join(reasons),
                     ctx.raw,
                     ctx.received_at,
+                    mail_from=ctx.envelope.mail_from,
+                    subject=next(iter(ctx.header("Subject")), None),
+                    score=max(d.score for d in group),
                 )
             )
             for d in group:

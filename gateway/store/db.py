@@ -34,6 +34,9 @@ TABLE_MODULES: list[str] = [
     "gateway.store.attachments",
     "gateway.store.availability",
     "gateway.store.reports",
+    "gateway.store.users",
+    "gateway.store.sessions",
+    "gateway.store.audit",
 ]
 
 T = TypeVar("T")

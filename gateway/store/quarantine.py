@@ -19,6 +19,7 @@ from sqlalchemy import (
     JSON,
     Column,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -59,8 +60,21 @@ quarantine = Table(
     Column("status", String(24), nullable=False, default=HELD),
     Column("decided_by", String(255)),
     Column("decided_at", DateTime(timezone=True)),
+    # copied from the ledger so the console filters and pages without a join
+    Column("mail_from", String(512)),
+    Column("subject", Text),
+    Column("score", Float),  # the highest score among the item's recipients
 )
 Index("ix_quarantine_domain_status", quarantine.c.domain, quarantine.c.status)
+# keyset paging, newest first: per domain (staff, admins) and over all (operators)
+Index(
+    "ix_quarantine_page_domain",
+    quarantine.c.status,
+    quarantine.c.domain,
+    quarantine.c.created_at,
+    quarantine.c.id,
+)
+Index("ix_quarantine_page", quarantine.c.status, quarantine.c.created_at, quarantine.c.id)
 Index("ix_quarantine_message", quarantine.c.message_id)
 
 
@@ -73,8 +87,15 @@ def item_row(
     reason: str,
     raw: bytes,
     created_at: datetime,
+    *,
+    mail_from: str | None = None,
+    subject: str | None = None,
+    score: float | None = None,
 ) -> dict[str, Any]:
     return {
+        "mail_from": None if mail_from is None else mail_from[:512],
+        "subject": None if subject is None else subject[:2000],
+        "score": score,
         "id": item_id,
         "message_id": message_id,
         "domain": domain,

@@ -497,11 +497,15 @@ class Delivery:
     async def _close_idle(self) -> None:
         for idle in self._idle.values():
             for client, _ in idle:
-                try:
-                    await asyncio.wait_for(client.quit(), 2)
-                except (OSError, aiosmtplib.SMTPException, TimeoutError):
-                    client.close()
+                await self._quit(client)
         self._idle.clear()
+
+    @staticmethod
+    async def _quit(client: aiosmtplib.SMTP) -> None:
+        try:
+            await asyncio.wait_for(client.quit(), 2)
+        except (OSError, aiosmtplib.SMTPException, TimeoutError):
+            client.close()
 
     async def _transaction(
         self, host: str, port: int, job: Job, data: bytes, rcpts: list[str]
@@ -512,7 +516,13 @@ class Delivery:
         except BaseException:
             client.close()
             raise
-        self._keep(host, port, client)
+        if any(o.kind != "temp" for o in outcomes.values()):
+            self._keep(host, port, client)
+        else:
+            # every recipient deferred: the server is busy or changing its mind, and a
+            # cached session would keep talking to a process that still has the old
+            # answer (Postfix's smtpd re-reads its maps only in a new session)
+            await self._quit(client)
         return outcomes
 
     async def _mail_transaction(

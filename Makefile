@@ -2,6 +2,8 @@
 # Both set up everything they need on a fresh Debian machine (apt packages, a virtualenv).
 
 PYTHON ?= python3
+# pytest workers: the tests mostly wait on servers and sockets, so two fill a 2-core machine
+TEST_WORKERS ?= 2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium postfix
@@ -31,7 +33,7 @@ test: system-deps $(BIN)/mailwarden
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 demo: system-deps $(BIN)/mailwarden
 	$(BIN)/python -m tests.demo

@@ -70,7 +70,7 @@ class Dataset:
 
 def _featurize(
     raws: list[bytes], version: str = FEATURES_VERSION
-) -> tuple[sp.csr_matrix, list[bytes], list[str], list[str]]:
+) -> tuple[sp.csr_matrix, list[bytes], list[str], list[tuple[str, str]]]:
     feats = [extract_raw(raw, version=version) for raw in raws]
     matrix = vectorize([f.tokens for f in feats], version, [f.raw_grams for f in feats])
     shas = [hashlib.sha256(r).hexdigest() for r in raws]
@@ -118,7 +118,7 @@ def load(
     fps: list[Any] = []
     shas: list[Any] = []
     files: list[Any] = []
-    langs: list[list[str]] = []
+    langs: list[list[tuple[str, str]]] = []
     pool = ProcessPoolExecutor(jobs) if jobs > 1 else None
     try:
         for spec in specs:

@@ -172,7 +172,7 @@ class SpamModel:
             source = raw if raw is not None else msg.as_bytes()
             grams = features3.raw_gram_bytes(source)
         offset = raw_block_offset()
-        entries = []
+        entries: list[dict[str, Any]] = []
         for column, share in zip(row.indices.tolist(), shares.tolist(), strict=True):
             if column >= offset and version == "mw-features-3":
                 label = "raw:" + grams.get(column - offset, b"?").decode("latin-1")
@@ -292,7 +292,7 @@ def _compact(estimator: Any) -> Any:
 def _restore(estimator: Any) -> Any:
     """Averaging state for partial_fit from coef_: feedback updates continue from the
     averaged weights (the plain SGD iterate is not kept in the file)."""
-    coef = getattr(estimator, "coef_", None)
+    coef: Any = getattr(estimator, "coef_", None)
     restore = getattr(estimator, "average", False) and coef is not None
     if restore and not hasattr(estimator, "_average_coef"):
         # the dtype of the fit (float32 rows give float32 weights): partial_fit needs it

@@ -57,6 +57,12 @@ def _from_message(msg: Message, refs: References) -> None:
     refs.add(_ids_in(_header_text(msg)), [message_id.strip()] if message_id else [])
 
 
+def _body_bytes(part: Message) -> bytes:
+    """A leaf part's decoded body (b"" for a container part)."""
+    body = part.get_payload(decode=True)
+    return body if isinstance(body, bytes) else b""
+
+
 def references(raw: bytes) -> References:
     """Queue ids and Message-IDs of the mail a report is about, best evidence first."""
     report = email.message_from_bytes(raw, policy=email.policy.compat32)
@@ -78,7 +84,7 @@ def references(raw: bytes) -> References:
             _from_message(inner, refs)
             refs.original = refs.original or data
         elif filename.endswith(".eml") or ctype == "text/rfc822-headers":
-            data = part.get_payload(decode=True) or b""
+            data = _body_bytes(part)
             inner = email.message_from_bytes(data, policy=email.policy.compat32)
             _from_message(inner, refs)
             if ctype != "text/rfc822-headers":
@@ -89,7 +95,7 @@ def references(raw: bytes) -> References:
         refs.original = refs.original or raw
     for part in report.walk():  # inline forwards: headers pasted into the text
         if part.get_content_maintype() == "text" and not part.get_filename():
-            data = part.get_payload(decode=True) or b""
+            data = _body_bytes(part)
             text = data.decode(part.get_content_charset() or "utf-8", "replace")
             refs.add(_ids_in(text), _MESSAGE_ID_LINE.findall(text))
     own = report.get("Message-ID")

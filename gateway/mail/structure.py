@@ -79,9 +79,9 @@ def _analyse(
     media = text.split(";", 1)[0].strip().lower()
     params = content_params(text)
     counted: dict[tuple[str, str | None], int] = {}
-    for name, _ in params:
-        match = _SECTION.match(name)
-        base, section = (match.group(1), match.group(2)) if match else (name, None)
+    for param, _ in params:
+        match = _SECTION.match(param)
+        base, section = (match.group(1), match.group(2)) if match else (param, None)
         if base in SINGLE_PARAMS:
             counted[(base, section)] = counted.get((base, section), 0) + 1
     for (base, _), count in counted.items():

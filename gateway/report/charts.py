@@ -85,7 +85,7 @@ def stacked_bars(
     step = plot_w / max(1, len(labels))
     body = _axes(y_max, lambda v: f"{v:,.0f}")
     for i in range(len(labels)):
-        y = TOP + plot_h
+        y: float = TOP + plot_h
         for index, (name, values) in enumerate(series):
             h = plot_h * values[i] / y_max
             if h <= 0:
@@ -134,16 +134,16 @@ def lines(
         )
     for index, (_, values) in enumerate(series):
         runs: list[list[str]] = [[]]
-        for i, value in enumerate(values):
-            if value is None:
+        for i, point in enumerate(values):
+            if point is None:
                 runs.append([])
                 continue
-            runs[-1].append(f"{LEFT + step * (i + 0.5):.1f},{y_of(value):.1f}")
+            runs[-1].append(f"{LEFT + step * (i + 0.5):.1f},{y_of(point):.1f}")
         colour = PALETTE[index % 6]
         for run in runs:
             if len(run) == 1:
-                x, y = run[0].split(",")
-                body.append(f'<circle cx="{x}" cy="{y}" r="2.5" fill="{colour}"/>')
+                cx, cy = run[0].split(",")
+                body.append(f'<circle cx="{cx}" cy="{cy}" r="2.5" fill="{colour}"/>')
             elif run:
                 body.append(
                     f'<polyline points="{" ".join(run)}" fill="none" stroke="{colour}" '

@@ -6,9 +6,9 @@ PYTHON ?= python3
 TEST_WORKERS ?= 2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium postfix
+APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium postfix docker-compose
 # binaries that tell whether the Debian packages above are installed
-APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks /usr/bin/chromium /usr/sbin/postfix
+APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks /usr/bin/chromium /usr/sbin/postfix /usr/bin/docker-compose
 
 .PHONY: demo test lint format bench system-deps clean
 

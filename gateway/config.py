@@ -23,6 +23,7 @@ from pydantic import (
     Field,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 
@@ -117,6 +118,9 @@ class SpoolSettings(Section):
 
 class StoreSettings(Section):
     url: str = "sqlite:////var/lib/mailwarden/ledger.db"
+    # the database password read from a file (a docker secret, a 0600 file), so that the
+    # configuration file itself holds none; it fills in the URL's password
+    password_file: Path | None = None
 
     @field_validator("url")
     @classmethod
@@ -129,6 +133,20 @@ class StoreSettings(Section):
         except ArgumentError as exc:
             raise ValueError(f"not a database URL: {value!r}") from exc
         return value
+
+    @model_validator(mode="after")
+    def _password_from_file(self) -> StoreSettings:
+        if self.password_file is None:
+            return self
+        from sqlalchemy.engine import make_url
+
+        try:
+            password = self.password_file.read_text(encoding="utf-8").strip("\r\n")
+        except OSError as exc:
+            raise ValueError(f"password_file {self.password_file}: {exc.strerror}") from exc
+        url = make_url(self.url).set(password=password)
+        object.__setattr__(self, "url", url.render_as_string(hide_password=False))
+        return self
 
 
 class ThresholdSettings(Section):

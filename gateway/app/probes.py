@@ -187,3 +187,20 @@ def startup_checks(settings: Settings, log: logging.Logger) -> bool:
         log.log(level, "%s %s does not answer: %s; %s", r.part, r.target, r.detail,
                 _CONSEQUENCE[r.part])  # fmt: skip
     return not fatal
+
+
+def _own_address(listen: str) -> str:
+    """Where to reach our own listener: a wildcard bind is asked on loopback."""
+    host, port = parse_host_port(listen, any_port=True)
+    if host in ("0.0.0.0", ""):
+        host = "127.0.0.1"
+    elif host == "::":
+        host = "::1"
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+async def probe_self(settings: Settings, timeout: float = PROBE_TIMEOUT) -> ProbeResult:
+    """Does this node's own SMTP listener greet with 220? The container HEALTHCHECK and
+    `mailwarden health`: the gateway itself answers, not merely its process running."""
+    address = _own_address(settings.smtp.listen)
+    return await _timed("gateway", address, True, asyncio.to_thread(_smtp, address, timeout))

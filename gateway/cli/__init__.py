@@ -20,11 +20,13 @@ from gateway.store.schema import SchemaMismatch
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "backup",
     "check_config",
     "db",
     "eval",
     "eval_av",
     "feedback",
+    "health",
     "lists",
     "policy",
     "quarantine",

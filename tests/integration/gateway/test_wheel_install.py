@@ -114,3 +114,37 @@ def test_rules_dir_override_still_wins_over_the_packaged_data(installed, tmp_pat
     )
     assert done.returncode != 0
     assert str(custom / "models" / "baseline.skops") in done.stderr
+
+
+def _wheel(installed: Path) -> Path:
+    (wheel,) = (installed.parents[1] / "dist").glob("mailwarden-*.whl")
+    return wheel
+
+
+@pytest.mark.slow
+def test_wheel_carries_the_migrations_and_every_rules_file(installed):
+    import zipfile
+
+    names = set(zipfile.ZipFile(_wheel(installed)).namelist())
+    migrations = REPO / "gateway" / "store" / "migrations"
+    expected = [p for p in migrations.rglob("*") if p.is_file() and "__pycache__" not in p.parts]
+    assert any(p.parent.name == "versions" for p in expected)
+    for path in expected:
+        assert path.relative_to(REPO).as_posix() in names, path
+    for path in (REPO / "rules").rglob("*"):
+        if path.is_file() and "__pycache__" not in path.parts:
+            inside = "gateway/rules_data/" + path.relative_to(REPO / "rules").as_posix()
+            assert inside in names, inside
+
+
+@pytest.mark.slow
+def test_installed_wheel_upgrades_an_empty_database(installed, tmp_path):
+    url = f"sqlite:///{tmp_path / 'fresh.db'}"
+    _run([str(installed / "mailwarden"), "db", "upgrade", "--url", url], cwd=tmp_path, env=_env())
+    done = _run(
+        [str(installed / "mailwarden"), "db", "current", "--url", url], cwd=tmp_path, env=_env()
+    )
+    heads = sorted(
+        p.name.split("_")[0] for p in (REPO / "gateway/store/migrations/versions").glob("*.py")
+    )
+    assert heads[-1] in done.stdout, done.stdout

@@ -121,10 +121,16 @@ def test_parts_that_do_not_answer_are_named_with_their_error(tmp_path, sink, dns
     assert parts["clamd"]["target"] == dead
 
 
-def test_docker_config_is_valid_and_names_the_compose_clamd():
-    config = REPO / "docker" / "mailwarden.toml"
+def test_docker_config_is_valid_and_names_the_compose_clamd(tmp_path):
+    shipped = REPO / "docker" / "mailwarden.toml"
+    secret = tmp_path / "db_password"  # the docker secret, mounted in the container
+    secret.write_text("x\n")
+    config = tmp_path / "mailwarden.toml"
+    config.write_text(shipped.read_text().replace("/run/secrets/db_password", str(secret)))
     done = mailwarden("check-config", "-c", str(config), "--no-connect")
     assert done.returncode == 0, done.stdout + done.stderr
+    missing = mailwarden("check-config", "-c", str(shipped), "--no-connect")
+    assert missing.returncode == 2 and "store: password_file" in missing.stdout
     clamav = tomllib.loads(config.read_text())["clamav"]
     services = yaml.safe_load((REPO / "docker" / "compose.yaml").read_text())["services"]
     host, port = clamav["address"].rsplit(":", 1)

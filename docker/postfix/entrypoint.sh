@@ -1,0 +1,23 @@
+#!/bin/sh
+# Configure Postfix from the environment, then run it in the foreground.
+#   MAIL_DOMAINS   the domains it delivers (space separated), e.g. "example.test"
+#   MAIL_NETWORKS  who may hand it mail, e.g. "172.16.0.0/12" (the compose network)
+set -eu
+: "${MAIL_DOMAINS:?set MAIL_DOMAINS}"
+: "${MAIL_NETWORKS:=172.16.0.0/12 10.0.0.0/8 192.168.0.0/16}"
+postconf -e \
+  "maillog_file = /dev/stdout" \
+  "inet_interfaces = all" \
+  "inet_protocols = ipv4" \
+  "mydestination =" \
+  "mynetworks = 127.0.0.0/8 ${MAIL_NETWORKS}" \
+  "smtpd_recipient_restrictions = permit_mynetworks, reject" \
+  "virtual_mailbox_domains = ${MAIL_DOMAINS}" \
+  "virtual_mailbox_base = /var/mail/vhosts" \
+  "virtual_mailbox_maps = regexp:/etc/postfix/vmailbox" \
+  "virtual_uid_maps = static:5000" "virtual_gid_maps = static:5000"
+# every address of the domains: its own Maildir, domain/user/
+printf '/^(.+)@(.+)$/ $2/$1/\n' > /etc/postfix/vmailbox
+mkdir -p /var/mail/vhosts && chown 5000:5000 /var/mail/vhosts
+newaliases
+exec postfix start-fg

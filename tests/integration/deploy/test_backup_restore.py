@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 
 from sqlalchemy import select
 
 from gateway.store import av_policy, backup
 from gateway.store.db import create_schema, make_engine
 from gateway.store.schema import full_metadata
-from tests.integration.gateway.cli.operator_run import mailwarden
+from tests.integration.gateway.cli.operator_run import MAILWARDEN, mailwarden
 from tests.support.gateway import write_config
 
 
@@ -39,6 +40,12 @@ def _seed(config, tmp_path):
     published.write_text("198.51.100.0/24 ; SBL1\n203.0.113.9\n")
     _ok("lists", "import", str(published), "--source", "drop", "--by", "cron",
         "-c", str(config))  # fmt: skip
+    added = subprocess.run(
+        [MAILWARDEN, "users", "add", "ann", "--role", "domain-admin", "--domain", "example.test",
+         "--password-stdin", "-c", str(config)],
+        input="correct horse battery\n", capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert added.returncode == 0, added.stderr
     url = _url(config)
     engine = make_engine(url)
     av_policy.set_policy(engine, "@example.test", enabled=True, mode="clean", actor="ann")
@@ -80,6 +87,7 @@ def test_round_trip_sqlite_postgresql_sqlite_keeps_every_row(tmp_path, postgres_
     original = _rows(_url(first))
     assert len(original["list_entries"]) == 5 and len(original["av_policies"]) == 2
     assert len(original["list_imports"]) == 1
+    assert [u["name"] for u in original["users"]] == ["ann"]
 
     one = tmp_path / "one.json"
     wrote = _ok("backup", "--out", str(one), "-c", str(first))
@@ -106,6 +114,12 @@ def test_round_trip_sqlite_postgresql_sqlite_keeps_every_row(tmp_path, postgres_
     assert {"192.0.2.7", "partner.test", "bad@spam.test", "192.0.2.99"} <= {
         e["value"] for e in entries
     }
+    # the restored user logs in with the password set before the backup
+    from gateway.store import users
+
+    engine = make_engine(postgres_url)
+    assert users.authenticate(engine, "ann", "correct horse battery") is not None
+    engine.dispose()
 
 
 def test_restore_refuses_a_database_that_is_not_empty(tmp_path):

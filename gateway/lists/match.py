@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
+from gateway.address import domain_of
+
 LISTS = ("block", "allow")
 KINDS = ("ip", "cidr", "sender", "sender_domain", "helo")
 GLOBAL = ""
@@ -166,7 +168,7 @@ class _Level:
             found = _first_active(self.exact["sender"].get(sender), now)
             if found:
                 return found
-            domain = sender.rpartition("@")[2]
+            domain = domain_of(sender)
             while domain:
                 found = _first_active(self.exact["sender_domain"].get(domain), now)
                 if found:

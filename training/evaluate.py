@@ -3,7 +3,7 @@
 The claim users sign is "at most 0.01% of legitimate mail misjudged". Zero false
 positives out of 5,000 ham does not show that: the one-sided 95% upper bound is then
 about 3/5,000 = 0.06%. Every rate here therefore comes with its count and a
-Clopper-Pearson (exact binomial) interval (gateway.report.stats, shared with the
+Clopper-Pearson (exact binomial) interval (gateway.stats, shared with the
 service report), and `support_note` says in words when the ham count is too small
 for the claim.
 """
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from gateway.report.stats import clopper_pearson, needed_without_error, upper_bound
+from gateway.stats import clopper_pearson, needed_without_error, upper_bound
 
 
 def support_note(false_positives: int, ham: int, target: float) -> str | None:

@@ -30,7 +30,7 @@ from gateway.mail.render import render
 from gateway.model import DELIVERABLE, Envelope, MessageContext, Verdict
 from gateway.pipeline.decide import ANTIVIRUS
 from gateway.pipeline.run import Pipeline
-from gateway.report.stats import wilson
+from gateway.stats import wilson
 
 EVAL_RCPT = "eval@example.invalid"
 

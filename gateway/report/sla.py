@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.report import stats
+from gateway import stats
 from gateway.report.profiles import METRICS, Profile
 from gateway.store.feedback import HAM, SPAM, VIRUS, effective_labels, label_for
 

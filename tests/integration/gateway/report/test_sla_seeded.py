@@ -13,7 +13,7 @@ from sqlalchemy import insert
 
 from gateway.config import settings_from_dict
 from gateway.report.build import build_report
-from gateway.report.stats import clopper_pearson
+from gateway.stats import clopper_pearson
 from gateway.store import availability
 from gateway.store.db import create_schema, make_engine
 from gateway.store.feedback import add_feedback_now

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from gateway.report.stats import (
+from gateway.stats import (
     clopper_pearson,
     mean_interval,
     needed_without_error,

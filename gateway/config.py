@@ -263,6 +263,7 @@ class BlocklistSettings(Section):
 class RulesSettings(Section):
     dir: Path | None = None
     reload_interval: Seconds = 2.0  # seconds between checks of the files for changes
+    db_refresh: Seconds = 2.0  # seconds between checks of the database for rule changes
 
 
 class ClassifierSettings(Section):

@@ -28,6 +28,7 @@ from gateway.lists.live import ListStore
 from gateway.mail.render import break_long_lines, fold
 from gateway.monitor import metrics
 from gateway.pipeline.chain import build_chain, build_session_checks
+from gateway.pipeline.rules_db import RulesFollower, load_db_policies
 from gateway.pipeline.run import Pipeline
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.intake import Intake
@@ -60,6 +61,8 @@ def build_pipeline(settings: Settings, ports: Ports, book: PolicyBook | None = N
 
         watcher = RulesWatcher(settings)
         watcher.scan()
+        if ports.store is not None:
+            watcher.set_db_policies(load_db_policies(settings, ports.store.engine))
         book = watcher.book
     db = ports.store
     return Pipeline(
@@ -101,9 +104,12 @@ class Gateway:
         await asyncio.to_thread(self.rules.scan)
         self.pipeline = build_pipeline(s, self.ports, self.rules.book)
         self.rules.on_change = self._policy_changed
+        self.rules_db = RulesFollower(s, self.db, self.rules.set_db_policies, self.ports.redis)
+        await self.rules_db.reload(force=True)
         await self.ports.lists.reload(force=True)
         self._watch_tasks = [
             asyncio.create_task(self.rules.run(), name="rules-reload"),
+            asyncio.create_task(self.rules_db.run(), name="rules-db"),
             asyncio.create_task(self.ports.lists.run(), name="lists-sync"),
             asyncio.create_task(housekeeping.run(self.db.engine, s), name="housekeeping"),
         ]

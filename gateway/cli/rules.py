@@ -1,9 +1,12 @@
-"""`mailwarden rules check FILE` and `mailwarden rules test FILE MESSAGE.eml`.
+"""`mailwarden rules check|test FILE`, and a domain's rules in the database:
+`rules import D FILE`, `rules export D`, `rules history D`, `rules rollback D VERSION`.
 
 `check` lists every problem of a domain policy file with its line. `test` runs a
 message through the real pipeline (the server's code path: the configured filter
 chain, then policy) with the file in force for its domain, and shows which rules
-fired and what would happen to each recipient.
+fired and what would happen to each recipient. `import` saves a file as the
+domain's next version in the shared database (gateway/store/rules_store.py), and
+every node applies it within seconds (at once with Redis).
 """
 
 from __future__ import annotations
@@ -45,6 +48,35 @@ def register(sub: argparse._SubParsersAction) -> None:
     test.add_argument("--json", action="store_true", help="print JSON")
     add_config_argument(test, required=False)
     test.set_defaults(func=cmd_test)
+
+    imp = rsub.add_parser("import", help="save a file as the domain's next rules version")
+    imp.add_argument("domain")
+    imp.add_argument("file", type=Path)
+    imp.add_argument("--by", help="who makes the change (default: your user name)")
+    imp.add_argument("--comment", default="", help="why (kept with the version)")
+    add_config_argument(imp)
+    imp.set_defaults(func=cmd_import)
+
+    exp = rsub.add_parser("export", help="print the domain's rules (the version in force)")
+    exp.add_argument("domain")
+    exp.add_argument("--version", type=int, help="an earlier version")
+    exp.add_argument("--out", type=Path, help="write to this file instead of stdout")
+    add_config_argument(exp)
+    exp.set_defaults(func=cmd_export)
+
+    hist = rsub.add_parser("history", help="every version of the domain's rules")
+    hist.add_argument("domain")
+    hist.add_argument("--json", action="store_true", help="print JSON (with each text)")
+    add_config_argument(hist)
+    hist.set_defaults(func=cmd_history)
+
+    back = rsub.add_parser("rollback", help="a new version with an earlier version's rules")
+    back.add_argument("domain")
+    back.add_argument("version", type=int)
+    back.add_argument("--by", help="who makes the change (default: your user name)")
+    back.add_argument("--comment", default="")
+    add_config_argument(back)
+    back.set_defaults(func=cmd_rollback)
 
 
 def _settings(config: Path | None) -> Settings | None:
@@ -175,4 +207,164 @@ def cmd_test(args: argparse.Namespace) -> int:
                 print(f"    {symbol['name']:<28} {symbol['score']:>7.2f}{opts}")
         for reason in decision["reasons"]:
             print(f"    reason: {reason}")
+    return 0
+
+
+# --- the database's rules ---------------------------------------------------------
+
+
+def _store(args: argparse.Namespace):
+    from gateway.pipeline.rules_db import checker
+    from gateway.store.db import create_schema, make_engine
+    from gateway.store.rules_store import normalise_domain
+
+    settings = load_settings(args.config)
+    try:
+        args.domain = normalise_domain(args.domain)
+    except ValueError as exc:
+        raise CliError(str(exc)) from None
+    if not settings.accepts(args.domain):
+        raise CliError(f"{args.domain} is not one of the domains this gateway accepts")
+    engine = make_engine(settings.store.url)
+    create_schema(engine)
+    return settings, engine, checker(settings)
+
+
+def _notify(settings: Settings) -> None:
+    from gateway.pipeline.rules_db import notify_sync
+
+    notify_sync(settings.redis.url, settings.redis.prefix)
+
+
+def _stored(fn, path: Path | None = None):
+    """Run a store write; its refusals as operator errors naming the file and line."""
+    from gateway.store.rules_store import RulesInvalid, RulesReadOnly, UnknownVersion
+
+    try:
+        return fn()
+    except RulesInvalid as exc:
+        where = str(path) if path else "the stored text"
+        for error in exc.errors:
+            print(f"{where}:{error.line}: {error.message}", file=sys.stderr)
+        raise CliError(
+            f"{where}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}; nothing saved"
+        ) from None
+    except (RulesReadOnly, UnknownVersion) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _read_text(path: Path) -> str:
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CliError(f"{path}: cannot read the file: {exc.strerror}") from None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise CliError(f"{path}:{line}: the file is not UTF-8 text") from None
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from gateway.cli.common import acting_user
+    from gateway.store import rules_store
+
+    text = _read_text(args.file)
+    settings, engine, check = _store(args)
+    try:
+        saved = _stored(
+            lambda: rules_store.save(
+                engine,
+                args.domain,
+                text,
+                acting_user(args.by),
+                check=check,
+                comment=args.comment or f"imported from {args.file.name}",
+            ),
+            args.file,
+        )
+    finally:
+        engine.dispose()
+    _notify(settings)
+    print(f"{args.domain}: version {saved.version} saved (by {saved.created_by})")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from gateway.store import rules_store
+
+    _, engine, _ = _store(args)
+    try:
+        if args.version is None:
+            found = rules_store.current(engine, args.domain)
+        else:
+            found = rules_store.get(engine, args.domain, args.version)
+    finally:
+        engine.dispose()
+    if found is None:
+        which = "no rules" if args.version is None else f"no rules version {args.version}"
+        raise CliError(f"{args.domain} has {which} in the database")
+    if args.out:
+        args.out.write_text(found.text, encoding="utf-8")
+        print(f"{args.out}: {args.domain} version {found.version}", file=sys.stderr)
+    else:
+        sys.stdout.write(found.text if found.text.endswith("\n") else found.text + "\n")
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from gateway.cli.common import print_json
+    from gateway.store import rules_store
+
+    _, engine, check = _store(args)
+    try:
+        versions = rules_store.history(engine, args.domain)
+    finally:
+        engine.dispose()
+    read_only = check.read_only(args.domain)
+    if args.json:
+        print_json(
+            {
+                "domain": args.domain,
+                "read_only": read_only,
+                "versions": [v.as_json() for v in versions],
+            }
+        )
+        return 0
+    if read_only:
+        print(f"read-only: {read_only}")
+    if not versions:
+        print(f"{args.domain}: no rules in the database")
+        return 0
+    print(f"{'VERSION':>7}  {'WHEN':<25}  {'BY':<16}  COMMENT")
+    for v in versions:
+        when = v.created_at.isoformat(timespec="seconds")
+        mark = " (in force)" if v is versions[0] else ""
+        print(f"{v.version:>7}  {when:<25}  {v.created_by[:16]:<16}  {v.comment}{mark}")
+    return 0
+
+
+def cmd_rollback(args: argparse.Namespace) -> int:
+    from gateway.cli.common import acting_user
+    from gateway.store import rules_store
+
+    settings, engine, check = _store(args)
+    try:
+        saved = _stored(
+            lambda: rules_store.rollback(
+                engine,
+                args.domain,
+                args.version,
+                acting_user(args.by),
+                check=check,
+                comment=args.comment,
+            )
+        )
+    finally:
+        engine.dispose()
+    _notify(settings)
+    print(
+        f"{args.domain}: version {saved.version} saved, a copy of version {args.version} "
+        f"(by {saved.created_by})"
+    )
     return 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import logging
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -48,6 +49,24 @@ def read_policy_file(
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise RuleFileInvalid([RuleError(line, "the file is not UTF-8 text")]) from None
+    policy = check_policy_text(text, accepted, known)
+    if check_name and path.stem.lower() != policy.domain:
+        problem = (
+            f"the file says domain {policy.domain} but is named {path.name}: the rules of "
+            f"{policy.domain} must be in {policy.domain}.yaml"
+        )
+        raise RuleFileInvalid([RuleError(_domain_line(text), problem)])
+    return policy
+
+
+def check_policy_text(
+    text: str,
+    accepted: list[str] | None = None,
+    known: frozenset[str] | None = None,
+    domain: str | None = None,
+) -> PolicyFile:
+    """Compile a policy text (a file's or a database version's); RuleFileInvalid when it
+    is broken, names a domain the gateway does not accept, or not `domain`."""
     policy = compile_policy(text, known)
     problems = []
     if accepted is not None and policy.domain not in accepted:
@@ -55,10 +74,10 @@ def read_policy_file(
             f"domain {policy.domain} is not one of the domains this gateway accepts "
             f"([domains] accept): a rule file may only set the policy of an accepted domain"
         )
-    if check_name and path.stem.lower() != policy.domain:
+    if domain is not None and policy.domain != domain:
         problems.append(
-            f"the file says domain {policy.domain} but is named {path.name}: the rules of "
-            f"{policy.domain} must be in {policy.domain}.yaml"
+            f"the text says domain {policy.domain}, but these are the rules of {domain}: "
+            f"write `domain: {domain}`"
         )
     if problems:
         line = _domain_line(text)
@@ -119,6 +138,8 @@ class RulesWatcher:
         self.base = base or PolicyBook.from_settings(settings)
         self.known = known_symbols()
         self.files: dict[Path, _FileState] = {}
+        self.db_policies: dict[str, PolicyFile] = {}  # from the database (rules_db)
+        self._build_lock = threading.Lock()
         self.book = PolicyBook(self.base.default, self.base.domains)
 
     def _candidates(self) -> list[Path]:
@@ -164,10 +185,20 @@ class RulesWatcher:
                 )
                 changed = True
         if changed:
+            self._publish()
+        return changed
+
+    def set_db_policies(self, policies: dict[str, PolicyFile]) -> None:
+        """The database's policies in force (gateway.pipeline.rules_db): a domain with a
+        file in [rules] dir keeps its file's policy."""
+        self.db_policies = dict(policies)
+        self._publish()
+
+    def _publish(self) -> None:
+        with self._build_lock:
             self.book = self._build()
             if self.on_change is not None:
                 self.on_change(self.book)
-        return changed
 
     def _load(self, path: Path, stamp, digest: str, state: _FileState | None) -> bool:
         previous = state.policy if state else None
@@ -212,6 +243,8 @@ class RulesWatcher:
 
     def _build(self) -> PolicyBook:
         domains = dict(self.base.domains)
+        for domain, policy in self.db_policies.items():
+            domains[domain] = apply_policy_file(self.base.default, policy)
         for state in self.files.values():
             if state.policy is not None:
                 domains[state.policy.domain] = apply_policy_file(self.base.default, state.policy)

@@ -37,6 +37,7 @@ TABLE_MODULES: list[str] = [
     "gateway.store.users",
     "gateway.store.sessions",
     "gateway.store.audit",
+    "gateway.store.rules_store",
 ]
 
 T = TypeVar("T")

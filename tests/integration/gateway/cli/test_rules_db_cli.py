@@ -1,0 +1,87 @@
+"""`mailwarden rules import|export|history|rollback` as an operator runs them."""
+
+from __future__ import annotations
+
+import json
+
+from tests.integration.gateway.cli.operator_run import mailwarden
+from tests.support.gateway import write_config
+
+V1 = (
+    "domain: example.test\nrules:\n  - name: pills\n"
+    "    when: {subject: {contains: pills}}\n    then: {score: 3}\n"
+)
+V2 = "domain: example.test\nthresholds: {tag: 4.0, quarantine: 6.0, reject: 20.0}\n"
+
+
+def test_import_export_history_rollback(tmp_path, sink):
+    config = str(write_config(tmp_path, sink.address))
+    one, two = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    one.write_text(V1)
+    two.write_text(V2)
+    done = mailwarden("rules", "import", "example.test", str(one), "--by", "alice", "-c", config)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "example.test: version 1 saved (by alice)"
+    assert (
+        mailwarden(
+            "rules", "import", "example.test", str(two), "--by", "bob", "-c", config
+        ).returncode
+        == 0
+    )
+
+    assert mailwarden("rules", "export", "example.test", "-c", config).stdout == V2
+    old = mailwarden("rules", "export", "example.test", "--version", "1", "-c", config)
+    assert old.stdout == V1
+
+    back = mailwarden("rules", "rollback", "example.test", "1", "--by", "carol", "-c", config)
+    assert back.returncode == 0, back.stderr
+    assert "version 3 saved, a copy of version 1 (by carol)" in back.stdout
+    assert mailwarden("rules", "export", "example.test", "-c", config).stdout == V1
+
+    table = mailwarden("rules", "history", "example.test", "-c", config)
+    lines = table.stdout.splitlines()
+    assert lines[0].split() == ["VERSION", "WHEN", "BY", "COMMENT"]
+    assert lines[1].split()[0] == "3" and "carol" in lines[1] and "(in force)" in lines[1]
+    assert "imported from v1.yaml" in lines[3]
+    history = json.loads(
+        mailwarden("rules", "history", "example.test", "--json", "-c", config).stdout
+    )
+    assert [v["version"] for v in history["versions"]] == [3, 2, 1]
+    assert history["versions"][0]["copied_from"] == 1 and history["read_only"] is None
+    assert history["versions"][2]["created_at"].endswith("+00:00")
+
+
+def test_import_of_a_broken_file_names_file_and_line_and_saves_nothing(tmp_path, sink):
+    config = str(write_config(tmp_path, sink.address))
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(
+        "domain: example.test\nrules:\n  - name: x\n"
+        "    when: {sujbect: {contains: a}}\n    then: {score: 1}\n"
+    )
+    done = mailwarden("rules", "import", "example.test", str(bad), "-c", config)
+    assert done.returncode == 2
+    assert f"{bad}:4: " in done.stderr and "did you mean 'subject'" in done.stderr
+    assert "nothing saved" in done.stderr
+    empty = mailwarden("rules", "export", "example.test", "-c", config)
+    assert empty.returncode == 2 and "has no rules in the database" in empty.stderr
+    gone = mailwarden("rules", "rollback", "example.test", "4", "-c", config)
+    assert gone.returncode == 2 and "example.test has no rules version 4" in gone.stderr
+    foreign = mailwarden("rules", "history", "stranger.test", "-c", config)
+    assert foreign.returncode == 2 and "not one of the domains" in foreign.stderr
+
+
+def test_a_domain_in_rules_dir_is_read_only(tmp_path, sink):
+    rules_dir = tmp_path / "rules.d"
+    rules_dir.mkdir()
+    (rules_dir / "example.test.yaml").write_text("domain: example.test\n")
+    config = str(write_config(tmp_path, sink.address, {"rules": {"dir": str(rules_dir)}}))
+    one = tmp_path / "v1.yaml"
+    one.write_text(V1)
+    done = mailwarden("rules", "import", "example.test", str(one), "-c", config)
+    assert (
+        done.returncode == 2 and "read from" in done.stderr and "example.test.yaml" in done.stderr
+    )
+    history = json.loads(
+        mailwarden("rules", "history", "example.test", "--json", "-c", config).stdout
+    )
+    assert "[rules] dir" in history["read_only"]

@@ -23,20 +23,25 @@ log = logging.getLogger(__name__)
 
 
 async def probe_next_hop(host: str, port: int, timeout: float) -> bool:
-    """True when the next hop greets with 220 within `timeout` seconds."""
+    """True when the next hop greets with 220 within `timeout` seconds.
+
+    asyncio.timeout, not wait_for: on Python 3.11 wait_for swallows a cancellation
+    that arrives as its awaitable completes, and the heartbeat then beat on after
+    SIGTERM, holding `serve` in Gateway.stop() for ever."""
     writer = None
     try:
-        reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
-        greeting = await asyncio.wait_for(reader.readline(), timeout)
-        if not greeting.startswith(b"220"):
-            return False
-        # a multi-line greeting ends with "220 "; read on until it does
-        while greeting[3:4] == b"-":
-            greeting = await asyncio.wait_for(reader.readline(), timeout)
-        writer.write(b"QUIT\r\n")
-        await asyncio.wait_for(writer.drain(), timeout)
-        with contextlib.suppress(OSError, TimeoutError):
-            await asyncio.wait_for(reader.readline(), timeout)
+        async with asyncio.timeout(timeout):
+            reader, writer = await asyncio.open_connection(host, port)
+            greeting = await reader.readline()
+            if not greeting.startswith(b"220"):
+                return False
+            # a multi-line greeting ends with "220 "; read on until it does
+            while greeting[3:4] == b"-":
+                greeting = await reader.readline()
+            writer.write(b"QUIT\r\n")
+            await writer.drain()
+            with contextlib.suppress(OSError):
+                await reader.readline()
         return True
     except (OSError, TimeoutError):
         return False

@@ -38,6 +38,7 @@ from gateway.store.av_policy import load_av_policies
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
 from gateway.store.spool_layout import orphan_dirs, spool_dir
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -153,18 +154,13 @@ class Gateway:
     async def stop(self) -> None:
         grace = self.settings.smtp.shutdown_grace
         log.info("stopping: no new connections; sessions in progress get %.0fs", grace)
-        if self._heartbeat:  # no beat once we stop accepting; it must not delay the stop
-            self._heartbeat.cancel()
+        # no beat once we stop accepting; it must not delay the stop
+        beat = asyncio.ensure_future(cancel_and_wait([self._heartbeat]))
         await self.smtp.stop(grace)
-        if self._heartbeat:
-            await asyncio.gather(self._heartbeat, return_exceptions=True)
-        if self._release_task:
-            self._release_task.cancel()
-            await asyncio.gather(self._release_task, return_exceptions=True)
+        await beat
+        await cancel_and_wait([self._release_task])
         await self.delivery.stop()
-        for task in self._watch_tasks:
-            task.cancel()
-        await asyncio.gather(*self._watch_tasks, return_exceptions=True)
+        await cancel_and_wait(self._watch_tasks)
         if self.ports.redis is not None:
             await self.ports.redis.aclose()
         if self.ports.clamd is not None:

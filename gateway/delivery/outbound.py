@@ -33,6 +33,7 @@ from gateway.outages import OUTAGES
 from gateway.store import ledger
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool, new_queue_id
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +133,12 @@ class Delivery:
         An attempt cut short keeps its job in the spool: it is retried after restart.
         """
         scheduler, workers = self._tasks[:1], self._tasks[1:]
-        for task in scheduler:
-            task.cancel()
+        await cancel_and_wait(scheduler)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         while self._busy and loop.time() < deadline:
             await asyncio.sleep(0.05)
-        for task in workers:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await cancel_and_wait(workers)
         self._tasks.clear()
         if self._remover is not None:
             await self._remover
@@ -173,8 +171,9 @@ class Delivery:
             delay = self._heap[0][0] - now if self._heap else self.cfg.poll_interval
             delay = min(delay, max(0.0, next_control - now))
             self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=max(0.01, delay))
+            with contextlib.suppress(TimeoutError):  # not wait_for: see gateway.app.heartbeat
+                async with asyncio.timeout(max(0.01, delay)):
+                    await self._wake.wait()
 
     # --- operator control (gateway.delivery.control) -----------------------
 

@@ -12,6 +12,7 @@ import socket
 import time
 from datetime import UTC, datetime
 from functools import partial
+from pathlib import Path
 
 from filters.auth import forged_results_dropper
 from gateway.adapters import Ports
@@ -21,14 +22,14 @@ from gateway.adapters.redis import connect as connect_redis
 from gateway.app import heartbeat, housekeeping
 from gateway.app.exporter import MetricsEndpoint
 from gateway.app.report_addresses import ReportAddresses
-from gateway.config import Settings
+from gateway.config import ConfigError, Settings, load_settings
 from gateway.delivery.outbound import Delivery
 from gateway.domain_policy import PolicyBook
 from gateway.lists.live import ListStore
 from gateway.mail.render import break_long_lines, fold
-from gateway.monitor import metrics
+from gateway.monitor import logsetup, metrics
 from gateway.pipeline.chain import build_chain, build_session_checks
-from gateway.pipeline.rules_db import RulesFollower, load_db_policies
+from gateway.pipeline.rules_db import RulesFollower, SettingsChecker, load_db_policies
 from gateway.pipeline.run import Pipeline
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.intake import Intake
@@ -170,6 +171,33 @@ class Gateway:
         await asyncio.to_thread(self.db.close)
         log.info("stopped")
 
+    async def reload(self, config: Path | None) -> bool:
+        """SIGHUP: read the config file again and reload what can change at run time
+        (lists, rules and thresholds, logging) without touching sessions: a mail whose
+        DATA ends after this is judged by the new rules. A broken file changes nothing
+        (logged with every problem). Listening address, spool and database stay."""
+        new = self.settings
+        if config is not None:
+            try:
+                new = await asyncio.to_thread(load_settings, config)
+            except ConfigError as exc:
+                log.error("reload (SIGHUP) refused, nothing changed: %s", exc)
+                return False
+        if new.log.format != self.settings.log.format:
+            logsetup.configure(
+                new.log.format,
+                logging.getLogger().level,
+                worker=self.worker[0] if self.worker[1] > 1 else None,
+            )
+        self.settings = new
+        await asyncio.to_thread(self.rules.reset, new)
+        self.rules_db.settings = new
+        self.rules_db.check = SettingsChecker(new)
+        await self.rules_db.reload(force=True)
+        await self.ports.lists.reload(force=True)
+        log.info("reloaded (SIGHUP): lists, rules, thresholds and logging from %s", config)
+        return True
+
     def _policy_changed(self, book: PolicyBook) -> None:
         """A rule file changed (called from the reload thread): swap the book atomically."""
         self.pipeline.book = book
@@ -249,15 +277,26 @@ def _release_feedback(conn, item: dict, when: datetime) -> None:
     )
 
 
-async def serve(settings: Settings, worker: tuple[int, int] = (0, 1), ready=None) -> None:
-    """Run until SIGTERM or SIGINT, then stop gracefully. `worker` is (index, count)
-    under gateway.app.workers' supervisor, which waits on `ready`."""
+async def serve(
+    settings: Settings, worker: tuple[int, int] = (0, 1), ready=None, config: Path | None = None
+) -> None:
+    """Run until SIGTERM or SIGINT, then stop gracefully; SIGHUP reloads from `config`.
+    `worker` is (index, count) under gateway.app.workers' supervisor, which waits on
+    `ready`."""
     gateway = Gateway(settings, worker)
     await gateway.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
+    reloads: set[asyncio.Task] = set()
+
+    def hangup() -> None:
+        task = asyncio.create_task(gateway.reload(config), name="sighup-reload")
+        reloads.add(task)
+        task.add_done_callback(reloads.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, hangup)
     if ready is not None:
         ready.set()
     else:

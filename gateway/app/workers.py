@@ -38,18 +38,21 @@ def _die_with_parent() -> None:
         pass
 
 
-def _child(settings: Settings, index: int, count: int, ready, log_level: int) -> None:
+def _child(
+    settings: Settings, index: int, count: int, ready, log_level: int, config: Path | None
+) -> None:
     _die_with_parent()
     from gateway.app.run import run_gateway
     from gateway.monitor import logsetup
 
     logsetup.configure(settings.log.format, log_level, worker=index)
     logging.getLogger("mail.log").setLevel(max(log_level, logging.WARNING))
-    run_gateway(settings, worker=(index, count), ready=ready)
+    run_gateway(settings, worker=(index, count), ready=ready, config=config)
 
 
-def supervise(settings: Settings, count: int, log_level: int) -> int:
-    """Run `count` workers until SIGTERM/SIGINT; restart any that dies on its own."""
+def supervise(settings: Settings, count: int, log_level: int, config: Path | None = None) -> int:
+    """Run `count` workers until SIGTERM/SIGINT; restart any that dies on its own;
+    SIGHUP is passed on to every worker (each reloads from `config`)."""
     context = multiprocessing.get_context("spawn")
     stopping = False
 
@@ -59,12 +62,20 @@ def supervise(settings: Settings, count: int, log_level: int) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    workers: list = []
+
+    def hangup(signum, frame) -> None:
+        for process, _ in workers:
+            if process.pid is not None and process.is_alive():
+                os.kill(process.pid, signal.SIGHUP)
+
+    signal.signal(signal.SIGHUP, hangup)
 
     def start(index: int):
         ready = context.Event()
         process = context.Process(
             target=_child,
-            args=(settings, index, count, ready, log_level),
+            args=(settings, index, count, ready, log_level, config),
             name=f"mailwarden-w{index}",
         )
         process.start()
@@ -72,7 +83,7 @@ def supervise(settings: Settings, count: int, log_level: int) -> int:
 
     metrics = _Metrics(settings) if settings.metrics.listen else None
     try:
-        workers = [start(i) for i in range(count)]
+        workers[:] = [start(i) for i in range(count)]
         for process, ready in workers:
             while not ready.wait(0.1):
                 if not process.is_alive() or stopping:

@@ -1,4 +1,4 @@
-"""`mailwarden serve --config FILE`: run the gateway until SIGTERM."""
+"""`mailwarden serve --config FILE`: run the gateway until SIGTERM (SIGHUP reloads)."""
 
 from __future__ import annotations
 
@@ -28,10 +28,12 @@ def run(args: argparse.Namespace) -> int:
     if settings.smtp.processes > 1:
         from gateway.app.workers import supervise
 
-        return supervise(settings, settings.smtp.processes, logging.getLogger().level)
+        return supervise(
+            settings, settings.smtp.processes, logging.getLogger().level, config=args.config
+        )
     from gateway.app.run import run_gateway
 
-    run_gateway(settings)
+    run_gateway(settings, config=args.config)
     return 0
 
 

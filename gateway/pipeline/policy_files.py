@@ -188,6 +188,19 @@ class RulesWatcher:
             self._publish()
         return changed
 
+    def reset(self, settings: Any) -> None:
+        """New settings (SIGHUP): new defaults and thresholds, every file read again
+        (blocking). A file refused now keeps the version that was in force."""
+        self.settings = settings
+        self.directory = settings.rules.dir
+        self.interval = settings.rules.reload_interval
+        self.base = PolicyBook.from_settings(settings)
+        for state in self.files.values():
+            state.stamp = (-1, -1, -1)
+            state.digest = ""
+        self.scan()
+        self._publish()
+
     def set_db_policies(self, policies: dict[str, PolicyFile]) -> None:
         """The database's policies in force (gateway.pipeline.rules_db): a domain with a
         file in [rules] dir keeps its file's policy."""

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
@@ -63,6 +63,22 @@ def make_engine(url: str) -> Engine:
     return create_engine(url, pool_pre_ping=True, pool_size=8, max_overflow=8)
 
 
+def track_outages(engine: Engine, target: str) -> None:
+    """Every statement on `engine` (reads too: lists, releases, policies) reports to
+    gateway.outages as the writer does: a failing database is logged once when it
+    starts failing and once when it answers again."""
+
+    @event.listens_for(engine, "handle_error")
+    def _failed(context: Any) -> None:
+        exc = context.original_exception
+        if context.is_disconnect or isinstance(exc, OperationalError | InterfaceError):
+            OUTAGES.failed("database", target, _first_line(exc))
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _answered(*_args: Any) -> None:
+        OUTAGES.ok("database", target)
+
+
 def create_schema(engine: Engine, attempts: int = 5) -> None:
     """Make sure the database has the code's schema: an empty one is created at the
     migrations' head; one at another revision raises SchemaMismatch, which names the
@@ -101,6 +117,7 @@ class Database:
         self.url = url
         self.safe_url = make_url(url).render_as_string(hide_password=True)
         self.engine = make_engine(url)
+        track_outages(self.engine, self.safe_url)
         create_schema(self.engine)
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="db")
         self._writes: queue.SimpleQueue = queue.SimpleQueue()

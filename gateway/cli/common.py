@@ -6,9 +6,11 @@ import argparse
 import json
 import os
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from gateway.cli.safe_text import json_text
 from gateway.config import ConfigError, Settings, load_settings
 
 DEFAULT_CONFIG = Path("/etc/mailwarden/mailwarden.toml")
@@ -55,8 +57,16 @@ def settings_from(args: argparse.Namespace) -> Settings:
     return load_settings(args.config) if args.config else Settings()
 
 
+def _json_default(value: Any) -> Any:
+    """Times ISO 8601 with their zone (SQLite gives UTC back naive); the rest as text."""
+    if isinstance(value, datetime):
+        return (value if value.tzinfo else value.replace(tzinfo=UTC)).isoformat()
+    return str(value)
+
+
 def print_json(value: Any) -> None:
-    json.dump(value, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    text = json.dumps(value, indent=2, ensure_ascii=False, default=_json_default)
+    sys.stdout.write(json_text(text))
     sys.stdout.write("\n")
 
 

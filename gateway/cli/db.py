@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import argparse
 
-from gateway.cli.common import add_config_argument, settings_from
+from gateway.cli.common import add_config_argument, print_json, settings_from
 from gateway.store import schema
 from gateway.store.db import make_engine
 
@@ -26,10 +26,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     current = verbs.add_parser("current", help="the revision the database is at")
     _store_arguments(current)
+    current.add_argument("--json", action="store_true")
     current.set_defaults(func=run_current)
 
     history = verbs.add_parser("history", help="every revision, oldest first")
     _store_arguments(history, optional=True)
+    history.add_argument("--json", action="store_true")
     history.set_defaults(func=run_history)
 
     revision = verbs.add_parser(
@@ -79,7 +81,19 @@ def run_current(args: argparse.Namespace) -> int:
         found = schema.current(engine)
     finally:
         engine.dispose()
-    print(schema.describe(found))
+    if args.json:
+        print_json(
+            {
+                "revision": found.revision,
+                "effective": found.effective,
+                "empty": found.empty,
+                "head": schema.head(),
+                "at_head": found.revision == schema.head(),
+                "description": schema.describe(found),
+            }
+        )
+    else:
+        print(schema.describe(found))
     return 0 if found.revision == schema.head() else 1
 
 
@@ -93,6 +107,20 @@ def run_history(args: argparse.Namespace) -> int:
         finally:
             engine.dispose()
     revisions = list(reversed(list(schema.scripts().walk_revisions())))
+    if args.json:
+        print_json(
+            [
+                {
+                    "revision": script.revision,
+                    "down_revision": script.down_revision,
+                    "doc": script.doc,
+                    "head": script.revision == schema.head(),
+                    "current": script.revision == at,
+                }
+                for script in revisions
+            ]
+        )
+        return 0
     for script in revisions:
         marks = []
         if script.revision == schema.head():

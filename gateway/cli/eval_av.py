@@ -14,6 +14,7 @@ from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json, settings_from
+from gateway.cli.progress import Progress, add_quiet_argument
 from gateway.evaluation.antivirus import corpus_files, run_eval
 
 
@@ -23,6 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--corpus", type=Path, required=True, metavar="DIR")
     parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.add_argument("--concurrency", type=int, default=4, metavar="N")
+    add_quiet_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -33,7 +35,9 @@ def run(args: argparse.Namespace) -> int:
     files = corpus_files(args.corpus)
     if not files["virus"] and not files["clean"]:
         raise CliError(f"{args.corpus}: no messages in virus/ or clean/")
-    summary = asyncio.run(_run(settings, args.corpus, max(1, args.concurrency)))
+    total = len(files["virus"]) + len(files["clean"])
+    with Progress("eval-av", "scanned", total=total, quiet=args.quiet) as bar:
+        summary = asyncio.run(_run(settings, args.corpus, max(1, args.concurrency), bar.update))
     if args.json:
         print_json(summary)
     else:
@@ -43,13 +47,13 @@ def run(args: argparse.Namespace) -> int:
     return 1 if summary["errors"] else 0
 
 
-async def _run(settings, corpus: Path, concurrency: int) -> dict:
+async def _run(settings, corpus: Path, concurrency: int, progress) -> dict:
     from gateway.app.server import build_pipeline, build_ports
 
     ports = build_ports(settings, None)
     try:
         return await run_eval(
-            build_pipeline(settings, ports), corpus, settings.smtp.hostname, concurrency
+            build_pipeline(settings, ports), corpus, settings.smtp.hostname, concurrency, progress
         )
     finally:
         if ports.clamd is not None:

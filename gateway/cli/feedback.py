@@ -13,6 +13,7 @@ import getpass
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
+from gateway.cli.when import iso
 from gateway.config import load_settings
 from gateway.store import feedback
 from gateway.store.db import create_schema, make_engine
@@ -75,6 +76,6 @@ def _print_history(message_id: str, rows: list[dict], as_json: bool) -> None:
         print(f"{message_id}: no feedback")
     for r in rows:
         print(
-            f"{r['created_at']:%Y-%m-%d %H:%M:%S} {r['rcpt'] or '(all)'}: {r['kind']} "
+            f"{iso(r['created_at'])} {r['rcpt'] or '(all)'}: {r['kind']} "
             f"by {r['actor'] or '-'} via {r['source']}"
         )

@@ -18,7 +18,8 @@ from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, settings_from
-from gateway.cli.when import DURATION, parse_duration
+from gateway.cli.progress import Progress, add_quiet_argument
+from gateway.cli.when import DURATION, iso, parse_duration
 from gateway.config import Settings
 from gateway.lists import records as list_records
 from gateway.lists.importer import parse_list_file
@@ -81,6 +82,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     imp.add_argument("--domain", default="")
     imp.add_argument("--by", default=None)
     imp.add_argument("--strict", action="store_true", help="refuse the file if any line is bad")
+    add_quiet_argument(imp)
     add_config_argument(imp)
     imp.set_defaults(func=cmd_import)
 
@@ -154,18 +156,18 @@ def cmd_add(args: argparse.Namespace) -> int:
         kept = exc.entry
         details = [f"added by {kept.added_by}"]
         if kept.added_at:
-            details.append(f"at {kept.added_at.isoformat(timespec='seconds')}")
+            details.append(f"at {iso(kept.added_at)}")
         if kept.reason:
             details.append(f"reason {kept.reason!r}")
         if kept.expires_at:
-            details.append(f"until {kept.expires_at.isoformat(timespec='seconds')}")
+            details.append(f"until {iso(kept.expires_at)}")
         raise CliError(
             f"{args.list} {kept.describe()} exists ({', '.join(details)}); "
             "give --update to change its reason or expiry"
         ) from None
     notify_sync(settings.redis.url, settings.redis.prefix)
     scope = f"for {saved.domain}" if saved.domain else "for every domain"
-    until = f" until {saved.expires_at:%Y-%m-%d %H:%M} UTC" if saved.expires_at else ""
+    until = f" until {iso(saved.expires_at)}" if saved.expires_at else ""
     print(f"{'added' if created else 'updated'}: {args.list} {saved.describe()} {scope}{until}")
     return 0
 
@@ -210,8 +212,8 @@ def _entry_json(entry: Entry) -> dict:
         "domain": entry.domain,
         "reason": entry.reason,
         "added_by": entry.added_by,
-        "added_at": entry.added_at.isoformat() if entry.added_at else None,
-        "expires_at": entry.expires_at.isoformat() if entry.expires_at else None,
+        "added_at": iso(entry.added_at) if entry.added_at else None,
+        "expires_at": iso(entry.expires_at) if entry.expires_at else None,
         "source": entry.source,
     }
 
@@ -242,7 +244,7 @@ def cmd_show(args: argparse.Namespace) -> int:
                             "list": r.list,
                             "domain": r.domain,
                             "file": r.file,
-                            "imported_at": r.imported_at.isoformat(),
+                            "imported_at": iso(r.imported_at),
                             "imported_by": r.imported_by,
                             "entries": r.entries,
                         }
@@ -253,12 +255,14 @@ def cmd_show(args: argparse.Namespace) -> int:
             )
         )
         return 0
+    if shown:
+        print(f"{'LIST':5} {'KIND':13} {'VALUE':40} {'DOMAIN':20} BY ADDED [EXPIRY] [# REASON]")
     for e in shown:
         scope = e.domain or "*"
         expiry = ""
         if e.expires_at:
-            expiry = " expired" if not e.active(now) else f" until {e.expires_at:%Y-%m-%d %H:%M}"
-        added = f"{e.added_at:%Y-%m-%d %H:%M}" if e.added_at else "?"
+            expiry = " expired" if not e.active(now) else f" until {iso(e.expires_at)}"
+        added = iso(e.added_at) if e.added_at else "?"
         print(
             f"{e.list:5} {e.kind:13} {e.value:40} {scope:20} {e.added_by} {added}{expiry}"
             f"{'  # ' + e.reason if e.reason else ''}"
@@ -267,7 +271,7 @@ def cmd_show(args: argparse.Namespace) -> int:
         print(
             f"import {r.source}: {r.entries} {r.list} entries"
             f"{' for ' + r.domain if r.domain else ''} from {r.file}, "
-            f"{r.imported_at:%Y-%m-%d %H:%M} UTC by {r.imported_by}"
+            f"{iso(r.imported_at)} by {r.imported_by}"
         )
     if not shown and not records:
         print("(no entries)")
@@ -283,7 +287,9 @@ def cmd_import(args: argparse.Namespace) -> int:
         text = args.file.read_bytes().decode("utf-8", "replace")
     except OSError as exc:
         raise CliError(f"{args.file}: cannot read: {exc.strerror}") from None
+    bar = Progress("import", "read", unit="entries", quiet=args.quiet)
     entries, bad = parse_list_file(args.file, text)
+    bar.update(len(entries))
     for line in bad:
         print(f"{args.file}:{line.line}: {line.problem}: {line.text[:80]}", file=sys.stderr)
     if bad and (args.strict or len(bad) > len(entries)):
@@ -302,6 +308,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     count = list_records.replace_import(
         _engine(settings), args.source, args.list, domain, entries, str(args.file), _who(args.by)
     )
+    bar.close()
     notify_sync(settings.redis.url, settings.redis.prefix)
     print(
         f"imported {count} {args.list} entries as {args.source!r}"

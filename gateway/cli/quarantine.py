@@ -13,7 +13,8 @@ from datetime import UTC, datetime, timedelta
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
-from gateway.cli.when import human_duration, parse_duration
+from gateway.cli.safe_text import echo
+from gateway.cli.when import human_duration, iso, parse_duration
 from gateway.config import Settings, load_settings
 from gateway.store import quarantine
 from gateway.store.db import Database
@@ -62,12 +63,14 @@ def _list(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     if args.json:
         print_json(items)
         return 0
+    if items:
+        echo(f"{'ID':28} {'CREATED':25} {'KIND':14} {'DOMAIN':20} RECIPIENTS  REASON")
     for it in items:
-        print(
-            f"{it['id']:28} {it['created_at']:%Y-%m-%d %H:%M} {it['kind']:14} {it['domain']:20} "
+        echo(
+            f"{it['id']:28} {iso(it['created_at'])} {it['kind']:14} {it['domain']:20} "
             f"{', '.join(it['rcpts'])}  {it['reason'] or ''}"
         )
-    print(f"{len(items)} item(s)")
+    echo(f"{len(items)} item(s)")
     return 0
 
 
@@ -80,11 +83,11 @@ def _show(db: Database, settings: Settings, args: argparse.Namespace) -> int:
     msg = email.message_from_bytes(raw, policy=email.policy.default)
     for name in ("From", "To", "Subject", "Date", "Message-ID"):
         for value in msg.get_all(name, []):
-            print(f"{name}: {value}")
+            echo(f"{name}: {value}")
     print("structure:")
     for part in msg.walk():
         filename = part.get_filename()
-        print(f"  {part.get_content_type()}" + (f"  name={filename!r}" if filename else ""))
+        echo(f"  {part.get_content_type()}" + (f"  name={filename!r}" if filename else ""))
     return 0
 
 

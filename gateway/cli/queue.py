@@ -21,6 +21,7 @@ from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli.common import acting_user, add_config_argument, print_json
+from gateway.cli.safe_text import echo
 from gateway.config import load_settings
 from gateway.delivery import control
 from gateway.store.spool import Job, Spool
@@ -120,15 +121,15 @@ def run_list(args: argparse.Namespace) -> int:
     if not rows:
         print("queue is empty")
         return 0
-    print(f"{'ID':28} {'STATE':8} {'AGE':>7} {'SIZE':>8} {'TRIES':>5}  FROM -> PENDING")
+    echo(f"{'ID':28} {'STATE':8} {'AGE':>7} {'SIZE':>8} {'TRIES':>5}  FROM -> PENDING")
     for r in rows:
-        print(
+        echo(
             f"{r['id']:28} {r['state']:8} {_age(r['age_seconds']):>7} {r['size']:>8} "
             f"{r['attempts']:>5}  <{r['from']}> -> {', '.join(r['pending'])}"
         )
         if r["last_error"]:
-            print(f"{'':28} last error: {r['last_error']}")
-    print(f"{len(rows)} job(s)")
+            echo(f"{'':28} last error: {r['last_error']}")
+    echo(f"{len(rows)} job(s)")
     return 0
 
 
@@ -162,15 +163,15 @@ def run_show(args: argparse.Namespace) -> int:
         return 0
     for row in shown:
         for key in ("id", "queue_id", "state", "kind", "received_at", "size", "from"):
-            print(f"{key + ':':13} {row[key]}")
+            echo(f"{key + ':':13} {row[key]}")
         if row["held"]:
-            print(f"{'held:':13} by {row['held']['by']} at {row['held']['at']}")
-        print(f"{'attempts:':13} {row['attempts']}, next {row['next_attempt'] or 'now'}")
+            echo(f"{'held:':13} by {row['held']['by']} at {row['held']['at']}")
+        echo(f"{'attempts:':13} {row['attempts']}, next {row['next_attempt'] or 'now'}")
         for name, value in row["headers"].items():
-            print(f"{name + ':':13} {value}")
-        print(f"{'RECIPIENT':40} {'STATUS':10} LAST ERROR")
+            echo(f"{name + ':':13} {value}")
+        echo(f"{'RECIPIENT':40} {'STATUS':10} LAST ERROR")
         for r in row["recipients"]:
-            print(f"{r['rcpt']:40} {r['status']:10} {r['last_error'] or ''}")
+            echo(f"{r['rcpt']:40} {r['status']:10} {r['last_error'] or ''}")
     return 0
 
 

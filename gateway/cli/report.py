@@ -48,7 +48,9 @@ def run(args: argparse.Namespace) -> int:
 
 def render(report: dict, fmt: str) -> str:
     if fmt == "json":
-        return json.dumps(report, indent=2, ensure_ascii=False) + "\n"
+        from gateway.cli.safe_text import json_text
+
+        return json_text(json.dumps(report, indent=2, ensure_ascii=False)) + "\n"
     if fmt == "html":
         from gateway.report.render_html import render_html
 

@@ -17,7 +17,8 @@ from filters.antivirus import classify
 from gateway.adapters.clamd import ClamdClient, ScanError
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
-from gateway.cli.when import parse_time
+from gateway.cli.progress import Progress, add_quiet_argument
+from gateway.cli.when import iso, parse_time
 from gateway.config import load_settings
 from gateway.store import attachments
 from gateway.store.db import create_schema, make_engine
@@ -33,6 +34,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_argument(parser)
     parser.add_argument("--since", required=True, metavar="DATE", help="e.g. 2026-11-01 or 7d")
     parser.add_argument("--json", action="store_true")
+    add_quiet_argument(parser)
     parser.set_defaults(func=run)
 
 
@@ -50,7 +52,9 @@ def run(args: argparse.Namespace) -> int:
         version = client.version_sync()
         hits: list[dict[str, Any]] = []
         missed, scanned, too_large = 0, 0, 0
+        bar = Progress("rescan", "rescanned", unit="attachments", quiet=args.quiet)
         for sha in attachments.blobs_to_rescan(engine, since):
+            bar.update()
             data = attachments.blob(engine, sha)
             if data is None:
                 continue
@@ -65,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             messages = list(dict.fromkeys(r["message_id"] for r in rows))
             missed += len(messages)
             hits.append({"sha256": sha, "virus": result.virus, "messages": messages})
+        bar.close()
     except ScanError as exc:
         raise CliError(str(exc)) from None
     finally:
@@ -85,7 +90,7 @@ def run(args: argparse.Namespace) -> int:
         print_json(summary)
     else:
         print(
-            f"rescanned {scanned} attachment(s) since {since:%Y-%m-%d %H:%M} with {version.raw}: "
+            f"rescanned {scanned} attachment(s) since {iso(since)} with {version.raw}: "
             f"{len(hits)} infected, {missed} message(s) recorded as missed virus"
         )
         for hit in hits:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json, settings_from
+from gateway.cli.safe_text import echo
 from gateway.mail.received import received_context
 from gateway.mail.render import render
 from gateway.model import Envelope, MessageContext
@@ -83,12 +84,12 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         for d in verdict.decisions:
-            print(f"{d.rcpt}: {d.action} (score {d.score:.2f})")
+            echo(f"{d.rcpt}: {d.action} (score {d.score:.2f})")
             for s in d.symbols:
                 options = f" [{', '.join(s.options)}]" if s.options else ""
-                print(f"  {s.name:32} {s.score:6.2f}{options}")
+                echo(f"  {s.name:32} {s.score:6.2f}{options}")
             for reason in d.reasons:
-                print(f"  reason: {reason}")
+                echo(f"  reason: {reason}")
     return 0
 
 

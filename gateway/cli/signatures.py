@@ -15,6 +15,7 @@ from datetime import datetime
 from gateway.adapters.clamd import ClamdClient, ScanError
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json, settings_from
+from gateway.cli.when import iso
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -66,7 +67,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             print(
                 f"database:  version {version.db_version}, built "
-                f"{version.db_date:%Y-%m-%d %H:%M:%S %z} ({age:.1f} days ago)"
+                f"{iso(version.db_date)} ({age:.1f} days ago)"
             )
         if warning:
             print(f"mailwarden: warning: {warning}", file=sys.stderr)

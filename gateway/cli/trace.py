@@ -14,7 +14,8 @@ from typing import Any
 
 from gateway.cli import CliError
 from gateway.cli.common import add_config_argument, print_json
-from gateway.cli.when import parse_time
+from gateway.cli.safe_text import echo
+from gateway.cli.when import iso, parse_time
 from gateway.config import load_settings
 from gateway.report.trace import DEFAULT_LIMIT, TraceQuery, trace
 from gateway.store.db import create_schema, make_engine
@@ -64,32 +65,32 @@ def run(args: argparse.Namespace) -> int:
 def _print_text(found: dict[str, Any]) -> None:
     for life in found["messages"]:
         s = life["session"]
-        print(f"message {life['queue_id']}  {life['message_id'] or '(no Message-ID)'}")
-        print(f"  subject: {life['subject'] or ''}")
-        print(
+        echo(f"message {life['queue_id']}  {life['message_id'] or '(no Message-ID)'}")
+        echo(f"  subject: {life['subject'] or ''}")
+        echo(
             f"  session: {s['client_ip']} ({s['client_hostname'] or 'no PTR'}) "
             f"HELO {s['helo'] or '-'} {'TLS' if s['tls'] else 'no TLS'}; node {life['node']}"
         )
-        print(f"  outcome: {life['outcome']}: {life['smtp_reply']}")
+        echo(f"  outcome: {life['outcome']}: {life['smtp_reply']}")
         for r in life["recipients"]:
-            print(f"  rcpt {r['rcpt']}: {r['action']} score {r['score']:g}, status {r['status']}")
+            echo(f"  rcpt {r['rcpt']}: {r['action']} score {r['score']:g}, status {r['status']}")
             for reason in r["reasons"] or []:
-                print(f"      reason: {reason}")
+                echo(f"      reason: {reason}")
             symbols = ", ".join(
                 f"{sym['name']}({sym['score']:g})" for sym in r["symbols"] or [] if sym["score"]
             )
             if symbols:
-                print(f"      symbols: {symbols}")
+                echo(f"      symbols: {symbols}")
         if life["viruses"]:
-            print(f"  viruses: {', '.join(life['viruses'])}")
-        print("  timeline:")
+            echo(f"  viruses: {', '.join(life['viruses'])}")
+        echo("  timeline:")
         for event in life["timeline"]:
-            at = event["at"].strftime("%Y-%m-%d %H:%M:%S") if event["at"] else "-"
-            print(f"    {at}  {event['what']:<20} {event['text']}")
-        print()
+            at = iso(event["at"])
+            echo(f"    {at}  {event['what']:<20} {event['text']}")
+        echo()
     for f in found["refusals"]:
-        print(
-            f"refused {f['at']:%Y-%m-%d %H:%M:%S} at {f['stage'].upper()} from {f['client_ip']} "
+        echo(
+            f"refused {iso(f['at'])} at {f['stage'].upper()} from {f['client_ip']} "
             f"HELO {f['helo'] or '-'} <{f['mail_from'] or ''}>"
             + (f" to <{f['rcpt']}>" if f["rcpt"] else "")
             + f" by {f['source']}: {f['reply']}"

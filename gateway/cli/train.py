@@ -6,9 +6,14 @@ import argparse
 import json
 import os
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from gateway.cli import CliError
+from gateway.cli.common import add_config_argument
+from gateway.cli.progress import Progress, add_quiet_argument
+from gateway.config import load_settings
 
 
 def register(subparsers: Any) -> None:
@@ -22,10 +27,19 @@ def register(subparsers: Any) -> None:
     p.add_argument(
         "--corpus",
         action="append",
-        required=True,
+        default=[],
         metavar="PATH",
-        help="a labelled corpus; repeat for several",
+        help="a labelled corpus; repeat for several (needed unless --from-feedback)",
     )
+    p.add_argument(
+        "--from-feedback",
+        metavar="YYYY-MM",
+        help="with --update: also learn from the feedback given in that month (user and "
+        "staff reports, confirmations, releases), using the stored originals (quarantine "
+        "copies, mail forwarded to the report addresses); needs --config for the ledger",
+    )
+    add_config_argument(p, required=False)
+    add_quiet_argument(p)
     p.add_argument("--out", required=True, metavar="MODEL", help="model file to write")
     p.add_argument(
         "--max-fpr",
@@ -84,12 +98,6 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tqdm import tqdm
-
-    from training.corpus import CorpusError, parse_spec
-    from training.model import ModelError
-    from training.train import TrainOptions, train, update
-
     if not 0 < args.max_fpr < 1:
         raise CliError(f"--max-fpr: must be between 0 and 1, got {args.max_fpr}")
     if args.jobs < 1 or args.epochs < 1:
@@ -102,8 +110,23 @@ def run(args: argparse.Namespace) -> int:
         raise CliError("--validation-percent 0 needs --threshold-folds 2 or more")
     if args.short_message_features < 0:
         raise CliError("--short-message-features: must be 0 or more")
+    if args.from_feedback and not args.update:
+        raise CliError("--from-feedback: only with --update MODEL (the threshold is kept)")
+    if not args.corpus and not args.from_feedback:
+        raise CliError("give --corpus PATH (or --update MODEL --from-feedback YYYY-MM)")
+    with tempfile.TemporaryDirectory(prefix="mailwarden-feedback-") as scratch:
+        return _run(args, Path(scratch))
+
+
+def _run(args: argparse.Namespace, scratch: Path) -> int:
+    from training.corpus import CorpusError, parse_spec
+    from training.model import ModelError
+    from training.train import TrainOptions, train, update
+
     try:
         specs = [parse_spec(text) for text in args.corpus]
+        if args.from_feedback:
+            specs.append(parse_spec(str(_feedback_corpus(args, scratch))))
         options = TrainOptions(
             max_fpr=args.max_fpr,
             alpha=args.alpha,
@@ -116,20 +139,16 @@ def run(args: argparse.Namespace) -> int:
             validation_percent=args.validation_percent,
         )
         fits = 1 + (args.threshold_folds if args.threshold_folds >= 2 else 0)
-        reading = tqdm(desc="reading", unit="msg", file=sys.stderr, disable=None)
+        reading = Progress("train", "read", quiet=args.quiet)
         fitting: list[Any] = []
 
         def on_epoch(done: int) -> None:
-            """The first call (0, before fitting) swaps the reading bar for the epochs bar."""
+            """The first call (0, before fitting) ends the reading lines, starts the epochs'."""
             if not fitting:
                 reading.close()
                 fitting.append(
-                    tqdm(
-                        desc="fitting",
-                        unit="epoch",
-                        total=args.epochs * fits,
-                        file=sys.stderr,
-                        disable=None,
+                    Progress(
+                        "train", "fitted", unit="epochs", total=args.epochs * fits, quiet=args.quiet
                     )
                 )
             fitting[0].update(done)
@@ -139,6 +158,10 @@ def run(args: argparse.Namespace) -> int:
                 model = update(args.update, specs, options, on_read=reading.update)
             else:
                 model = train(specs, options, on_read=reading.update, on_epoch=on_epoch)
+        except BaseException:
+            for bar in [reading, *fitting]:
+                bar.abandon()
+            raise
         finally:
             reading.close()
             for bar in fitting:
@@ -155,6 +178,45 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(summary(model.metadata, args.out, version))
     return 0
+
+
+def _feedback_corpus(args: argparse.Namespace, scratch: Path) -> Path:
+    """The month's feedback originals as a ham/ and spam/ directory of .eml files."""
+    from gateway.config import ConfigError
+    from gateway.report.sla import month_bounds
+    from gateway.store.db import create_schema, make_engine
+    from gateway.store.feedback_mail import feedback_mail
+
+    if args.config is None:
+        raise CliError("--from-feedback: give --config FILE (the ledger is in [store] url)")
+    try:
+        start, end = month_bounds(args.from_feedback)
+    except ValueError as exc:
+        raise ConfigError(f"--from-feedback: {exc}") from None
+    settings = load_settings(args.config)
+    engine = make_engine(settings.store.url)
+    try:
+        create_schema(engine)
+        found = feedback_mail(engine, start, end)
+    finally:
+        engine.dispose()
+    counts = found.counts()
+    if not found.examples:
+        raise CliError(
+            f"--from-feedback {args.from_feedback}: no feedback with a stored original "
+            f"({', '.join(f'{k} {v}' for k, v in counts.items())})"
+        )
+    for index, (label, raw) in enumerate(found.examples):
+        folder = scratch / label
+        folder.mkdir(exist_ok=True)
+        (folder / f"{index:06d}.eml").write_bytes(raw)
+    if not args.quiet:
+        print(
+            f"mailwarden train: feedback of {args.from_feedback}: "
+            + ", ".join(f"{k} {v}" for k, v in counts.items()),
+            file=sys.stderr,
+        )
+    return scratch
 
 
 def summary(meta: dict[str, Any], path: str, version: str) -> str:

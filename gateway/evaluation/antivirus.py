@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -129,7 +129,11 @@ async def judge(
 
 
 async def evaluate_corpus(
-    pipeline: Pipeline, files: dict[str, list[Path]], hostname: str, concurrency: int = 4
+    pipeline: Pipeline,
+    files: dict[str, list[Path]],
+    hostname: str,
+    concurrency: int = 4,
+    progress: Callable[[int], None] | None = None,
 ) -> list[Outcome]:
     gate = asyncio.Semaphore(concurrency)
     rescan = antivirus_only(pipeline)
@@ -141,6 +145,9 @@ async def evaluate_corpus(
                 return await judge(pipeline, raw, label, str(path), hostname, rescan)
             except Exception as exc:  # noqa: BLE001 - one bad file must not end the run
                 return Outcome(str(path), label, error=f"{exc.__class__.__name__}: {exc}")
+            finally:
+                if progress is not None:
+                    progress(1)
 
     tasks = [one(label, p) for label, paths in files.items() for p in paths]
     return list(await asyncio.gather(*tasks))
@@ -189,10 +196,16 @@ def summarise(outcomes: Sequence[Outcome], elapsed: float, signatures: str | Non
     }
 
 
-async def run_eval(pipeline: Pipeline, root: Path, hostname: str, concurrency: int = 4) -> dict:
+async def run_eval(
+    pipeline: Pipeline,
+    root: Path,
+    hostname: str,
+    concurrency: int = 4,
+    progress: Callable[[int], None] | None = None,
+) -> dict:
     files = corpus_files(root)
     started = time.perf_counter()
-    outcomes = await evaluate_corpus(pipeline, files, hostname, concurrency)
+    outcomes = await evaluate_corpus(pipeline, files, hostname, concurrency, progress)
     signatures = None
     clamd = pipeline.ports.clamd
     if clamd is not None:

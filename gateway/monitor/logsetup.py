@@ -50,6 +50,13 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(out, ensure_ascii=False, default=str)
 
 
+class TextFormatter(logging.Formatter):
+    """The text line, its time ISO 8601 in UTC with the zone (as every time we print)."""
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+
+
 def text_format(worker: int | None = None) -> str:
     tag = f" w{worker}" if worker is not None else ""
     return f"%(asctime)s %(levelname)s{tag} %(name)s: %(message)s"
@@ -69,7 +76,7 @@ def configure(
     if fmt == "json":
         handler.setFormatter(JsonFormatter(worker))
     else:
-        handler.setFormatter(logging.Formatter(text_format(worker)))
+        handler.setFormatter(TextFormatter(text_format(worker)))
     for old in _LISTENER:
         old.stop()
     _LISTENER.clear()

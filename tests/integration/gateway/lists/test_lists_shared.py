@@ -227,11 +227,13 @@ def test_import_replaces_the_previous_import_of_its_source(tmp_path, capsys):
         return code, out.out, out.err
 
     assert run("lists", "add", "block", "192.0.2.0/24", "--reason", "by hand")[0] == 0
-    code, out, _ = run("lists", "import", str(first), "--source", "drop", "--by", "ops")
+    code, out, err = run("lists", "import", str(first), "--source", "drop", "--by", "ops")
     assert code == 0 and "imported 3 block entries as 'drop'" in out
-    code, out, err = run("lists", "import", str(second), "--source", "drop")
+    assert "mailwarden import: read 3 entries" in err and "done in" in err  # progress
+    code, out, err = run("lists", "import", str(second), "--source", "drop", "--quiet")
     assert code == 0 and "imported 2 block entries" in out and "1 bad line skipped" in out
     assert f"{second}:4: " in err and "bogus!" in err
+    assert "mailwarden import:" not in err
 
     code, out, _ = run("lists", "show", "--json", "--source", "drop")
     values = sorted(e["value"] for e in json.loads(out)["entries"])

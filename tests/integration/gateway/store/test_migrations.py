@@ -7,6 +7,7 @@ upgrade that loses rows of a database made by the previous release.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from datetime import UTC, datetime
@@ -174,6 +175,10 @@ def test_serve_refuses_a_database_older_than_its_code_and_names_the_command(
 
     assert mailwarden("db", "upgrade", "--config", str(config)).returncode == 0
     assert mailwarden("db", "current", "--config", str(config)).returncode == 0
+    shown = mailwarden("db", "current", "--config", str(config), "--json")
+    assert json.loads(shown.stdout)["at_head"] is True and shown.returncode == 0
+    listed = json.loads(mailwarden("db", "history", "--config", str(config), "--json").stdout)
+    assert listed[0]["down_revision"] is None and listed[-1]["head"] and listed[-1]["current"]
 
 
 def test_a_database_upgraded_by_a_newer_release_is_refused_too(engine):

@@ -271,6 +271,38 @@ class ClassifierSettings(Section):
     enabled: bool = True
 
 
+def _check_network(value: str) -> str:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError:
+        raise ValueError(f"not an IP network: {value!r} (e.g. 10.0.0.0/8)") from None
+    return value
+
+
+def _check_ip(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(f"not an IP address: {value!r}") from None
+    return value
+
+
+class OutboundSettings(Section):
+    # clients that may send to any domain (scanned, then relayed to the recipient's MX);
+    # empty: nobody, the gateway takes mail only for [domains] accept
+    trusted_networks: list[Annotated[str, AfterValidator(_check_network)]] = Field(
+        default_factory=list
+    )
+    relay: HostPort | None = None  # a smarthost for outbound mail instead of the MX
+    mx_port: int = Field(25, gt=0, lt=65536)  # the port of MX hosts (tests use another)
+    suspend_score: float | None = 15.0  # an outbound message scoring this: sender suspended
+    rate_limit: int | None = Field(None, gt=0)  # messages per account per rate_window
+    rate_window: Seconds = 3600.0
+    suspended_reply: Literal["tempfail", "reject"] = "reject"  # 450 4.7.1 or 550 5.7.1
+    # our own public sending addresses, for `mailwarden selfcheck`
+    sending_addresses: list[Annotated[str, AfterValidator(_check_ip)]] = Field(default_factory=list)
+
+
 class LogSettings(Section):
     format: Literal["text", "json"] = "text"  # json: one object a line (docs/operations.md)
 
@@ -335,6 +367,7 @@ class Settings(Section):
     log: LogSettings = LogSettings()
     metrics: MetricsSettings = MetricsSettings()
     report: ReportSettings = ReportSettings()
+    outbound: OutboundSettings = OutboundSettings()
 
     def accepts(self, domain: str) -> bool:
         return domain.lower().rstrip(".") in self.domains.accept

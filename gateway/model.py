@@ -79,6 +79,7 @@ class Envelope:
     tls: bool = False
     smtputf8: bool = False
     body_8bitmime: bool = False
+    outbound: bool = False  # from [outbound] trusted_networks: may go to any domain
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from gateway.pipeline.rules_db import RulesFollower, SettingsChecker, load_db_po
 from gateway.pipeline.run import Pipeline
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.intake import Intake
+from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.smtp.server import SmtpServer
 from gateway.store import feedback, ledger, quarantine
 from gateway.store.av_policy import load_av_policies
@@ -116,6 +117,9 @@ class Gateway:
             asyncio.create_task(housekeeping.run(self.db.engine, s), name="housekeeping"),
         ]
         self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
+        guard = None
+        if s.outbound.trusted_networks:
+            guard = OutboundGuard(s, self.db, self.ports.redis, self.node)
         self.intake = Intake(
             self.pipeline,
             self.spool,
@@ -127,12 +131,13 @@ class Gateway:
             drop_field=forged_results_dropper(s.smtp.hostname),
             report_addresses=ReportAddresses(s, self.db),
             mime_limits=(s.smtp.max_mime_depth, s.smtp.max_mime_parts),
+            outbound_guard=guard,
         )
         jobs = await asyncio.to_thread(self.spool.recover)
         await self._restore_ledger(jobs)
         await self.delivery.start(jobs)
         checks = build_session_checks(s, self.ports)
-        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns))
+        self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns, guard))
         self.address = await self.smtp.start()
         self._heartbeat = asyncio.create_task(  # beats only while mail is accepted
             heartbeat.run(self.db, self.node, s, self.ports.clamd), name="heartbeat"

@@ -21,6 +21,7 @@ from gateway.store.schema import SchemaMismatch
 
 COMMANDS: list[str] = [
     # one line per command module; keep alphabetical to ease merges
+    "accounts",
     "backup",
     "check_config",
     "db",
@@ -36,6 +37,7 @@ COMMANDS: list[str] = [
     "rescan",
     "rules",
     "scan",
+    "selfcheck",
     "serve",
     "signatures",
     "trace",

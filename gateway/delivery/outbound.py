@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import heapq
+import ipaddress
 import itertools
 import logging
 import ssl
@@ -414,15 +415,15 @@ class Delivery:
         self.submit([dsn])
 
     async def _route(self, job: Job) -> tuple[list[tuple[str, int]], Outcome | None]:
-        """Where a job goes: the next hop for our domains, else relay or MX."""
+        """Where a job goes: the next hop for our domains; bounces and outbound mail for
+        other domains to [delivery] bounce_relay / [outbound] relay, else their MX."""
         next_hop = [parse_host_port(self.cfg.next_hop)]
-        if job.kind != "dsn":
-            return next_hop, None
         domain = domain_of(job.rcpts[0].rcpt)
         if self.settings.accepts(domain):
             return next_hop, None
-        if self.cfg.bounce_relay:
-            return [parse_host_port(self.cfg.bounce_relay)], None
+        relay = self.cfg.bounce_relay if job.kind == "dsn" else self.settings.outbound.relay
+        if relay:
+            return [parse_host_port(relay)], None
         if self.resolver is None:
             return [], Outcome("temp", "no resolver for MX lookups")
         try:
@@ -433,7 +434,35 @@ class Delivery:
             return [], Outcome("temp", f"MX lookup for {domain} failed: {exc}")
         if mx == [(0, "")] or mx == [(0, ".")]:
             return [], Outcome("perm", f"{domain} accepts no mail (null MX)", "5.1.10")
-        return [(host, 25) for _, host in mx], None
+        return await self._addresses([host for _, host in mx], domain)
+
+    async def _addresses(
+        self, hosts: list[str], domain: str
+    ) -> tuple[list[tuple[str, int]], Outcome | None]:
+        """The MX hosts' addresses, in MX order, looked up through our DNS adapter (its
+        servers and cache), not the system's resolver."""
+        assert self.resolver is not None
+        port = self.settings.outbound.mx_port
+        found: list[tuple[str, int]] = []
+        errors = []
+        for host in hosts:
+            try:
+                ipaddress.ip_address(host)
+                found.append((host, port))
+                continue
+            except ValueError:
+                pass
+            for rdtype in ("A", "AAAA"):
+                try:
+                    found += [(ip, port) for ip in await self.resolver.addresses(host, rdtype)]
+                except NoRecord:
+                    continue
+                except DnsError as exc:
+                    errors.append(f"{host} {rdtype}: {exc}")
+        if found:
+            return found, None
+        why = "; ".join(errors) or "no address records"
+        return [], Outcome("temp", f"no address for the MX of {domain}: {why}")
 
     async def _send(
         self, hosts: list[tuple[str, int]], job: Job, data: bytes, rcpts: list[str]
@@ -441,7 +470,7 @@ class Delivery:
         last = Outcome("temp", "no host tried")
         for host, port in hosts:
             remote = f"{host}:{port}" if port != 25 else host
-            next_hop = job.kind != "dsn" or (host, port) == parse_host_port(self.cfg.next_hop)
+            next_hop = (host, port) == parse_host_port(self.cfg.next_hop)
             try:
                 outcomes = await self._transaction(host, port, job, data, rcpts)
             except (OSError, aiosmtplib.SMTPException, TimeoutError) as exc:

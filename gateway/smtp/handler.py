@@ -23,6 +23,7 @@ from gateway.config import Settings
 from gateway.model import Envelope, Reply
 from gateway.monitor import events
 from gateway.smtp.intake import Intake
+from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.store import ledger
 
 log = logging.getLogger(__name__)
@@ -91,11 +92,13 @@ class GatewayHandler:
         intake: Intake,
         checks: Sequence[SessionCheck] = (),
         resolver: Resolver | None = None,
+        guard: OutboundGuard | None = None,
     ):
         self.settings = settings
         self.intake = intake
         self.checks = list(checks)
         self.resolver = resolver
+        self.guard = guard  # outbound: trusted clients and suspended accounts
         self._background: set[asyncio.Task] = set()
 
     @staticmethod
@@ -136,6 +139,10 @@ class GatewayHandler:
         self._background.discard(task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("could not record a refusal: %s", task.exception())
+
+    def _outbound(self, session: Session) -> bool:
+        """Is the client in [outbound] trusted_networks (may relay, is counted)?"""
+        return bool(self.guard and session.peer and self.guard.trusted(session.peer[0]))
 
     def on_connect(self, session: Session) -> None:
         """Connect-time checks (the DNSBL prefetch) start now, in the background: the
@@ -193,6 +200,11 @@ class GatewayHandler:
             if refusal is not None:
                 self._record_refusal(info, "mail", sender, None, refusal, check.name)
                 return str(refusal)
+        if self.guard is not None and self._outbound(session):
+            suspended = await self.guard.refusal_for(sender)
+            if suspended is not None:
+                self._record_refusal(info, "mail", sender, None, suspended, "suspended")
+                return str(suspended)
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 2.1.0 Ok"
@@ -206,7 +218,7 @@ class GatewayHandler:
         if encoding is not None:
             return str(encoding)
         local, domain = parts
-        if not self.settings.accepts(domain):
+        if not self.settings.accepts(domain) and not self._outbound(session):
             denied = Reply(550, "5.7.1", "Relaying denied: we do not accept mail for that domain")
             self._record_refusal(
                 self._info(session), "rcpt", _sender(envelope), address, denied, "relay"
@@ -249,6 +261,7 @@ class GatewayHandler:
             tls=session.ssl is not None,
             smtputf8=envelope.smtp_utf8,
             body_8bitmime="BODY=8BITMIME" in options,
+            outbound=self._outbound(session),
         )
         reply = await self.intake.receive(env, envelope.original_content or b"")
         return str(reply)

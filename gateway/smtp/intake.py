@@ -33,6 +33,7 @@ from gateway.model import (
 )
 from gateway.monitor import events
 from gateway.pipeline.run import Pipeline
+from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.store import attachments, ledger, quarantine
 from gateway.store.db import Database, batched
 from gateway.store.spool import Job, RcptState, Spool, new_queue_id
@@ -67,6 +68,7 @@ class Intake:
         keep_attachments: bool = False,
         report_addresses: ReportHook | None = None,
         mime_limits: tuple[int, int] = (50, 10_000),
+        outbound_guard: OutboundGuard | None = None,
     ) -> None:
         self.pipeline = pipeline
         self.spool = spool
@@ -78,6 +80,7 @@ class Intake:
         self.keep_attachments = keep_attachments  # for `mailwarden rescan`
         self.report_addresses = report_addresses  # gateway/app/report_addresses.py
         self.mime_limits = mime_limits  # depth, parts
+        self.outbound_guard = outbound_guard  # counts and suspends outbound senders
         self._background: set[asyncio.Task] = set()
         self.in_flight = 0
         # spool writes wait on fsync, not on the CPU: as many at once as messages
@@ -103,6 +106,10 @@ class Intake:
                 if structure.exceeded:
                     return await self._refuse_structure(ctx, structure.exceeded)
                 verdict = await self.pipeline.run(ctx)
+                if envelope.outbound and self.outbound_guard is not None:
+                    task = asyncio.create_task(self.outbound_guard.count(verdict))
+                    self._background.add(task)
+                    task.add_done_callback(self._background.discard)
             except Exception:
                 log.exception("%s: pipeline failed", ctx.queue_id)
                 return TEMPFAIL_REPLY
@@ -216,14 +223,17 @@ class Intake:
             log.exception("%s: could not keep attachments for rescans", verdict.ctx.queue_id)
 
     def _delivery_jobs(self, verdict: Verdict, item_of: dict[str, str]) -> list[tuple[Job, bytes]]:
-        """One job per distinct rendering (and kept-original item, named in notices)."""
+        """One job per distinct rendering (and kept-original item, named in notices);
+        outbound mail also one per recipient domain (each has its own MX)."""
         ctx = verdict.ctx
-        groups: dict[tuple[Rendering, str | None], list[str]] = {}
+        outbound = ctx.envelope.outbound
+        groups: dict[tuple[Rendering, str | None, str], list[str]] = {}
         for d in verdict.decisions:
             if d.action in DELIVERABLE:
-                groups.setdefault((d.rendering, item_of.get(d.rcpt)), []).append(d.rcpt)
+                domain = domain_of(d.rcpt) if outbound else ""
+                groups.setdefault((d.rendering, item_of.get(d.rcpt), domain), []).append(d.rcpt)
         jobs = []
-        for index, ((rendering, item_id), rcpts) in enumerate(groups.items()):
+        for index, ((rendering, item_id, _), rcpts) in enumerate(groups.items()):
             data = render(ctx, rendering, rcpts, self.hostname, self.drop_field, item_id)
             job = Job(
                 id=f"{ctx.queue_id}.{index}",

@@ -32,6 +32,7 @@ CONFIG_TABLES: list[str] = [
     "av_policies",  # per-mailbox and per-domain antivirus policy
     "list_imports",  # published lists loaded (their source, file, when, by whom)
     "list_entries",  # local block/allow entries, by hand and imported
+    "sending_accounts",  # outbound accounts and whether they are suspended
     "users",  # console users, roles, domains, argon2 hashes
 ]
 

@@ -38,6 +38,7 @@ TABLE_MODULES: list[str] = [
     "gateway.store.sessions",
     "gateway.store.audit",
     "gateway.store.rules_store",
+    "gateway.store.accounts",
 ]
 
 T = TypeVar("T")

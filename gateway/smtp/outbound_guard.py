@@ -1,0 +1,109 @@
+"""Outbound mail: who may relay through us, and which sending accounts are suspended.
+
+Clients in `[outbound] trusted_networks` (the protected server, the users' own
+networks) may send to any domain: their mail is scanned like inbound mail and relayed
+to the recipient's MX. Every such message counts for its sender account; an account
+whose message scores at least `suspend_score`, or that sends more than `rate_limit`
+messages in `rate_window` seconds (counted in Redis, so all nodes count together; per
+node while Redis is away), is suspended (gateway.store.accounts) and its next MAIL is
+refused with `suspended_reply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import logging
+import time
+from typing import Any
+
+from gateway.config import Settings
+from gateway.model import Reply, Verdict
+from gateway.store import accounts
+from gateway.store.db import Database
+
+log = logging.getLogger(__name__)
+
+AUTO_SCORE = "auto:score"
+AUTO_RATE = "auto:rate"
+
+
+class OutboundGuard:
+    def __init__(self, settings: Settings, db: Database, redis: Any, node: str) -> None:
+        self.conf = settings.outbound
+        self.db = db
+        self.redis = redis
+        self.key_prefix = f"{settings.redis.prefix}outbound-rate:"
+        self.node = node
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in self.conf.trusted_networks]
+        self._local: dict[str, tuple[float, int]] = {}  # address -> (window start, count)
+        self._background: set[asyncio.Task] = set()
+
+    def trusted(self, ip: str) -> bool:
+        """May this client relay to other domains (outbound)?"""
+        try:
+            address = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+            address = address.ipv4_mapped
+        return any(address in network for network in self.networks)
+
+    def _reply(self, account: accounts.Account) -> Reply:
+        reason = "".join(c for c in account.reason if c.isprintable())[:120]
+        text = f"Sending account suspended ({reason}); ask your mail administrator"
+        if self.conf.suspended_reply == "tempfail":
+            return Reply(450, "4.7.1", text)
+        return Reply(550, "5.7.1", text)
+
+    async def refusal_for(self, sender: str) -> Reply | None:
+        """The reply for MAIL from a suspended account, else None."""
+        if not sender:
+            return None
+        found = await self.db.run(accounts.suspension, sender)
+        return self._reply(found) if found is not None else None
+
+    async def count(self, verdict: Verdict) -> None:
+        """After an outbound message was judged: suspend its sender for its score or its
+        rate. Never raises: a failure here must not change the message's answer."""
+        sender = verdict.ctx.envelope.mail_from
+        if not sender:
+            return
+        try:
+            score = max((d.score for d in verdict.decisions), default=0.0)
+            limit = self.conf.suspend_score
+            if limit is not None and score >= limit:
+                await self._suspend(sender, f"outbound message scored {score:.1f}", AUTO_SCORE)
+                return
+            if self.conf.rate_limit is not None:
+                sent = await self._rate(sender)
+                if sent > self.conf.rate_limit:
+                    window = f"{self.conf.rate_window:g} s"
+                    reason = f"{sent} messages in {window} (limit {self.conf.rate_limit})"
+                    await self._suspend(sender, reason, AUTO_RATE)
+        except Exception:
+            log.exception("outbound accounting of %s failed", sender)
+
+    async def _suspend(self, sender: str, reason: str, by: str) -> None:
+        changed = await self.db.run(accounts.suspend, sender, reason, by, self.node)
+        if changed:
+            log.warning("suspended sending account %s: %s", sender, reason)
+
+    async def _rate(self, sender: str) -> int:
+        """Messages of this account in the current window, this one included."""
+        address = sender.lower()
+        if self.redis is not None:
+            key = self.key_prefix + address
+            try:
+                count = int(await self.redis.incr(key))
+                if count == 1:
+                    await self.redis.expire(key, max(1, int(self.conf.rate_window)))
+                return count
+            except Exception as exc:  # noqa: BLE001 - Redis away: count on this node
+                log.debug("outbound rate in Redis failed (%s); counting locally", exc)
+        now = time.monotonic()
+        start, count = self._local.get(address, (now, 0))
+        if now - start >= self.conf.rate_window:
+            start, count = now, 0
+        self._local[address] = (start, count + 1)
+        return count + 1

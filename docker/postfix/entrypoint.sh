@@ -5,6 +5,9 @@
 set -eu
 : "${MAIL_DOMAINS:?set MAIL_DOMAINS}"
 : "${MAIL_NETWORKS:=172.16.0.0/12 10.0.0.0/8 192.168.0.0/16}"
+# "No configuration" at install: start from Debian's template
+[ -f /etc/postfix/main.cf ] || cp /usr/share/postfix/main.cf.debian /etc/postfix/main.cf
+[ -f /etc/aliases ] || printf 'postmaster: root\n' > /etc/aliases
 postconf -e \
   "maillog_file = /dev/stdout" \
   "inet_interfaces = all" \

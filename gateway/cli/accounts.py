@@ -53,6 +53,8 @@ def _address(text: str) -> str:
 
 def run_change(args: argparse.Namespace) -> int:
     address = _address(args.address)
+    if not args.reason.strip() or not args.reason.isprintable():
+        raise CliError("--reason: say why in printable text (it is shown in SMTP replies)")
     by = args.by or getpass.getuser()
     engine = _engine(args)
     try:

@@ -15,7 +15,7 @@ import time
 import pytest
 from sqlalchemy import select
 
-from gateway.store import accounts, ledger
+from gateway.store import accounts, audit, ledger
 from tests.integration.gateway.cli.operator_run import mailwarden
 from tests.support.mail import message
 from tests.support.smtp_sink import SmtpSink
@@ -168,5 +168,8 @@ def test_suspend_by_hand_refuses_and_names_who(make_gateway, remote_mx):
     assert again.returncode == 2 and "already suspended" in again.stderr
     code, text = _refused_at_mail(gw, "eve@example.test")
     assert code == 550 and b"phished" in text
+    (row,) = audit.entries(gw.gateway.db.engine, ["example.test"], object_id="eve@example.test")
+    assert (row["actor"], row["action"]) == ("ann", "accounts.suspend")
+    assert row["after"] == {"suspended": True, "reason": "phished"}
     bad = mailwarden("accounts", "suspend", "not an address", "--reason", "x", "-c", config)
     assert bad.returncode == 2 and "not a mailbox address" in bad.stderr

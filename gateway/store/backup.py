@@ -34,6 +34,7 @@ CONFIG_TABLES: list[str] = [
     "list_entries",  # local block/allow entries, by hand and imported
     "sending_accounts",  # outbound accounts and whether they are suspended
     "users",  # console users, roles, domains, argon2 hashes
+    "rule_versions",  # per-domain rules and thresholds, every version
 ]
 
 # One-row change counters that running nodes poll: bumped after a restore so that a

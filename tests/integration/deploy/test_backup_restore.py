@@ -16,6 +16,12 @@ from gateway.store.schema import full_metadata
 from tests.integration.gateway.cli.operator_run import MAILWARDEN, mailwarden
 from tests.support.gateway import write_config
 
+RULES = (
+    "domain: example.test\nrules:\n  - name: pills\n"
+    "    when: {subject: {contains: pills}}\n    then: {score: 3}\n",
+    "domain: example.test\nthresholds: {tag: 4.0, quarantine: 6.0, reject: 20.0}\n",
+)
+
 
 def _config(directory, url=None):
     directory.mkdir(exist_ok=True)
@@ -46,6 +52,10 @@ def _seed(config, tmp_path):
         input="correct horse battery\n", capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert added.returncode == 0, added.stderr
+    for number, text in enumerate(RULES, start=1):  # two versions: both are kept
+        rules = tmp_path / f"rules-{number}.yaml"
+        rules.write_text(text)
+        _ok("rules", "import", "example.test", str(rules), "--by", "alice", "-c", str(config))
     url = _url(config)
     engine = make_engine(url)
     av_policy.set_policy(engine, "@example.test", enabled=True, mode="clean", actor="ann")
@@ -88,6 +98,7 @@ def test_round_trip_sqlite_postgresql_sqlite_keeps_every_row(tmp_path, postgres_
     assert len(original["list_entries"]) == 5 and len(original["av_policies"]) == 2
     assert len(original["list_imports"]) == 1
     assert [u["name"] for u in original["users"]] == ["ann"]
+    assert [v["version"] for v in original["rule_versions"]] == [1, 2]
 
     one = tmp_path / "one.json"
     wrote = _ok("backup", "--out", str(one), "-c", str(first))
@@ -114,6 +125,10 @@ def test_round_trip_sqlite_postgresql_sqlite_keeps_every_row(tmp_path, postgres_
     assert {"192.0.2.7", "partner.test", "bad@spam.test", "192.0.2.99"} <= {
         e["value"] for e in entries
     }
+    # the domain's current rules are the newest restored version, and the next import
+    # continues its numbering
+    exported = _ok("rules", "export", "example.test", "-c", str(on_pg))
+    assert exported.stdout == RULES[1]
     # the restored user logs in with the password set before the backup
     from gateway.store import users
 

@@ -112,6 +112,7 @@ def test_spam_suspends_the_account_until_restored(make_gateway, remote_mx, sink)
 
     code, text = _refused_at_mail(gw, "Mallory@example.test")
     assert code == 550 and b"5.7.1" in text and b"suspended" in text
+
     def refused() -> list:
         with engine.connect() as conn:
             return conn.execute(

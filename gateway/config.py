@@ -73,6 +73,7 @@ class SmtpSettings(Section):
     require_tls: bool = False
     shutdown_grace: Seconds = 30.0
     processes: int = Field(1, ge=1, le=64)  # gateways sharing the port (SO_REUSEPORT)
+    node_name: str | None = None  # in the ledger and heartbeats; None: the host name
     max_mime_depth: int = Field(50, gt=0)  # nested multiparts/messages; deeper: 550 5.6.0
     max_mime_parts: int = Field(10_000, gt=0)  # MIME entities per message; more: 550 5.6.0
 

@@ -83,7 +83,8 @@ class Gateway:
     def __init__(self, settings: Settings, worker: tuple[int, int] = (0, 1)) -> None:
         self.settings = settings
         self.worker = worker
-        self.node = socket.gethostname() + (f"/w{worker[0]}" if worker[1] > 1 else "")
+        name = settings.smtp.node_name or socket.gethostname()
+        self.node = name + (f"/w{worker[0]}" if worker[1] > 1 else "")
         self.address: tuple[str, int] | None = None
         self._release_task: asyncio.Task | None = None
         self._watch_tasks: list[asyncio.Task] = []

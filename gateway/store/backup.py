@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import json
+import os
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -119,10 +120,12 @@ def dump(engine: Engine) -> dict[str, Any]:
 
 
 def write(engine: Engine, out: Path) -> Summary:
-    """Write the backup to `out` (via a temporary file beside it: never half a file)."""
+    """Write the backup to `out` (via a temporary file beside it: never half a file),
+    readable by its owner only: it holds the console users' password hashes."""
     data = dump(engine)
     part = out.with_name(out.name + ".part")
-    with part.open("w", encoding="utf-8") as fh:
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with open(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, ensure_ascii=False, indent=1)
         fh.write("\n")
     part.replace(out)

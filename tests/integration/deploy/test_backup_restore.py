@@ -103,6 +103,7 @@ def test_round_trip_sqlite_postgresql_sqlite_keeps_every_row(tmp_path, postgres_
     one = tmp_path / "one.json"
     wrote = _ok("backup", "--out", str(one), "-c", str(first))
     assert "list_entries 5" in wrote.stdout and "av_policies 2" in wrote.stdout
+    assert one.stat().st_mode & 0o077 == 0  # password hashes inside: the owner's only
 
     on_pg = _config(tmp_path / "pg", postgres_url)
     restored = _ok("restore", str(one), "-c", str(on_pg))

@@ -75,8 +75,8 @@ class Actor:
             raise Forbidden(f"{self.name} ({self.role}) may not do this")
 
 
-# who may do what: operators everything; abuse staff the quarantine; admins their
-# domain's settings (lists, policies, rules) and the quarantine of their domain
-QUARANTINE_ROLES = (OPERATOR, ABUSE_STAFF, DOMAIN_ADMIN)
+# who may do what: operators everything; abuse staff the quarantine of their domains;
+# domain admins their domains' settings (lists, policies, rules)
+QUARANTINE_ROLES = (OPERATOR, ABUSE_STAFF)
 SETTINGS_ROLES = (OPERATOR, DOMAIN_ADMIN)
 ATTACHMENT_ROLES = (OPERATOR, ABUSE_STAFF)  # "downloadable for staff"

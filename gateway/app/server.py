@@ -13,6 +13,7 @@ import time
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from filters.auth import forged_results_dropper
 from gateway.adapters import Ports
@@ -35,7 +36,7 @@ from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.intake import Intake
 from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.smtp.server import SmtpServer
-from gateway.store import feedback, ledger, quarantine
+from gateway.store import ledger, quarantine
 from gateway.store.av_policy import load_av_policies
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
@@ -90,6 +91,8 @@ class Gateway:
         self._watch_tasks: list[asyncio.Task] = []
         self.metrics: MetricsEndpoint | None = None
         self.metrics_address: tuple[str, int] | None = None
+        self.web: Any = None  # the console's uvicorn server, with [web] listen
+        self._web_task: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
 
     async def start(self) -> None:
@@ -148,6 +151,11 @@ class Gateway:
         if s.metrics.listen and self.worker[1] == 1:  # several workers: the supervisor serves
             self.metrics = MetricsEndpoint(s)
             self.metrics_address = await asyncio.to_thread(self.metrics.start)
+        if s.web.listen and self.worker[0] == 0:  # one console per node
+            from gateway.web.server import build_server
+
+            self.web = build_server(s)
+            self._web_task = asyncio.create_task(self.web.serve(), name="console")
         log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))
 
     async def _queue_gauges(self) -> None:
@@ -166,6 +174,9 @@ class Gateway:
         await self.smtp.stop(grace)
         await beat
         await cancel_and_wait([self._release_task])
+        if self.web is not None and self._web_task is not None:
+            self.web.should_exit = True
+            await asyncio.gather(self._web_task, return_exceptions=True)
         await self.delivery.stop()
         await cancel_and_wait(self._watch_tasks)
         if self.ports.redis is not None:
@@ -251,7 +262,6 @@ class Gateway:
         if not await self.db.run(quarantine.claim_release, item["id"]):
             await asyncio.to_thread(self.spool.remove, [job.id])  # another node took it
             return
-        await self.db.write(_release_feedback, item, when)
         self.delivery.submit([job])
         log.info("%s: released to %s", item["id"], ", ".join(item["rcpts"]))
 
@@ -264,23 +274,6 @@ def _sender_of(engine, message_id: str) -> str | None:
             select(ledger.messages.c.mail_from).where(ledger.messages.c.id == message_id)
         ).first()
     return None if row is None else row.mail_from
-
-
-def _release_feedback(conn, item: dict, when: datetime) -> None:
-    """A release of held spam says the verdict was wrong: the mail was legitimate."""
-    if item["kind"] not in (quarantine.SPAM, quarantine.REJECTED, quarantine.POLICY):
-        return
-    feedback.add_feedback(
-        conn,
-        item["message_id"],
-        feedback.HAM,
-        source="release",
-        actor=item.get("decided_by"),
-        rcpts=item["rcpts"],
-        when=when,
-        event=f"release:{item['id']}",
-        details={"quarantine_id": item["id"], "held_as": item["kind"]},
-    )
 
 
 async def serve(

@@ -13,11 +13,12 @@ policy and where each field comes from.
 from __future__ import annotations
 
 import argparse
-import getpass
 
+from gateway.actions import policy as policy_actions
+from gateway.actions.common import Actor
 from gateway.address import domain_of
 from gateway.cli import CliError
-from gateway.cli.common import add_config_argument, print_json
+from gateway.cli.common import acting_user, add_config_argument, print_json
 from gateway.config import Settings, load_settings
 from gateway.store import av_policy
 from gateway.store.db import create_schema, make_engine
@@ -35,12 +36,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     put.add_argument(
         "--keep-original", choices=("yes", "no"), help="keep infected originals in quarantine"
     )
-    put.add_argument("--actor", default=getpass.getuser(), help="who changes it (recorded)")
+    put.add_argument("--by", metavar="WHO", help="who changes it (audit log; default: login)")
     show = verbs.add_parser("show", help="effective policy of a target, or every stored row")
     show.add_argument("target", nargs="?", metavar="RCPT|@DOMAIN")
     show.add_argument("--json", action="store_true")
     clear = verbs.add_parser("clear", help="remove a target's row (inherit everything again)")
     clear.add_argument("target", metavar="RCPT|@DOMAIN")
+    clear.add_argument("--by", metavar="WHO", help="who changes it (audit log; default: login)")
     for verb in (put, show, clear):
         add_config_argument(verb)
     parser.set_defaults(func=run)
@@ -65,7 +67,8 @@ def run(args: argparse.Namespace) -> int:
         if args.verb == "set":
             return _set(engine, settings, args)
         if args.verb == "clear":
-            removed = av_policy.clear_policy(engine, _target(settings, args.target))
+            actor = Actor.cli(acting_user(args.by))
+            removed = policy_actions.clear(engine, actor, _target(settings, args.target))
             print("removed" if removed else "nothing to remove: it inherits already")
             return 0
         return _show(engine, settings, args)
@@ -77,13 +80,13 @@ def _set(engine, settings: Settings, args: argparse.Namespace) -> int:
     if args.antivirus is None and args.mode is None and args.keep_original is None:
         raise CliError("policy set: give at least one of --antivirus, --mode, --keep-original")
     target = _target(settings, args.target)
-    av_policy.set_policy(
+    policy_actions.put(
         engine,
+        Actor.cli(acting_user(args.by)),
         target,
         enabled=None if args.antivirus is None else _ON_OFF[args.antivirus],
         mode=args.mode,
         keep_original=None if args.keep_original is None else _ON_OFF[args.keep_original],
-        actor=args.actor,
     )
     _print_effective(engine, target)
     return 0

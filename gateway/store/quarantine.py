@@ -31,7 +31,7 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 
 from gateway.store.db import metadata
 
@@ -156,15 +156,23 @@ def release_requests(engine: Engine, limit: int = 50) -> list[dict[str, Any]]:
 def _transition(
     engine: Engine, item_id: str, from_states: tuple[str, ...], to_state: str, actor: str | None
 ) -> bool:
+    with engine.begin() as conn:
+        return transition(conn, item_id, from_states, to_state, actor)
+
+
+def transition(
+    conn: Connection, item_id: str, from_states: tuple[str, ...], to_state: str, actor: str | None
+) -> bool:
+    """Move an item between states inside the caller's transaction; False if it was not
+    in one of `from_states` (someone else decided first)."""
     values: dict[str, Any] = {"status": to_state}
     if actor is not None:
         values.update(decided_by=actor, decided_at=datetime.now(UTC))
-    with engine.begin() as conn:
-        result = conn.execute(
-            update(quarantine)
-            .where(quarantine.c.id == item_id, quarantine.c.status.in_(from_states))
-            .values(**values)
-        )
+    result = conn.execute(
+        update(quarantine)
+        .where(quarantine.c.id == item_id, quarantine.c.status.in_(from_states))
+        .values(**values)
+    )
     return result.rowcount == 1
 
 

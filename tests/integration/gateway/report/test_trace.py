@@ -129,9 +129,7 @@ def test_trace_follows_quarantine_release_feedback_and_refusals(make_gateway, si
     assert rcpt["action"] == "quarantine" and rcpt["score"] >= 12
     assert any(s["name"] == "HEADER_MISSING_FROM" for s in rcpt["symbols"])
 
-    assert (
-        cli_main(["quarantine", "release", "-c", str(gw.config), item["id"], "--actor", "ann"]) == 0
-    )
+    assert cli_main(["quarantine", "release", "-c", str(gw.config), item["id"], "--by", "ann"]) == 0
     wait_until(lambda: any(row.result == "delivered" for row in attempts(engine, queue_id)))
 
     found = trace_json(capsys, gw.config, "--sender", "promo@bulk.test")

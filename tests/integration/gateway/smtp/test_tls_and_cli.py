@@ -169,7 +169,7 @@ def test_quarantine_hold_and_release_records_a_false_positive(make_gateway, sink
     assert sink.messages == []
     shown = mailwarden("quarantine", "show", "-c", str(gw.config), item["id"]).stdout
     assert "Subject: held" in shown
-    result = mailwarden("quarantine", "release", "-c", str(gw.config), item["id"], "--actor", "ann")
+    result = mailwarden("quarantine", "release", "-c", str(gw.config), item["id"], "--by", "ann")
     assert result.returncode == 0, result.stderr
     got = sink.wait_for(1)[0]
     assert got.data.startswith(b"X-Mailwarden-Released: " + item["id"].encode())

@@ -318,6 +318,22 @@ class MetricsSettings(Section):
     listen: Annotated[str, AfterValidator(_check_listen)] | None = None
 
 
+class WebSettings(Section):
+    """The console and JSON API (gateway/web/): where it listens, sessions, login limits."""
+
+    # e.g. "127.0.0.1:8025": `mailwarden serve` serves the console too; None: it does not
+    listen: Annotated[str, AfterValidator(_check_listen)] | None = None
+    # a file holding the cookie-signing key, the same on every node; None: a key per process
+    secret_file: Path | None = None
+    session_hours: float = Field(8.0, gt=0)  # a console session ends after this long
+    idle_minutes: float = Field(30.0, gt=0)  # ... or after this long without a request
+    token_hours: float = Field(12.0, gt=0)  # POST /api/token: bearer tokens last this long
+    login_max_failures_user: int = Field(5, gt=0)  # failed logins per user name in the window
+    login_max_failures_address: int = Field(20, gt=0)  # ... and per client address
+    login_window_minutes: float = Field(15.0, gt=0)
+    secure_cookies: bool = False  # set behind TLS (a reverse proxy): cookies only over https
+
+
 class ReportSettings(Section):
     """The service report: which guarantee profile (rules/guarantees/*.toml) applies."""
 
@@ -369,6 +385,7 @@ class Settings(Section):
     metrics: MetricsSettings = MetricsSettings()
     report: ReportSettings = ReportSettings()
     outbound: OutboundSettings = OutboundSettings()
+    web: WebSettings = WebSettings()
 
     def accepts(self, domain: str) -> bool:
         return domain.lower().rstrip(".") in self.domains.accept

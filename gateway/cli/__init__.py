@@ -43,6 +43,7 @@ COMMANDS: list[str] = [
     "trace",
     "train",
     "users",
+    "web",
 ]
 
 

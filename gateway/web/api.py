@@ -1,0 +1,247 @@
+"""The JSON API: the console's actions for scripts, with bearer tokens.
+
+Same actions and the same authorisation as the pages (gateway/actions/); errors are
+JSON bodies {"error": "..."} with the status that says what went wrong (401, 403,
+404 for anything not of the caller's domains, 409, 422, 429).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, Field
+
+from gateway.actions import lists as list_actions
+from gateway.actions import policy as policy_actions
+from gateway.actions import quarantine as q_actions
+from gateway.actions.common import BadInput
+from gateway.store import sessions
+from gateway.store.quarantine_query import Filters
+from gateway.web.auth import Unauthorized, client_address
+from gateway.web.context import Console
+
+
+class TokenRequest(BaseModel):
+    username: str
+    password: str
+
+
+class TokenResponse(BaseModel):
+    token: str
+    expires_at: datetime
+    token_type: str = "bearer"
+
+
+class ReleaseRequest(BaseModel):
+    false_positive: bool = True
+
+
+class ConfirmRequest(BaseModel):
+    block: Literal["sender", "ip"] | None = None
+
+
+class FilterModel(BaseModel):
+    domain: str | None = None
+    status: str | None = "held"
+    kind: str | None = None
+    reason: str | None = None
+    sender: str | None = None
+    recipient: str | None = None
+    subject: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    min_score: float | None = None
+    max_score: float | None = None
+
+
+class BulkRequest(BaseModel):
+    op: Literal["release", "delete", "confirm-spam"]
+    ids: list[str] | None = Field(None, max_length=1000)
+    filter: FilterModel | None = None
+    false_positive: bool = True
+    block: Literal["sender", "ip"] | None = None
+
+
+class ListEntryRequest(BaseModel):
+    list: Literal["block", "allow"]
+    value: str
+    kind: str | None = None
+    reason: str = ""
+    expires_at: datetime | None = None
+
+
+class PolicyRequest(BaseModel):
+    antivirus: bool | None = None
+    mode: Literal["clean", "detect"] | None = None
+    keep_original: bool | None = None
+
+
+def build(console: Console) -> APIRouter:
+    api = APIRouter(prefix="/api")
+    auth = console.auth
+    engine = console.engine
+
+    @api.post("/token", response_model=TokenResponse)
+    def token(body: TokenRequest, request: Request) -> TokenResponse:
+        """A bearer token for the API (username and password), with its expiry."""
+        got = auth.login(body.username, body.password, client_address(request), sessions.API)
+        if got is None:
+            raise Unauthorized("wrong user name or password")
+        secret, who = got
+        return TokenResponse(token=secret, expires_at=who.session.expires_at)
+
+    @api.get("/quarantine")
+    def quarantine_list(
+        request: Request,
+        domain: str | None = None,
+        status: str | None = "held",
+        kind: str | None = None,
+        reason: str | None = None,
+        sender: str | None = None,
+        recipient: str | None = None,
+        subject: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        min_score: float | None = None,
+        max_score: float | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> dict[str, Any]:
+        """Held items of the caller's domains, newest first; `after` is the `next`
+        cursor of the previous page (keyset paging)."""
+        who = auth.from_bearer(request)
+        filters = Filters(
+            domain, None if status == "any" else status, kind, reason, sender, recipient,
+            subject, since, until, min_score, max_score,
+        )  # fmt: skip
+        try:
+            found = q_actions.list_page(engine, who.actor, filters, after, limit)
+        except ValueError as exc:
+            raise BadInput(str(exc)) from None
+        return {"items": [_item_json(i) for i in found.items], "next": found.next}
+
+    @api.get("/quarantine/{item_id}")
+    def quarantine_item(item_id: str, request: Request) -> dict[str, Any]:
+        """One item with its full verdict (the ledger's rows for its recipients)."""
+        who = auth.from_bearer(request)
+        return q_actions.verdict(engine, who.actor, item_id)
+
+    @api.post("/quarantine/bulk")
+    def quarantine_bulk(body: BulkRequest, request: Request) -> dict[str, Any]:
+        """One action on a selection of ids or on what a filter finds (at most 1,000)."""
+        who = auth.from_bearer(request)
+        filters = Filters(**body.filter.model_dump()) if body.filter else None
+        return q_actions.bulk(
+            engine,
+            who.actor,
+            body.op,
+            body.ids,
+            filters,
+            false_positive=body.false_positive,
+            block=body.block,
+            lists_changed=console.lists_changed,
+        ).as_json()
+
+    @api.post("/quarantine/{item_id}/release")
+    def quarantine_release(
+        item_id: str, request: Request, body: ReleaseRequest | None = None
+    ) -> dict[str, Any]:
+        """Deliver the item to its recipients (recorded as a false positive unless
+        false_positive is false)."""
+        who = auth.from_bearer(request)
+        fp = True if body is None else body.false_positive
+        return q_actions.release(engine, who.actor, item_id, false_positive=fp)
+
+    @api.post("/quarantine/{item_id}/delete")
+    def quarantine_delete(item_id: str, request: Request) -> dict[str, Any]:
+        who = auth.from_bearer(request)
+        return q_actions.delete(engine, who.actor, item_id)
+
+    @api.post("/quarantine/{item_id}/confirm-spam")
+    def quarantine_confirm(
+        item_id: str, request: Request, body: ConfirmRequest | None = None
+    ) -> dict[str, Any]:
+        """Record the held mail as spam; optionally block its sender or IP for the domain."""
+        who = auth.from_bearer(request)
+        return q_actions.confirm_spam(
+            engine,
+            who.actor,
+            item_id,
+            block=None if body is None else body.block,
+            lists_changed=console.lists_changed,
+        )
+
+    @api.get("/domains/{domain}/lists")
+    def lists_get(domain: str, request: Request) -> dict[str, Any]:
+        who = auth.from_bearer(request)
+        rows = list_actions.entries(engine, who.actor, domain)
+        return {"domain": domain.lower(), "entries": [_entry_json(r) for r in rows]}
+
+    @api.post("/domains/{domain}/lists", status_code=201)
+    def lists_add(domain: str, body: ListEntryRequest, request: Request) -> dict[str, Any]:
+        who = auth.from_bearer(request)
+        return list_actions.add(
+            engine,
+            who.actor,
+            domain,
+            body.list,
+            body.value,
+            kind=body.kind,
+            reason=body.reason,
+            expires_at=body.expires_at,
+            lists_changed=console.lists_changed,
+        )
+
+    @api.delete("/domains/{domain}/lists")
+    def lists_remove(
+        domain: str, request: Request, list: str, value: str, kind: str | None = None
+    ) -> dict[str, Any]:
+        """Remove a hand-made entry (?list=block&value=...&kind=...)."""
+        who = auth.from_bearer(request)
+        list_actions.remove(
+            engine, who.actor, domain, list, value, kind=kind, lists_changed=console.lists_changed
+        )
+        return {"removed": True}
+
+    @api.get("/domains/{domain}/policies/{mailbox}")
+    def policy_get(domain: str, mailbox: str, request: Request) -> dict[str, Any]:
+        """The effective antivirus policy of a mailbox (local part, or * for the domain)."""
+        who = auth.from_bearer(request)
+        return policy_actions.effective(engine, who.actor, _target(domain, mailbox))
+
+    @api.put("/domains/{domain}/policies/{mailbox}")
+    def policy_put(
+        domain: str, mailbox: str, body: PolicyRequest, request: Request
+    ) -> dict[str, Any]:
+        who = auth.from_bearer(request)
+        return policy_actions.put(
+            engine,
+            who.actor,
+            _target(domain, mailbox),
+            enabled=body.antivirus,
+            mode=body.mode,
+            keep_original=body.keep_original,
+        )
+
+    return api
+
+
+def _target(domain: str, mailbox: str) -> str:
+    """'example.com', 'bob' -> 'bob@example.com'; '*' or '@' -> '@example.com'."""
+    if mailbox in ("*", "@", "_domain"):
+        return f"@{domain}"
+    local = mailbox.rpartition("@")[0] if "@" in mailbox else mailbox
+    if "@" in mailbox and mailbox.rpartition("@")[2].lower() != domain.lower():
+        raise BadInput(f"{mailbox} is not a mailbox of {domain}")
+    return f"{local}@{domain}"
+
+
+def _item_json(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in item.items() if k != "data"}
+
+
+def _entry_json(row: dict[str, Any]) -> dict[str, Any]:
+    keys = ("list", "kind", "value", "reason", "added_by", "added_at", "expires_at", "source")
+    return {k: row[k] for k in keys}

@@ -16,6 +16,7 @@ from pydantic import BaseModel, Field
 from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
+from gateway.actions import rules as rule_actions
 from gateway.actions.common import BadInput
 from gateway.store import sessions
 from gateway.store.quarantine_query import Filters
@@ -70,6 +71,15 @@ class ListEntryRequest(BaseModel):
     kind: str | None = None
     reason: str = ""
     expires_at: datetime | None = None
+
+
+class RulesRequest(BaseModel):
+    text: str = Field(max_length=1_000_000)
+    comment: str = ""
+
+
+class RollbackRequest(BaseModel):
+    version: int
 
 
 class PolicyRequest(BaseModel):
@@ -223,6 +233,41 @@ def build(console: Console) -> APIRouter:
             enabled=body.antivirus,
             mode=body.mode,
             keep_original=body.keep_original,
+        )
+
+    @api.get("/domains/{domain}/rules")
+    def rules_get(domain: str, request: Request) -> dict[str, Any]:
+        """The rules in force (YAML text, its version) and every earlier version."""
+        who = auth.from_bearer(request)
+        found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
+        return {**found, "history": rule_actions.history(engine, who.actor, domain)}
+
+    @api.put("/domains/{domain}/rules")
+    def rules_put(domain: str, body: RulesRequest, request: Request) -> dict[str, Any]:
+        """Save as a new version; 422 with `errors` [{line, message}] when it does not
+        compile, 409 when the domain's rules are kept in [rules] dir files."""
+        who = auth.from_bearer(request)
+        return rule_actions.save(
+            engine,
+            who.actor,
+            console.rules_checker,
+            domain,
+            body.text,
+            comment=body.comment,
+            changed=console.rules_changed,
+        )
+
+    @api.post("/domains/{domain}/rules/rollback")
+    def rules_rollback(domain: str, body: RollbackRequest, request: Request) -> dict[str, Any]:
+        """A new version with an earlier version's text."""
+        who = auth.from_bearer(request)
+        return rule_actions.rollback(
+            engine,
+            who.actor,
+            console.rules_checker,
+            domain,
+            body.version,
+            changed=console.rules_changed,
         )
 
     return api

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -21,6 +22,7 @@ from starlette.exceptions import HTTPException
 
 from gateway.actions.common import ActionError
 from gateway.config import Settings
+from gateway.pipeline import rules_db
 from gateway.web import api, pages
 from gateway.web.auth import Auth, CsrfRejected, RateLimited, Unauthorized
 from gateway.web.context import HERE, Console
@@ -44,7 +46,10 @@ def signing_key(settings: Settings) -> str:
 
 
 def create_app(
-    settings: Settings, engine: Engine, lists_changed: Callable[[], None] | None = None
+    settings: Settings,
+    engine: Engine,
+    lists_changed: Callable[[], None] | None = None,
+    rules_changed: Callable[[], None] | None = None,
 ) -> FastAPI:
     app = FastAPI(
         title="mailwarden console API",
@@ -59,6 +64,8 @@ def create_app(
         Auth(engine, settings.web, signing_key(settings)),
         templates,
         lists_changed or (lambda: None),
+        rules_db.checker(settings),
+        rules_changed or (lambda: None),
     )
     app.state.console = console
     routers = [api.build(console), pages.build(console)]
@@ -67,10 +74,11 @@ def create_app(
     app.state.routers = routers
     app.mount("/static", StaticFiles(directory=str(HERE / "static")), name="static")
 
-    def answer(request: Request, status: int, message: str) -> Response:
+    def answer(request: Request, status: int, message: str, **more: Any) -> Response:
         if request.url.path.startswith("/api/"):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            return JSONResponse({"error": message}, status_code=status, headers=headers)
+            body = {"error": message, **more}
+            return JSONResponse(body, status_code=status, headers=headers)
         return templates.TemplateResponse(
             request,
             "error.html",
@@ -92,6 +100,9 @@ def create_app(
 
     @app.exception_handler(ActionError)
     async def refused(request: Request, exc: ActionError) -> Response:
+        errors = getattr(exc, "errors", None)  # rules: every error with its line
+        if errors is not None:
+            return answer(request, exc.status, str(exc), errors=errors)
         return answer(request, exc.status, str(exc))
 
     @app.exception_handler(HTTPException)

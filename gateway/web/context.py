@@ -10,6 +10,7 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
 
 from gateway.config import Settings
+from gateway.store.rules_store import Checker
 from gateway.web.auth import Auth
 
 HERE = Path(__file__).parent
@@ -22,3 +23,5 @@ class Console:
     auth: Auth
     templates: Jinja2Templates
     lists_changed: Callable[[], None]
+    rules_checker: Checker
+    rules_changed: Callable[[], None]

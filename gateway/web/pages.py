@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
+from gateway.actions import rules as rule_actions
 from gateway.actions import users as user_actions
 from gateway.actions.common import (
     ATTACHMENT_ROLES,
@@ -319,6 +320,73 @@ def build(console: Console) -> APIRouter:
             keep_original=_on_off(form.get("keep_original")),
         )
         return back(f"/domains/{name}/policies")
+
+    @pages.get("/domains/{domain}/rules", response_class=HTMLResponse)
+    def rules_page(domain: str, request: Request):
+        who = auth.from_cookie(request)
+        found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
+        return rules_view(request, who, found, found["text"], [], None)
+
+    def rules_view(request, who, found, draft: str, errors: list, saved, status: int = 200):
+        by_line: dict[int, list[str]] = {}
+        for e in errors:
+            by_line.setdefault(int(e["line"]), []).append(e["message"])
+        lines = [(n, text, by_line.get(n, [])) for n, text in enumerate(draft.split("\n"), 1)]
+        stray = [m for n, ms in by_line.items() if n > len(lines) or n < 1 for m in ms]
+        return render(
+            request,
+            who,
+            "rules.html",
+            status,
+            domain=found["domain"],
+            current=found,
+            draft=draft,
+            lines=lines,
+            errors=errors,
+            stray=stray,
+            saved=saved,
+            history=rule_actions.history(engine, who.actor, found["domain"]),
+        )
+
+    @pages.post("/domains/{domain}/rules", response_class=HTMLResponse)
+    async def rules_save(domain: str, request: Request):
+        who = auth.from_cookie(request)
+        form = await form_of(request, who)
+        found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
+        draft = str(form.get("text") or "").replace("\r\n", "\n")
+        try:
+            saved = rule_actions.save(
+                engine,
+                who.actor,
+                console.rules_checker,
+                domain,
+                draft,
+                comment=str(form.get("comment") or ""),
+                changed=console.rules_changed,
+            )
+        except rule_actions.RulesRejected as exc:
+            return rules_view(request, who, found, draft, exc.errors, None, 422)
+        found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
+        return rules_view(request, who, found, found["text"], [], saved)
+
+    @pages.post("/domains/{domain}/rules/rollback", response_class=HTMLResponse)
+    async def rules_rollback(domain: str, request: Request):
+        who = auth.from_cookie(request)
+        form = await form_of(request, who)
+        try:
+            version = int(str(form.get("version") or ""))
+        except ValueError:
+            raise BadInput("version: a number") from None
+        saved = rule_actions.rollback(
+            engine,
+            who.actor,
+            console.rules_checker,
+            domain,
+            version,
+            changed=console.rules_changed,
+        )
+        found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
+        return rules_view(request, who, found, found["text"], [], saved)
 
     # --- operators and admins ----------------------------------------------------------
     @pages.get("/audit", response_class=HTMLResponse)

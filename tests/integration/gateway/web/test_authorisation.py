@@ -63,6 +63,13 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/domains/{domain}/policies"): Spec(
         SETTINGS, changes=True, scoped=DOMAIN, body={"mailbox": "bob", "mode": "detect"}
     ),
+    ("GET", "/domains/{domain}/rules"): Spec(SETTINGS, scoped=DOMAIN),
+    ("POST", "/domains/{domain}/rules"): Spec(
+        SETTINGS, changes=True, scoped=DOMAIN, body={"text": "thresholds: {tag: 4.0}\n"}
+    ),
+    ("POST", "/domains/{domain}/rules/rollback"): Spec(
+        SETTINGS, changes=True, scoped=DOMAIN, body={"version": "1"}
+    ),
     ("GET", "/audit"): Spec((OP, ADMIN)),
     ("GET", "/users"): Spec((OP,)),
     ("POST", "/users"): Spec((OP,), changes=True, body={"name": "x", "role": "operator"}),
@@ -82,6 +89,13 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ),
     ("DELETE", "/api/domains/{domain}/lists"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("GET", "/api/domains/{domain}/policies/{mailbox}"): Spec(SETTINGS, api=True, scoped=DOMAIN),
+    ("GET", "/api/domains/{domain}/rules"): Spec(SETTINGS, api=True, scoped=DOMAIN),
+    ("PUT", "/api/domains/{domain}/rules"): Spec(
+        SETTINGS, api=True, scoped=DOMAIN, body={"text": "thresholds: {tag: 4.0}\n"}
+    ),
+    ("POST", "/api/domains/{domain}/rules/rollback"): Spec(
+        SETTINGS, api=True, scoped=DOMAIN, body={"version": 1}
+    ),
     ("PUT", "/api/domains/{domain}/policies/{mailbox}"): Spec(
         SETTINGS, api=True, scoped=DOMAIN, body={"mode": "detect"}
     ),

@@ -58,9 +58,9 @@ class ConsoleUnderTest:
     def engine(self):
         return self.gateway.gateway.db.engine
 
-    def send(self, data: bytes, rcpts: list[str]) -> None:
+    def send(self, data: bytes, rcpts: list[str], sender: str = "spammer@sender.test") -> None:
         with smtplib.SMTP("127.0.0.1", self.gateway.port) as client:
-            client.sendmail("spammer@sender.test", rcpts, data)
+            client.sendmail(sender, rcpts, data)
 
     def held_for(self, subject: str) -> str:
         for item in list_items(self.engine, status=None, limit=1000):

@@ -82,3 +82,24 @@ def test_a_saved_version_applies_within_seconds_and_a_broken_one_keeps_the_last_
     rules_store.rollback(engine, "example.test", 1, "alice", check=check)
     rules_store.save(engine, "example.test", "domain: example.test\n", "alice", check=check)
     assert until(lambda: send(gw.port, "cheap pills") == "ok")
+
+
+def test_with_redis_unreachable_rules_still_apply_by_polling_and_the_loss_is_logged_once(
+    make_gateway, caplog
+):
+    from tests.support.smtp_sink import free_port
+
+    caplog.set_level("WARNING", logger="mailwarden.rules")
+    gw = make_gateway(
+        rules={"db_refresh": 0.3}, redis={"url": f"redis://127.0.0.1:{free_port()}/0"}
+    )
+    engine = make_engine(gw.settings.store.url)
+    try:
+        rules_store.save(engine, "example.test", REJECT, "alice", check=checker(gw.settings))
+        refused = until(lambda: (r := send(gw.port, "cheap pills")) != "ok" and r)
+        assert refused and refused.startswith("550")
+        time.sleep(1.5)  # the subscription has been retried since
+        lost = [r for r in caplog.records if "Redis notifications lost" in r.getMessage()]
+        assert len(lost) == 1
+    finally:
+        engine.dispose()

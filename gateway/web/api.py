@@ -43,24 +43,10 @@ class ConfirmRequest(BaseModel):
     block: Literal["sender", "ip"] | None = None
 
 
-class FilterModel(BaseModel):
-    domain: str | None = None
-    status: str | None = "held"
-    kind: str | None = None
-    reason: str | None = None
-    sender: str | None = None
-    recipient: str | None = None
-    subject: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    min_score: float | None = None
-    max_score: float | None = None
-
-
 class BulkRequest(BaseModel):
     op: Literal["release", "delete", "confirm-spam"]
     ids: list[str] | None = Field(None, max_length=1000)
-    filter: FilterModel | None = None
+    filter: Filters | None = None  # the stdlib dataclass, validated by pydantic
     false_positive: bool = True
     block: Literal["sender", "ip"] | None = None
 
@@ -142,7 +128,7 @@ def build(console: Console) -> APIRouter:
     def quarantine_bulk(body: BulkRequest, request: Request) -> dict[str, Any]:
         """One action on a selection of ids or on what a filter finds (at most 1,000)."""
         who = auth.from_bearer(request)
-        filters = Filters(**body.filter.model_dump()) if body.filter else None
+        filters = body.filter
         return q_actions.bulk(
             engine,
             who.actor,

@@ -84,12 +84,15 @@ def rollback(
     domain: str,
     version: int,
     *,
+    comment: str = "",
     changed: Callable[[], None] | None = None,
 ) -> dict[str, Any]:
     name = _domain(actor, domain)
     before = rules_store.current(engine, name)
     try:
-        saved = rules_store.rollback(engine, name, version, actor.name, check=check)
+        saved = rules_store.rollback(
+            engine, name, version, actor.name, check=check, comment=comment
+        )
     except UnknownVersion as exc:
         raise NotFound(str(exc)) from None
     except RulesInvalid as exc:

@@ -237,19 +237,21 @@ def _notify(settings: Settings) -> None:
 
 
 def _stored(fn, path: Path | None = None):
-    """Run a store write; its refusals as operator errors naming the file and line."""
-    from gateway.store.rules_store import RulesInvalid, RulesReadOnly, UnknownVersion
+    """Run a rules action; its refusals as operator errors naming the file and line."""
+    from gateway.actions.common import ActionError
+    from gateway.actions.rules import RulesRejected
 
     try:
         return fn()
-    except RulesInvalid as exc:
+    except RulesRejected as exc:
         where = str(path) if path else "the stored text"
         for error in exc.errors:
-            print(f"{where}:{error.line}: {error.message}", file=sys.stderr)
+            print(f"{where}:{error['line']}: {error['message']}", file=sys.stderr)
+        count = len(exc.errors)
         raise CliError(
-            f"{where}: {len(exc.errors)} error{'s' if len(exc.errors) != 1 else ''}; nothing saved"
+            f"{where}: {count} error{'s' if count != 1 else ''}; nothing saved"
         ) from None
-    except (RulesReadOnly, UnknownVersion) as exc:
+    except ActionError as exc:
         raise CliError(str(exc)) from None
 
 
@@ -266,27 +268,28 @@ def _read_text(path: Path) -> str:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
+    from gateway.actions import rules as rules_actions
+    from gateway.actions.common import Actor
     from gateway.cli.common import acting_user
-    from gateway.store import rules_store
 
     text = _read_text(args.file)
     settings, engine, check = _store(args)
     try:
         saved = _stored(
-            lambda: rules_store.save(
+            lambda: rules_actions.save(
                 engine,
+                Actor.cli(acting_user(args.by)),
+                check,
                 args.domain,
                 text,
-                acting_user(args.by),
-                check=check,
                 comment=args.comment or f"imported from {args.file.name}",
+                changed=lambda: _notify(settings),
             ),
             args.file,
         )
     finally:
         engine.dispose()
-    _notify(settings)
-    print(f"{args.domain}: version {saved.version} saved (by {saved.created_by})")
+    print(f"{args.domain}: version {saved['version']} saved (by {saved['created_by']})")
     return 0
 
 
@@ -345,26 +348,27 @@ def cmd_history(args: argparse.Namespace) -> int:
 
 
 def cmd_rollback(args: argparse.Namespace) -> int:
+    from gateway.actions import rules as rules_actions
+    from gateway.actions.common import Actor
     from gateway.cli.common import acting_user
-    from gateway.store import rules_store
 
     settings, engine, check = _store(args)
     try:
         saved = _stored(
-            lambda: rules_store.rollback(
+            lambda: rules_actions.rollback(
                 engine,
+                Actor.cli(acting_user(args.by)),
+                check,
                 args.domain,
                 args.version,
-                acting_user(args.by),
-                check=check,
                 comment=args.comment,
+                changed=lambda: _notify(settings),
             )
         )
     finally:
         engine.dispose()
-    _notify(settings)
     print(
-        f"{args.domain}: version {saved.version} saved, a copy of version {args.version} "
-        f"(by {saved.created_by})"
+        f"{args.domain}: version {saved['version']} saved, a copy of version {args.version} "
+        f"(by {saved['created_by']})"
     )
     return 0

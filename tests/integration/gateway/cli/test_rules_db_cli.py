@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 
+from gateway.config import load_settings
+from gateway.store import audit
+from gateway.store.db import make_engine
 from tests.integration.gateway.cli.operator_run import mailwarden
 from tests.support.gateway import write_config
 
@@ -49,6 +52,19 @@ def test_import_export_history_rollback(tmp_path, sink):
     assert [v["version"] for v in history["versions"]] == [3, 2, 1]
     assert history["versions"][0]["copied_from"] == 1 and history["read_only"] is None
     assert history["versions"][2]["created_at"].endswith("+00:00")
+
+    # every save is in the audit log, with who and the versions before and after
+    engine = make_engine(load_settings(config).store.url)
+    try:
+        rows = audit.entries(engine, ["example.test"])
+    finally:
+        engine.dispose()
+    assert [(r["action"], r["actor"], r["address"]) for r in rows] == [
+        ("rules.rollback", "carol", "cli"),
+        ("rules.save", "bob", "cli"),
+        ("rules.save", "alice", "cli"),
+    ]
+    assert (rows[0]["before"], rows[0]["after"]) == ({"version": 2}, {"version": 3})
 
 
 def test_import_of_a_broken_file_names_file_and_line_and_saves_nothing(tmp_path, sink):

@@ -62,6 +62,16 @@ class ConsoleUnderTest:
         with smtplib.SMTP("127.0.0.1", self.gateway.port) as client:
             client.sendmail(sender, rcpts, data)
 
+    def arrived(self, marker: bytes, timeout: float = 15.0) -> list:
+        """The sink's messages containing `marker`, waiting until one came."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            found = [m for m in list(self.sink.messages) if marker in m.data]
+            if found:
+                return found
+            time.sleep(0.05)
+        raise AssertionError(f"no message with {marker!r} arrived at the sink")
+
     def held_for(self, subject: str) -> str:
         for item in list_items(self.engine, status=None, limit=1000):
             if item["subject"] == subject:

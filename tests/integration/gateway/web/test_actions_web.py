@@ -22,7 +22,7 @@ def test_staff_release_from_the_page_delivers_and_records(console):
     assert page.status_code == 200 and "body of mine two" in page.text
     answer = staff.post(f"/quarantine/{item}/release")
     assert answer.status_code == 303
-    got = [m for m in console.sink.wait_for(1) if b"mine two" in m.data]
+    got = console.arrived(b"body of mine two")
     assert got and list(got[0].rcpts) == ["bob@example.test"]
     assert got[0].data.startswith(b"X-Mailwarden-Released: " + item.encode())
     again = staff.post(f"/quarantine/{item}/release")
@@ -85,7 +85,7 @@ def test_release_without_false_positive_and_bulk_delete(console):
     ).json()
     assert bulk["done"] == [two] and "no such quarantine item" in bulk["failed"]["no-such-id"]
     assert quarantine.get(console.engine, two)["status"] == "deleted"
-    console.sink.wait_for(2)
+    console.arrived(b"body of bulk one")
     with console.engine.connect() as conn:
         fb = conn.execute(
             select(ledger.feedback).where(ledger.feedback.c.message_id == one.split(".")[0])

@@ -52,8 +52,14 @@ def test_an_open_session_survives_sighup_and_its_mail_meets_the_new_rules(
         assert client.cmd("QUIT").startswith("221")
         client.close()
 
-        after = gateway.log.read_text().split("reloaded (SIGHUP)", 1)[1].splitlines()[1:]
-        assert after and all(json.loads(line) for line in after if line.strip())
+        def after_reload() -> list[str]:
+            text = gateway.log.read_text().split("reloaded (SIGHUP)", 1)[1]
+            return [line for line in text.splitlines()[1:] if line.strip()]
+
+        deadline = time.monotonic() + 10  # the verdict's line is written after the reply
+        while not after_reload() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert after_reload() and all(json.loads(line) for line in after_reload())
 
         # a broken file refused at SIGHUP: the rules in force stay
         config.write_text(config.read_text() + "\n[smtp\n")

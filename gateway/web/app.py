@@ -23,7 +23,7 @@ from starlette.exceptions import HTTPException
 from gateway.actions.common import ActionError
 from gateway.config import Settings
 from gateway.pipeline import rules_db
-from gateway.web import api, pages
+from gateway.web import api, pages, reports
 from gateway.web.auth import Auth, CsrfRejected, RateLimited, Unauthorized
 from gateway.web.context import HERE, Console
 
@@ -68,7 +68,7 @@ def create_app(
         rules_changed or (lambda: None),
     )
     app.state.console = console
-    routers = [api.build(console), pages.build(console)]
+    routers = [api.build(console), pages.build(console), reports.build(console)]
     for router in routers:
         app.include_router(router)
     app.state.routers = routers

@@ -4,6 +4,8 @@ policies over the API; every action in the audit log, each seeing only their own
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import httpx
 from sqlalchemy import select
 
@@ -148,3 +150,39 @@ def test_cli_show_json_export_and_confirm_with_by(console, tmp_path):
     assert audit.entries(console.engine, object_id=item)[0]["actor"] == "ann"
     missing = mailwarden("quarantine", "show", "nope", "-c", config)
     assert missing.returncode == 2 and "no such quarantine item" in missing.stderr
+
+
+def test_a_domain_admin_reads_the_monthly_report_of_their_domain_only(console):
+    month = datetime.now(UTC).strftime("%Y-%m")
+    token = api_token(console.url, "ada")
+    got = httpx.get(
+        f"{console.url}/api/domains/example.test/report",
+        params={"month": month},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert got.status_code == 200, got.text
+    report = got.json()
+    assert report["month"] == month and "overall" not in report
+    assert list(report["domains"]) == ["example.test"]
+    mine = report["domains"]["example.test"]
+    assert mine["counts"]["recipients"] >= 1  # the mail held through SMTP by the fixture
+    assert mine["false_positive_rate"]["status"] in ("met", "missed", "not enough data")
+    foreign = httpx.get(
+        f"{console.url}/api/domains/other.test/report",
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert foreign.status_code == 404 and foreign.json()["error"]
+    bad = httpx.get(
+        f"{console.url}/api/domains/example.test/report",
+        params={"month": "2026-13"},
+        headers={"Authorization": f"Bearer {token}"},
+    )
+    assert bad.status_code == 422 and "2026-13" in bad.json()["error"]
+
+    admin = Browser(console.url)
+    assert admin.login("ada").status_code == 303
+    page = admin.get(f"/domains/example.test/report?month={month}")
+    assert page.status_code == 200 and "example.test" in page.text
+    assert "<script" not in page.text.lower()
+    assert "default-src 'none'" in page.headers["content-security-policy"]
+    admin.close()

@@ -70,6 +70,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/domains/{domain}/rules/rollback"): Spec(
         SETTINGS, changes=True, scoped=DOMAIN, body={"version": "1"}
     ),
+    ("GET", "/domains/{domain}/report"): Spec(SETTINGS, scoped=DOMAIN),
     ("GET", "/audit"): Spec((OP, ADMIN)),
     ("GET", "/users"): Spec((OP,)),
     ("POST", "/users"): Spec((OP,), changes=True, body={"name": "x", "role": "operator"}),
@@ -90,6 +91,7 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("DELETE", "/api/domains/{domain}/lists"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("GET", "/api/domains/{domain}/policies/{mailbox}"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("GET", "/api/domains/{domain}/rules"): Spec(SETTINGS, api=True, scoped=DOMAIN),
+    ("GET", "/api/domains/{domain}/report"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("PUT", "/api/domains/{domain}/rules"): Spec(
         SETTINGS, api=True, scoped=DOMAIN, body={"text": "thresholds: {tag: 4.0}\n"}
     ),

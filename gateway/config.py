@@ -19,12 +19,15 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
+
+from gateway.durations import seconds_of
 
 
 class ConfigError(Exception):
@@ -51,7 +54,14 @@ def _check_host_port(value: str) -> str:
 
 
 HostPort = Annotated[str, AfterValidator(_check_host_port)]
-Seconds = Annotated[float, Field(gt=0)]
+
+
+def _duration(value: Any) -> Any:
+    """`"30s"`, `"5d"` as well as a number of seconds (the number stays as it is)."""
+    return seconds_of(value) if isinstance(value, str) else value
+
+
+Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 
 
 class Section(BaseModel):

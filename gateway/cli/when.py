@@ -7,14 +7,10 @@ UTC) or a duration back from now. Times are printed ISO 8601 with their zone.
 
 from __future__ import annotations
 
-import re
 from datetime import UTC, datetime, timedelta
 
 from gateway.cli import CliError
-
-DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*([smhdw])$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-DURATION_HELP = "a duration: 45s, 30m, 12h, 7d, 2w"
+from gateway.durations import DURATION, DURATION_HELP, UNIT_SECONDS, seconds_of
 
 
 class WhenError(CliError):
@@ -23,18 +19,13 @@ class WhenError(CliError):
 
 def parse_duration(text: str, flag: str, bare_unit: str = "s") -> timedelta:
     """`7d` -> 7 days; a bare number counts in `bare_unit` (one of s m h d w)."""
-    value = text.strip().lower()
-    match = DURATION.match(value)
     try:
-        if match:
-            amount, unit = float(match.group(1)), match.group(2)
-        else:
-            amount, unit = float(value), bare_unit
+        seconds = seconds_of(text, bare_unit)
     except ValueError:
         raise WhenError(f"{flag} {text!r}: expected {DURATION_HELP}") from None
-    if amount < 0:
+    if seconds < 0:
         raise WhenError(f"{flag} {text!r}: must be 0 or more")
-    return timedelta(seconds=amount * _SECONDS[unit])
+    return timedelta(seconds=seconds)
 
 
 def parse_time(text: str, flag: str, now: datetime | None = None) -> datetime:
@@ -65,6 +56,6 @@ def human_duration(span: timedelta) -> str:
     """The shortest unit that says it exactly: `7d`, `36h`, `90s`."""
     seconds = span.total_seconds()
     for unit in ("w", "d", "h", "m"):
-        if seconds and seconds % _SECONDS[unit] == 0:
-            return f"{int(seconds // _SECONDS[unit])}{unit}"
+        if seconds and seconds % UNIT_SECONDS[unit] == 0:
+            return f"{int(seconds // UNIT_SECONDS[unit])}{unit}"
     return f"{seconds:g}s"

@@ -7,7 +7,8 @@ compile is refused with every error and its line (RulesRejected, 422).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -65,12 +66,8 @@ def save(
 ) -> dict[str, Any]:
     name = _domain(actor, domain)
     before = rules_store.current(engine, name)
-    try:
+    with _refusals():
         saved = rules_store.save(engine, name, text, actor.name, check=check, comment=comment)
-    except RulesInvalid as exc:
-        raise RulesRejected([{"line": e.line, "message": e.message} for e in exc.errors]) from None
-    except RulesReadOnly as exc:
-        raise ReadOnly(str(exc)) from None
     _audit(engine, actor, "rules.save", name, before, saved.version)
     if changed is not None:
         changed()
@@ -89,20 +86,27 @@ def rollback(
 ) -> dict[str, Any]:
     name = _domain(actor, domain)
     before = rules_store.current(engine, name)
-    try:
+    with _refusals():
         saved = rules_store.rollback(
             engine, name, version, actor.name, check=check, comment=comment
         )
+    _audit(engine, actor, "rules.rollback", name, before, saved.version)
+    if changed is not None:
+        changed()
+    return {k: v for k, v in saved.as_json().items() if k != "text"}
+
+
+@contextmanager
+def _refusals() -> Iterator[None]:
+    """The store's refusals of a write, as the action errors the CLI and web answer."""
+    try:
+        yield
     except UnknownVersion as exc:
         raise NotFound(str(exc)) from None
     except RulesInvalid as exc:
         raise RulesRejected([{"line": e.line, "message": e.message} for e in exc.errors]) from None
     except RulesReadOnly as exc:
         raise ReadOnly(str(exc)) from None
-    _audit(engine, actor, "rules.rollback", name, before, saved.version)
-    if changed is not None:
-        changed()
-    return {k: v for k, v in saved.as_json().items() if k != "text"}
 
 
 def _audit(engine: Engine, actor: Actor, action: str, domain: str, before, after: int) -> None:

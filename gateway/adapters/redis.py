@@ -7,6 +7,10 @@ works alone.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from gateway.config import Settings
@@ -48,3 +52,70 @@ def _target(client: Any) -> str:
     if "path" in kwargs:
         return str(kwargs["path"])
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
+
+
+async def follow(
+    redis: Any,
+    channel: str,
+    reload: Callable[[], Awaitable[None]],
+    interval: float,
+    what: str,
+    log: logging.Logger,
+) -> None:
+    """Until cancelled: `reload` every `interval` seconds, and at once on each message on
+    `channel` when Redis is given. Losing Redis costs speed, never a change: the poll
+    goes on, and the loss is logged once (its return once). `reload` must not raise."""
+    tasks = [asyncio.create_task(_poll(reload, interval), name=f"{what}:poll")]
+    if redis is not None:
+        listen = _listen(redis, channel, reload, interval, what, log)
+        tasks.append(asyncio.create_task(listen, name=f"{what}:listen"))
+    try:
+        await asyncio.gather(*tasks)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _poll(reload: Callable[[], Awaitable[None]], interval: float) -> None:
+    while True:
+        await asyncio.sleep(interval)
+        await reload()
+
+
+async def _listen(
+    redis: Any,
+    channel: str,
+    reload: Callable[[], Awaitable[None]],
+    interval: float,
+    what: str,
+    log: logging.Logger,
+) -> None:
+    down = False
+    while True:
+        pubsub = redis.pubsub()
+        try:
+            await pubsub.subscribe(channel)
+            if down:
+                log.warning("%s: Redis notifications are back", what)
+                down = False
+            await reload()  # whatever changed while not subscribed
+            async for message in pubsub.listen():
+                if message.get("type") == "message":
+                    await reload()
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - any loss of Redis: poll, retry
+            if not down:
+                log.warning(
+                    "%s: Redis notifications lost (%s); changes are picked up by polling "
+                    "the database every %.0fs until it is back",
+                    what,
+                    exc,
+                    interval,
+                )
+                down = True
+            await asyncio.sleep(1.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()

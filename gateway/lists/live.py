@@ -11,11 +11,11 @@ missed, each node also compares the database's version every
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import UTC, datetime
 from typing import Any
 
+from gateway.adapters.redis import follow
 from gateway.lists import records as list_records
 from gateway.lists.match import ListHit, ListSnapshot
 
@@ -118,41 +118,17 @@ class ListStore:
     async def run(self) -> None:
         """Follow changes until cancelled: Redis notifications and the database poll."""
         await self._safe_reload()
-        tasks = [asyncio.create_task(self._poll(), name="lists:poll")]
-        if self.redis is not None:
-            tasks.append(asyncio.create_task(self._listen(), name="lists:listen"))
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+        await follow(
+            self.redis,
+            channel(self.prefix),
+            self._safe_reload,
+            self.refresh_interval,
+            "lists",
+            log,
+        )
 
     async def _safe_reload(self) -> None:
         try:
             await self.reload()
         except Exception as exc:  # noqa: BLE001 - keep the lists in force, try again later
             log.error("lists: reload failed, the lists in force are unchanged: %s", exc)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.refresh_interval)
-            await self._safe_reload()
-
-    async def _listen(self) -> None:
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(channel(self.prefix))
-                await self._safe_reload()  # whatever changed while not subscribed
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._safe_reload()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                log.warning("lists: Redis subscription lost (%s); retrying in 1s", exc)
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()

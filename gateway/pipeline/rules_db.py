@@ -15,13 +15,13 @@ keeps its last good policy.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from filters.rules.lang import PolicyFile, RuleFileInvalid
+from gateway.adapters.redis import follow
 from gateway.config import Settings
 from gateway.pipeline.policy_files import SUFFIXES, check_policy_text, known_symbols
 from gateway.store import rules_store
@@ -141,7 +141,6 @@ class RulesFollower:
         self.in_force: dict[str, tuple[int, PolicyFile]] = {}  # domain -> (row id, policy)
         self.refused: dict[str, int] = {}  # domain -> row id refused (logged once)
         self._lock = asyncio.Lock()
-        self._redis_down = False
 
     async def reload(self, force: bool = False) -> bool:
         """Read the rules again if the change counter moved; True if anything changed."""
@@ -210,45 +209,6 @@ class RulesFollower:
 
     async def run(self) -> None:
         """Follow changes until cancelled: the database poll, and Redis messages."""
-        tasks = [asyncio.create_task(self._poll(), name="rules-db:poll")]
-        if self.redis is not None:
-            tasks.append(asyncio.create_task(self._listen(), name="rules-db:listen"))
-        try:
-            await asyncio.gather(*tasks)
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    async def _poll(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            await self._safe_reload()
-
-    async def _listen(self) -> None:
-        while True:
-            pubsub = self.redis.pubsub()
-            try:
-                await pubsub.subscribe(channel(self.prefix))
-                if self._redis_down:
-                    log.warning("rules: Redis notifications are back")
-                    self._redis_down = False
-                await self._safe_reload()  # whatever changed while not subscribed
-                async for message in pubsub.listen():
-                    if message.get("type") == "message":
-                        await self._safe_reload()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001
-                if not self._redis_down:
-                    log.warning(
-                        "rules: Redis notifications lost (%s); changes are picked up by "
-                        "polling the database every %.0fs until it is back",
-                        exc,
-                        self.interval,
-                    )
-                    self._redis_down = True
-                await asyncio.sleep(1.0)
-            finally:
-                with contextlib.suppress(Exception):
-                    await pubsub.aclose()
+        await follow(
+            self.redis, channel(self.prefix), self._safe_reload, self.interval, "rules", log
+        )

@@ -7,6 +7,9 @@ compile is refused with every error and its line (RulesRejected, 422).
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import ipaddress
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -14,6 +17,9 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from gateway.actions.common import SETTINGS_ROLES, ActionError, Actor, BadInput, NotFound
+from gateway.address import domain_of
+from gateway.pipeline.dry_run import MAX_MESSAGE_BYTES, Bench, envelope_for
+from gateway.pipeline.rules_db import SettingsChecker
 from gateway.store import audit, rules_store
 from gateway.store.rules_store import Checker, RulesInvalid, RulesReadOnly, UnknownVersion
 
@@ -28,6 +34,10 @@ class RulesRejected(BadInput):
 
 class ReadOnly(ActionError):
     status = 409
+
+
+class TooLarge(BadInput):
+    status = 413
 
 
 def _domain(actor: Actor, domain: str) -> str:
@@ -94,6 +104,63 @@ def rollback(
     if changed is not None:
         changed()
     return {k: v for k, v in saved.as_json().items() if k != "text"}
+
+
+async def dry_run(
+    engine: Engine,
+    actor: Actor,
+    check: SettingsChecker,
+    bench: Bench,
+    domain: str,
+    text: str,
+    raw: bytes,
+    *,
+    mail_from: str | None = None,
+    rcpts: list[str] | None = None,
+    client_ip: str | None = None,
+) -> dict[str, Any]:
+    """Which rules of the draft `text` hit `raw`, the symbols and score, and the action
+    per recipient: the gateway's own chain and policy (gateway/pipeline/dry_run.py) with
+    the draft in force for the domain. Nothing is saved; the trial is audited."""
+    name = _domain(actor, domain)
+    if not raw.strip():
+        raise BadInput("paste or upload a message to try the rules on")
+    if len(raw) > MAX_MESSAGE_BYTES:
+        raise TooLarge(
+            f"the message is {len(raw):,} bytes; a dry run takes at most "
+            f"{MAX_MESSAGE_BYTES:,} bytes ({MAX_MESSAGE_BYTES // (1024 * 1024)} MB)"
+        )
+    with _refusals():
+        policy = check.compile(name, text)
+    rcpts = [r.strip().strip("<>") for r in rcpts or [] if r.strip()]
+    for rcpt in rcpts:
+        if domain_of(rcpt) != name:
+            raise BadInput(f"{rcpt}: not a recipient of {name} (a dry run tries {name}'s rules)")
+    ip = (client_ip or "").strip() or "127.0.0.1"
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        raise BadInput(f"client_ip {ip!r}: not an IP address") from None
+    envelope = envelope_for(name, raw, mail_from, rcpts or None, ip)
+    result = await bench.judge(policy, envelope, raw)
+    await asyncio.to_thread(
+        audit.record,
+        engine,
+        actor=actor.name,
+        action="rules.test",
+        object_type="rules",
+        object_id=name,
+        domain=name,
+        before=None,
+        after={
+            "message_sha256": hashlib.sha256(raw).hexdigest(),
+            "bytes": len(raw),
+            "fired": result["fired"],
+            "actions": {d["rcpt"]: d["action"] for d in result["decisions"]},
+        },
+        address=actor.address,
+    )
+    return result
 
 
 @contextmanager

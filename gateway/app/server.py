@@ -1,6 +1,7 @@
 """The composition root: builds the gateway's parts from settings and runs them.
 
-`build_pipeline` is shared with `mailwarden scan`, so both run the same chain.
+`build_pipeline` (gateway/pipeline/assemble.py) is shared with `mailwarden scan`,
+`rules test` and the console's dry run, so all run the same chain.
 """
 
 from __future__ import annotations
@@ -11,33 +12,26 @@ import signal
 import socket
 import time
 from datetime import UTC, datetime
-from functools import partial
 from pathlib import Path
 from typing import Any
 
 from filters.auth import forged_results_dropper
-from gateway.adapters import Ports
-from gateway.adapters.clamd import ClamdClient
-from gateway.adapters.dns import Resolver
-from gateway.adapters.redis import connect as connect_redis
 from gateway.app import heartbeat, housekeeping
 from gateway.app.exporter import MetricsEndpoint
 from gateway.app.report_addresses import ReportAddresses
 from gateway.config import ConfigError, Settings, load_settings
 from gateway.delivery.outbound import Delivery
 from gateway.domain_policy import PolicyBook
-from gateway.lists.live import ListStore
 from gateway.mail.render import break_long_lines, fold
 from gateway.monitor import logsetup, metrics
-from gateway.pipeline.chain import build_chain, build_session_checks
-from gateway.pipeline.rules_db import RulesFollower, SettingsChecker, load_db_policies
-from gateway.pipeline.run import Pipeline
+from gateway.pipeline.assemble import build_pipeline, build_ports
+from gateway.pipeline.chain import build_session_checks
+from gateway.pipeline.rules_db import RulesFollower, SettingsChecker
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.intake import Intake
 from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.smtp.server import SmtpServer
 from gateway.store import ledger, quarantine
-from gateway.store.av_policy import load_av_policies
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
 from gateway.store.spool_layout import orphan_dirs, spool_dir
@@ -47,35 +41,6 @@ log = logging.getLogger(__name__)
 
 RELEASE_POLL_SECONDS = 2.0
 QUEUE_GAUGE_SECONDS = 2.0
-
-
-def build_ports(settings: Settings, db: Database | None) -> Ports:
-    redis = connect_redis(settings)
-    lists = None
-    if db is not None:
-        lists = ListStore(db, redis, settings.redis.prefix, settings.blocklist.list_refresh)
-    clamd = ClamdClient.from_settings(settings.clamav) if settings.clamav else None
-    return Ports(dns=Resolver(settings.dns), store=db, redis=redis, lists=lists, clamd=clamd)
-
-
-def build_pipeline(settings: Settings, ports: Ports, book: PolicyBook | None = None) -> Pipeline:
-    """The pipeline; `book` defaults to the settings plus the domain files of [rules] dir."""
-    if book is None:
-        from gateway.pipeline.policy_files import RulesWatcher
-
-        watcher = RulesWatcher(settings)
-        watcher.scan()
-        if ports.store is not None:
-            watcher.set_db_policies(load_db_policies(settings, ports.store.engine))
-        book = watcher.book
-    db = ports.store
-    return Pipeline(
-        build_chain(settings),
-        book,
-        ports,
-        settings.pipeline.budget,
-        av_policies=(partial(load_av_policies, db) if db is not None and settings.clamav else None),
-    )
 
 
 class Gateway:

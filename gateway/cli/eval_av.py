@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 async def _run(settings, corpus: Path, concurrency: int, progress) -> dict:
-    from gateway.app.server import build_pipeline, build_ports
+    from gateway.pipeline.assemble import build_pipeline, build_ports
 
     ports = build_ports(settings, None)
     try:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import email.utils
 import json
 import sys
 from pathlib import Path
@@ -115,67 +114,31 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _recipients(args: argparse.Namespace, domain: str, message: Any) -> list[str]:
-    if args.rcpt:
-        return [r.strip("<>") for r in args.rcpt]
-    found = []
-    for header in ("to", "cc"):
-        for _, addr in email.utils.getaddresses([str(v) for v in message.get_all(header, [])]):
-            if addr.lower().endswith("@" + domain):
-                found.append(addr)
-    return list(dict.fromkeys(found)) or [f"user@{domain}"]
-
-
-def _sender(args: argparse.Namespace, message: Any) -> str:
-    if args.mail_from is not None:
-        return args.mail_from.strip("<>")
-    pairs = email.utils.getaddresses([str(v) for v in message.get_all("from", [])])
-    return pairs[0][1] if pairs else ""
-
-
 async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> dict[str, Any]:
-    """The message through the server's pipeline (gateway.app.server), this file in force."""
-    from gateway.app.server import build_pipeline, build_ports
-    from gateway.domain_policy import PolicyBook
-    from gateway.mail.received import received_context
-    from gateway.model import Envelope
-    from gateway.pipeline.policy_files import apply_policy_file
+    """The message through the server's pipeline, this file in force for its domain
+    (gateway/pipeline/dry_run.py, as the console's dry run)."""
+    from gateway.pipeline.assemble import build_ports
+    from gateway.pipeline.dry_run import envelope_for, judge
     from gateway.store.db import Database
-    from gateway.store.spool import new_queue_id
 
-    base = PolicyBook.from_settings(settings)
-    domain = policy_file.domain
-    book = PolicyBook(base.default, {domain: apply_policy_file(base.default, policy_file)})
-    probe = received_context("probe", Envelope("", (), args.ip), raw)
-    envelope = Envelope(
-        mail_from=_sender(args, probe.message),
-        rcpt_tos=tuple(_recipients(args, domain, probe.message)),
-        client_ip=args.ip,
-        helo=args.helo,
+    envelope = envelope_for(
+        policy_file.domain,
+        raw,
+        None if args.mail_from is None else args.mail_from,
+        [r.strip("<>") for r in args.rcpt] if args.rcpt else None,
+        args.ip,
+        args.helo,
     )
-    ctx = received_context(new_queue_id(), envelope, raw)
     db = Database(settings.store.url) if "store" in settings.model_fields_set else None
     ports = build_ports(settings, db)
     try:
-        verdict = await build_pipeline(settings, ports, book).run(ctx)
+        report = await judge(settings, ports, policy_file, envelope, raw)
     finally:
         if ports.redis is not None:
             await ports.redis.aclose()
         if db is not None:
             db.close()
-    rules_result = verdict.results.get(domain, {}).get("rules")
-    fired = list(rules_result.facts.get("fired", [])) if rules_result else []
-    first = verdict.decisions[0]
-    return {
-        "file": str(args.file),
-        "domain": domain,
-        "mail_from": envelope.mail_from,
-        "fired": fired,
-        "action": str(first.action),
-        "score": round(first.score, 3),
-        "reply": str(first.reply) if first.reply else None,
-        "decisions": [d.as_json() for d in verdict.decisions],
-    }
+    return {"file": str(args.file), **report}
 
 
 def cmd_test(args: argparse.Namespace) -> int:

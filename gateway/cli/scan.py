@@ -122,7 +122,7 @@ def header_recipients(raw: bytes, domains: list[str]) -> tuple[str, ...]:
 
 
 async def _run_pipeline(settings, ctx):
-    from gateway.app.server import build_pipeline, build_ports
+    from gateway.pipeline.assemble import build_pipeline, build_ports
     from gateway.store.db import Database
 
     db = Database(settings.store.url) if _has_store(settings) else None

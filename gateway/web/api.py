@@ -7,6 +7,8 @@ JSON bodies {"error": "..."} with the status that says what went wrong (401, 403
 
 from __future__ import annotations
 
+import base64
+import binascii
 from datetime import datetime
 from typing import Any, Literal
 
@@ -62,6 +64,15 @@ class ListEntryRequest(BaseModel):
 class RulesRequest(BaseModel):
     text: str = Field(max_length=1_000_000)
     comment: str = ""
+
+
+class RulesTestRequest(BaseModel):
+    text: str = Field(max_length=1_000_000)  # the draft policy (YAML)
+    message: str | None = None  # the raw message as text (headers, blank line, body)
+    message_base64: str | None = None  # ... or its bytes, base64-encoded
+    mail_from: str | None = None  # default: the From address
+    rcpts: list[str] | None = Field(None, max_length=100)  # default: To/Cc of the domain
+    client_ip: str | None = None  # default 127.0.0.1
 
 
 class RollbackRequest(BaseModel):
@@ -243,6 +254,26 @@ def build(console: Console) -> APIRouter:
             changed=console.rules_changed,
         )
 
+    @api.post("/domains/{domain}/rules/test")
+    async def rules_test(domain: str, body: RulesTestRequest, request: Request) -> dict[str, Any]:
+        """Dry run: the draft against a message, through the gateway's own filters and
+        policy; which rules hit, symbols, score and the action per recipient. Nothing is
+        saved. 422 with `errors` [{line, message}] when the draft does not compile, 413
+        when the message is larger than a dry run takes."""
+        who = auth.from_bearer(request)
+        return await rule_actions.dry_run(
+            engine,
+            who.actor,
+            console.rules_checker,
+            console.dry_runs,
+            domain,
+            body.text,
+            _message_bytes(body.message, body.message_base64),
+            mail_from=body.mail_from,
+            rcpts=body.rcpts,
+            client_ip=body.client_ip,
+        )
+
     @api.post("/domains/{domain}/rules/rollback")
     def rules_rollback(domain: str, body: RollbackRequest, request: Request) -> dict[str, Any]:
         """A new version with an earlier version's text."""
@@ -257,6 +288,17 @@ def build(console: Console) -> APIRouter:
         )
 
     return api
+
+
+def _message_bytes(text: str | None, encoded: str | None) -> bytes:
+    if text is not None and encoded is not None:
+        raise BadInput("give the message once: message or message_base64")
+    if encoded is not None:
+        try:
+            return base64.b64decode(encoded, validate=True)
+        except (binascii.Error, ValueError):
+            raise BadInput("message_base64: not valid base64") from None
+    return (text or "").encode("utf-8", "surrogateescape")
 
 
 def _target(domain: str, mailbox: str) -> str:

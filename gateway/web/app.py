@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from gateway.actions.common import ActionError
 from gateway.config import Settings
 from gateway.pipeline import rules_db
+from gateway.pipeline.dry_run import Bench
 from gateway.web import api, pages, reports
 from gateway.web.auth import Auth, CsrfRejected, RateLimited, Unauthorized
 from gateway.web.context import HERE, Console
@@ -66,6 +67,7 @@ def create_app(
         lists_changed or (lambda: None),
         rules_db.checker(settings),
         rules_changed or (lambda: None),
+        Bench(settings, engine),
     )
     app.state.console = console
     routers = [api.build(console), pages.build(console), reports.build(console)]

@@ -10,7 +10,8 @@ from fastapi.templating import Jinja2Templates
 from sqlalchemy.engine import Engine
 
 from gateway.config import Settings
-from gateway.store.rules_store import Checker
+from gateway.pipeline.dry_run import Bench
+from gateway.pipeline.rules_db import SettingsChecker
 from gateway.web.auth import Auth
 
 HERE = Path(__file__).parent
@@ -23,5 +24,6 @@ class Console:
     auth: Auth
     templates: Jinja2Templates
     lists_changed: Callable[[], None]
-    rules_checker: Checker
+    rules_checker: SettingsChecker
     rules_changed: Callable[[], None]
+    dry_runs: Bench  # the pipeline's parts for rules dry runs, made on first use

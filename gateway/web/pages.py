@@ -11,6 +11,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from starlette.datastructures import UploadFile as StarletteUpload
 
 from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
@@ -22,6 +23,7 @@ from gateway.actions.common import (
     BadInput,
     NotFound,
 )
+from gateway.pipeline.dry_run import MAX_MESSAGE_BYTES
 from gateway.store import audit, sessions, users
 from gateway.store.quarantine_query import Filters
 from gateway.web import message_view
@@ -44,8 +46,10 @@ def build(console: Console) -> APIRouter:
             status_code=status,
         )
 
-    async def form_of(request: Request, who: Who) -> dict[str, Any]:
-        form = await request.form()
+    async def form_of(
+        request: Request, who: Who, max_part_size: int = 1024 * 1024
+    ) -> dict[str, Any]:
+        form = await request.form(max_part_size=max_part_size)
         auth.check_csrf(who, str(form.get("csrf") or ""))
         return {k: form.getlist(k) if k == "ids" else form.get(k) for k in form}
 
@@ -327,7 +331,9 @@ def build(console: Console) -> APIRouter:
         found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
         return rules_view(request, who, found, found["text"], [], None)
 
-    def rules_view(request, who, found, draft: str, errors: list, saved, status: int = 200):
+    def rules_view(
+        request, who, found, draft: str, errors: list, saved, status: int = 200, **trial: Any
+    ):
         by_line: dict[int, list[str]] = {}
         for e in errors:
             by_line.setdefault(int(e["line"]), []).append(e["message"])
@@ -346,6 +352,10 @@ def build(console: Console) -> APIRouter:
             stray=stray,
             saved=saved,
             history=rule_actions.history(engine, who.actor, found["domain"]),
+            trial=trial.get("trial"),
+            trial_error=trial.get("trial_error"),
+            trial_form=trial.get("trial_form") or {},
+            max_message=MAX_MESSAGE_BYTES,
         )
 
     @pages.post("/domains/{domain}/rules", response_class=HTMLResponse)
@@ -368,6 +378,46 @@ def build(console: Console) -> APIRouter:
             return rules_view(request, who, found, draft, exc.errors, None, 422)
         found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
         return rules_view(request, who, found, found["text"], [], saved)
+
+    @pages.post("/domains/{domain}/rules/test", response_class=HTMLResponse)
+    async def rules_test(domain: str, request: Request):
+        """Dry run of the draft against a pasted or uploaded message; nothing is saved."""
+        who = auth.from_cookie(request)
+        form = await form_of(request, who, max_part_size=MAX_MESSAGE_BYTES + 64 * 1024)
+        found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
+        draft = str(form.get("text") or "").replace("\r\n", "\n")
+        upload = form.get("upload")
+        if isinstance(upload, StarletteUpload) and upload.filename:
+            raw = await upload.read(MAX_MESSAGE_BYTES + 1)
+        else:
+            raw = str(form.get("message") or "").encode("utf-8", "surrogateescape")
+        kept = {
+            "message": str(form.get("message") or ""),
+            "mail_from": str(form.get("mail_from") or ""),
+            "rcpts": str(form.get("rcpts") or ""),
+            "client_ip": str(form.get("client_ip") or ""),
+        }
+        try:
+            trial = await rule_actions.dry_run(
+                engine,
+                who.actor,
+                console.rules_checker,
+                console.dry_runs,
+                domain,
+                draft,
+                raw,
+                mail_from=kept["mail_from"].strip() or None,
+                rcpts=kept["rcpts"].replace(",", " ").split(),
+                client_ip=kept["client_ip"],
+            )
+        except rule_actions.RulesRejected as exc:
+            return rules_view(request, who, found, draft, exc.errors, None, 422, trial_form=kept)
+        except BadInput as exc:
+            return rules_view(
+                request, who, found, draft, [], None, exc.status,
+                trial_error=str(exc), trial_form=kept,
+            )  # fmt: skip
+        return rules_view(request, who, found, draft, [], None, trial=trial, trial_form=kept)
 
     @pages.post("/domains/{domain}/rules/rollback", response_class=HTMLResponse)
     async def rules_rollback(domain: str, request: Request):

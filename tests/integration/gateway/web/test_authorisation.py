@@ -37,6 +37,7 @@ class Spec:
 
 
 ITEM, DOMAIN = "item_id", "domain"
+TRIAL = "From: a@sender.test\r\nSubject: trial\r\n\r\nbody\r\n"  # a dry run's message
 ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/login"): Spec(None),
     ("POST", "/login"): Spec(None),
@@ -70,6 +71,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("POST", "/domains/{domain}/rules/rollback"): Spec(
         SETTINGS, changes=True, scoped=DOMAIN, body={"version": "1"}
     ),
+    ("POST", "/domains/{domain}/rules/test"): Spec(
+        SETTINGS, changes=True, scoped=DOMAIN, body={"text": "rules: []\n", "message": TRIAL}
+    ),
     ("GET", "/domains/{domain}/report"): Spec(SETTINGS, scoped=DOMAIN),
     ("GET", "/audit"): Spec((OP, ADMIN)),
     ("GET", "/users"): Spec((OP,)),
@@ -97,6 +101,9 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ),
     ("POST", "/api/domains/{domain}/rules/rollback"): Spec(
         SETTINGS, api=True, scoped=DOMAIN, body={"version": 1}
+    ),
+    ("POST", "/api/domains/{domain}/rules/test"): Spec(
+        SETTINGS, api=True, scoped=DOMAIN, body={"text": "rules: []\n", "message": TRIAL}
     ),
     ("PUT", "/api/domains/{domain}/policies/{mailbox}"): Spec(
         SETTINGS, api=True, scoped=DOMAIN, body={"mode": "detect"}

@@ -76,7 +76,7 @@ def save(
 ) -> dict[str, Any]:
     name = _domain(actor, domain)
     before = rules_store.current(engine, name)
-    with _refusals():
+    with refusals():
         saved = rules_store.save(engine, name, text, actor.name, check=check, comment=comment)
     _audit(engine, actor, "rules.save", name, before, saved.version)
     if changed is not None:
@@ -96,7 +96,7 @@ def rollback(
 ) -> dict[str, Any]:
     name = _domain(actor, domain)
     before = rules_store.current(engine, name)
-    with _refusals():
+    with refusals():
         saved = rules_store.rollback(
             engine, name, version, actor.name, check=check, comment=comment
         )
@@ -130,7 +130,7 @@ async def dry_run(
             f"the message is {len(raw):,} bytes; a dry run takes at most "
             f"{MAX_MESSAGE_BYTES:,} bytes ({MAX_MESSAGE_BYTES // (1024 * 1024)} MB)"
         )
-    with _refusals():
+    with refusals():
         policy = check.compile(name, text)
     rcpts = [r.strip().strip("<>") for r in rcpts or [] if r.strip()]
     for rcpt in rcpts:
@@ -164,7 +164,7 @@ async def dry_run(
 
 
 @contextmanager
-def _refusals() -> Iterator[None]:
+def refusals() -> Iterator[None]:
     """The store's refusals of a write, as the action errors the CLI and web answer."""
     try:
         yield

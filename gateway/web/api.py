@@ -19,6 +19,7 @@ from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
 from gateway.actions import rules as rule_actions
+from gateway.actions import thresholds as threshold_actions
 from gateway.actions.common import BadInput
 from gateway.store import sessions
 from gateway.store.quarantine_query import Filters
@@ -73,6 +74,14 @@ class RulesTestRequest(BaseModel):
     mail_from: str | None = None  # default: the From address
     rcpts: list[str] | None = Field(None, max_length=100)  # default: To/Cc of the domain
     client_ip: str | None = None  # default 127.0.0.1
+
+
+class ThresholdsRequest(BaseModel):
+    """Each key: a number, null for never; a key left out follows the operator's default."""
+
+    tag: float | None = None
+    quarantine: float | None = None
+    reject: float | None = None
 
 
 class RollbackRequest(BaseModel):
@@ -272,6 +281,27 @@ def build(console: Console) -> APIRouter:
             mail_from=body.mail_from,
             rcpts=body.rcpts,
             client_ip=body.client_ip,
+        )
+
+    @api.get("/domains/{domain}/thresholds")
+    def thresholds_get(domain: str, request: Request) -> dict[str, Any]:
+        """The keys the domain sets, the operator's defaults, and what is in force."""
+        who = auth.from_bearer(request)
+        return threshold_actions.show(engine, who.actor, console.rules_checker, domain)
+
+    @api.put("/domains/{domain}/thresholds")
+    def thresholds_put(domain: str, body: ThresholdsRequest, request: Request) -> dict[str, Any]:
+        """Set the domain's thresholds (a new rules version); 422 when they do not rise
+        from tag to quarantine to reject, 409 when its rules are [rules] dir files."""
+        who = auth.from_bearer(request)
+        values = {k: getattr(body, k) for k in body.model_fields_set}
+        return threshold_actions.put(
+            engine,
+            who.actor,
+            console.rules_checker,
+            domain,
+            values,
+            changed=console.rules_changed,
         )
 
     @api.post("/domains/{domain}/rules/rollback")

@@ -17,6 +17,7 @@ from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
 from gateway.actions import rules as rule_actions
+from gateway.actions import thresholds as threshold_actions
 from gateway.actions import users as user_actions
 from gateway.actions.common import (
     ATTACHMENT_ROLES,
@@ -438,6 +439,42 @@ def build(console: Console) -> APIRouter:
         found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
         return rules_view(request, who, found, found["text"], [], saved)
 
+    @pages.get("/domains/{domain}/thresholds", response_class=HTMLResponse)
+    def thresholds_page(domain: str, request: Request):
+        who = auth.from_cookie(request)
+        found = threshold_actions.show(engine, who.actor, console.rules_checker, domain)
+        return render(request, who, "thresholds.html", domain=found["domain"], t=found, error=None)
+
+    @pages.post("/domains/{domain}/thresholds", response_class=HTMLResponse)
+    async def thresholds_put(domain: str, request: Request):
+        who = auth.from_cookie(request)
+        form = await form_of(request, who)
+        found = threshold_actions.show(engine, who.actor, console.rules_checker, domain)
+        try:
+            values: dict[str, float | None] = {}
+            for key in ("tag", "quarantine", "reject"):
+                text = str(form.get(key) or "").strip().lower()
+                if text == "never":
+                    values[key] = None
+                elif text:
+                    values[key] = _number(text, key)
+            saved = threshold_actions.put(
+                engine,
+                who.actor,
+                console.rules_checker,
+                domain,
+                values,
+                changed=console.rules_changed,
+            )
+        except BadInput as exc:
+            return render(
+                request, who, "thresholds.html", exc.status, domain=found["domain"], t=found,
+                error=str(exc), typed=form,
+            )  # fmt: skip
+        return render(
+            request, who, "thresholds.html", domain=saved["domain"], t=saved, error=None, saved=True
+        )
+
     # --- operators and admins ----------------------------------------------------------
     @pages.get("/audit", response_class=HTMLResponse)
     def audit_page(request: Request):
@@ -525,6 +562,15 @@ def _date(text: Any, name: str) -> datetime | None:
     except ValueError:
         raise BadInput(f"{name}={text!r}: a date like 2026-12-01") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _number(text: str, name: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        raise BadInput(
+            f"{name}: {text!r} is not a number (or never, or empty for the default)"
+        ) from None
 
 
 def _score(text: Any, name: str) -> float | None:

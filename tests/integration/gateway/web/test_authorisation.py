@@ -75,6 +75,10 @@ ROUTES: dict[tuple[str, str], Spec] = {
         SETTINGS, changes=True, scoped=DOMAIN, body={"text": "rules: []\n", "message": TRIAL}
     ),
     ("GET", "/domains/{domain}/report"): Spec(SETTINGS, scoped=DOMAIN),
+    ("GET", "/domains/{domain}/thresholds"): Spec(SETTINGS, scoped=DOMAIN),
+    ("POST", "/domains/{domain}/thresholds"): Spec(
+        SETTINGS, changes=True, scoped=DOMAIN, body={"tag": "4"}
+    ),
     ("GET", "/audit"): Spec((OP, ADMIN)),
     ("GET", "/users"): Spec((OP,)),
     ("POST", "/users"): Spec((OP,), changes=True, body={"name": "x", "role": "operator"}),
@@ -96,6 +100,10 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/api/domains/{domain}/policies/{mailbox}"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("GET", "/api/domains/{domain}/rules"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("GET", "/api/domains/{domain}/report"): Spec(SETTINGS, api=True, scoped=DOMAIN),
+    ("GET", "/api/domains/{domain}/thresholds"): Spec(SETTINGS, api=True, scoped=DOMAIN),
+    ("PUT", "/api/domains/{domain}/thresholds"): Spec(
+        SETTINGS, api=True, scoped=DOMAIN, body={"tag": 4.0}
+    ),
     ("PUT", "/api/domains/{domain}/rules"): Spec(
         SETTINGS, api=True, scoped=DOMAIN, body={"text": "thresholds: {tag: 4.0}\n"}
     ),

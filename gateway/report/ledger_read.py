@@ -114,7 +114,7 @@ def labelled(
                 domain,
             ).where(r.c.message_id.in_(ids[index : index + 500]))
             for row in conn.execute(query):
-                out.append(Labelled(row[0], row[1], Fact(*row[2:], 1)))
+                out.append(Labelled(row[0], row[1], Fact._make((*row[2:], 1))))
     return out
 
 
@@ -198,7 +198,7 @@ def scan_month(
         if engine.dialect.name == "sqlite":
             query = _month(select(*columns).select_from(joined), start, end, domain)
             # the driver's own rows: none of these columns needs SQLAlchemy's conversion
-            groups.update(conn.execute(query).cursor)
+            groups.update(conn.execute(query).cursor)  # type: ignore[call-overload]
         else:
             query = _month(
                 select(*columns, func.count()).select_from(joined), start, end, domain

@@ -67,7 +67,9 @@ def record_report(
     domain = address.rpartition("@")[2].lower()
     reporter = reporter.lower()
     candidates = _candidates(conn, queue_ids, message_ids, domain)
-    status, message_id, detail = UNMATCHED, None, "no mail of this domain matches"
+    message_id: str | None = None
+    detail: str | None = "no mail of this domain matches"
+    status = UNMATCHED
     for qid, rcpts in candidates:
         if reporter not in rcpts:
             status, message_id = NOT_RECIPIENT, qid

@@ -218,7 +218,7 @@ def new_revision(message: str) -> Path:
         finally:
             engine.dispose()
     scripts.cache_clear()
-    assert not isinstance(written, list)
+    assert written is not None and not isinstance(written, list)
     path = Path(written.path)
     subprocess.run([sys.executable, "-m", "ruff", "format", str(path)], check=False)
     return path

@@ -40,6 +40,15 @@ class DomainPolicy:
     subject_tag: str = "[SPAM]"
     dmarc: str = "honour"  # honour | quarantine | score (what a DMARC p=reject does)
     rules: tuple[Any, ...] = ()  # compiled custom rules (filters.rules.filter)
+    # report addresses: kind (spam, ham, virus) -> the local part taking users' reports
+    report_addresses: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}))
+
+    def report_kind(self, local: str) -> str | None:
+        """Which kind of report mail to `local`@ this domain is, or None."""
+        for kind, name in self.report_addresses.items():
+            if name == local:
+                return kind
+        return None
 
     def weight(self, symbol: str) -> float:
         return self.weights.get(symbol, 0.0)
@@ -68,6 +77,13 @@ def load_symbol_catalogue(directory: Path | None = None) -> dict[str, SymbolInfo
 
 def default_weights(catalogue: Mapping[str, SymbolInfo]) -> Mapping[str, float]:
     return MappingProxyType({name: info.weight for name, info in catalogue.items()})
+
+
+def default_report_addresses(settings: Any) -> dict[str, str]:
+    """The config file's [report] addresses: every domain's unless its rules say otherwise."""
+    r = settings.report
+    pairs = (("spam", r.spam_address), ("ham", r.ham_address), ("virus", r.virus_address))
+    return {kind: local for kind, local in pairs if local}
 
 
 class PolicyBook:
@@ -100,5 +116,6 @@ class PolicyBook:
             weights=MappingProxyType(weights),
             subject_tag=p.subject_tag,
             dmarc=p.dmarc,
+            report_addresses=MappingProxyType(default_report_addresses(settings)),
         )
         return cls(default)

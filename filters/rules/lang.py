@@ -39,9 +39,20 @@ MAX_RULES = 1000
 MAX_DEPTH = 32
 MAX_TEXT = 1000  # characters of one literal value
 
-TOP_KEYS = ("domain", "description", "thresholds", "symbols", "subject_tag", "dmarc", "rules")
+TOP_KEYS = (
+    "domain",
+    "description",
+    "thresholds",
+    "symbols",
+    "subject_tag",
+    "dmarc",
+    "report_addresses",
+    "rules",
+)
 RULE_KEYS = ("name", "description", "enabled", "when", "then")
 THRESHOLD_KEYS = ("tag", "quarantine", "reject")
+REPORT_KINDS = ("spam", "ham", "virus")  # report addresses: what a user's report says
+ALWAYS_DELIVERED = ("abuse", "postmaster")  # never a report address
 ACTION_KEYS = ("score", "symbol", "action", "text")
 ACTIONS = {
     "allow": ForceKind.ALLOW,
@@ -56,11 +67,24 @@ ATTACHMENT_KEYS = ("name_matches", "extension", "type", "type_matches", "size_ov
 URL_KEYS = ("domain", "matches", "contains")
 
 _RULE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+_REPORT_LOCAL = re.compile(r"^[a-z0-9][a-z0-9._+-]{0,63}$")
 _SYMBOL_NAME = re.compile(r"^[A-Z][A-Z0-9_]{0,63}$")
 _DOMAIN = re.compile(r"^(?=.{1,253}$)([a-z0-9_](?:[a-z0-9_-]{0,61}[a-z0-9_])?\.)*[a-z0-9-]+$")
 _HEADER_NAME = re.compile(r"^[!-9;-~]{1,76}$")  # RFC 5322 field name: printable, no colon
 _SIZE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kmg]?)(?:i?b)?\s*$", re.I)
 _SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def report_local_problem(text: str) -> str | None:
+    """What is wrong with `text` as the local part of a report address, or None."""
+    local = text.strip().lower()
+    if not _REPORT_LOCAL.match(local):
+        return (
+            f"give the local part only (letters, digits, . _ + -), e.g. spam-report, not {text!r}"
+        )
+    if local in ALWAYS_DELIVERED:
+        return f"{local}@ always receives its mail; choose another name"
+    return None
 
 
 class RuleFileInvalid(Exception):
@@ -99,6 +123,7 @@ class PolicyFile:
     subject_tag: str | None = None
     dmarc: str | None = None
     description: str = ""
+    report_addresses: Mapping[str, str | None] = field(default_factory=dict)  # kinds it sets
 
     def weights(self) -> dict[str, float]:
         """Symbol weights this file defines: its overrides and each rule's score."""
@@ -177,6 +202,9 @@ class _Compiler:
         dmarc = None
         if "dmarc" in entries:
             dmarc = self._choice(entries["dmarc"][1], "dmarc", DMARC_MODES)
+        reports = {}
+        if "report_addresses" in entries:
+            reports = self._report_addresses(entries["report_addresses"][1])
         description = ""
         if "description" in entries:
             description = self._text(entries["description"][1], "description", 10_000) or ""
@@ -194,6 +222,7 @@ class _Compiler:
             subject_tag=subject_tag,
             dmarc=dmarc,
             description=description,
+            report_addresses=MappingProxyType(reports),
         )
 
     def _rules(self, node: yaml.Node) -> list[CompiledRule]:
@@ -687,6 +716,27 @@ class _Compiler:
                     f"thresholds: {low_key} ({low}) is above {high_key} ({high}); they must "
                     f"rise from tag to quarantine to reject",
                 )
+        return out
+
+    def _report_addresses(self, node: yaml.Node) -> dict[str, str | None]:
+        """kind -> the local part that takes users' reports of that kind (None: off)."""
+        out: dict[str, str | None] = {}
+        for key, (_, value_node) in self._keyed(node, "report_addresses", REPORT_KINDS).items():
+            where = f"report_addresses: {key}"
+            if isinstance(value_node, yaml.ScalarNode) and value_of(value_node) is None:
+                out[key] = None
+                continue
+            text = self._line_text(value_node, where, 64)
+            if text is None:
+                continue
+            local = text.strip().lower()
+            problem = report_local_problem(text)
+            if problem is not None:
+                self.problems.add(value_node, f"{where}: {problem}")
+            elif local in out.values():
+                self.problems.add(value_node, f"{where}: {local} already takes another kind")
+            else:
+                out[key] = local
         return out
 
     def _weights(self, node: yaml.Node) -> dict[str, float]:

@@ -1,6 +1,11 @@
 """Report addresses: mail to spam-report@ (not-spam@, virus-report@) of any accepted
 domain is a user's report about another mail, recorded and not delivered.
 
+Which local parts take reports is per domain: `[report]` gives every domain's, and a
+domain's rules (in the database: its admins set them in the console) may change or
+turn them off (`report_addresses:`); the policy book in force answers, so every
+node follows a change within seconds.
+
 The hook runs before the pipeline (gateway/smtp/intake.py calls it): it takes the
 report recipients out of the envelope, records one report each
 (gateway/store/reports.py), and lets the rest of the mail, if any, go on.
@@ -10,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
 
 from gateway.config import Settings
+from gateway.domain_policy import PolicyBook
 from gateway.mail.report_parse import references
 from gateway.model import Envelope, Reply
 from gateway.store import reports
@@ -25,30 +32,24 @@ log = logging.getLogger(__name__)
 RECORDED = Reply(250, "2.0.0", "Ok: report recorded, thank you")
 
 
+LABELS = {"spam": SPAM, "ham": HAM, "virus": VIRUS}
+
+
 class ReportAddresses:
-    def __init__(self, settings: Settings, db: Database) -> None:
-        cfg = settings.report
+    def __init__(self, settings: Settings, db: Database, book: Callable[[], PolicyBook]) -> None:
         self.db = db
         self.accepts = settings.accepts
-        self.labels = {
-            local: label
-            for local, label in (
-                (cfg.spam_address, SPAM),
-                (cfg.ham_address, HAM),
-                (cfg.virus_address, VIRUS),
-            )
-            if local
-        }
+        self.book = book  # the policy book in force (it follows the database's rules)
 
     def label_of(self, rcpt: str) -> str | None:
         local, _, domain = rcpt.lower().rpartition("@")
-        label = self.labels.get(local)
-        return label if label and self.accepts(domain) else None
+        if not self.accepts(domain):
+            return None
+        kind = self.book().for_domain(domain).report_kind(local)
+        return None if kind is None else LABELS[kind]
 
     async def __call__(self, envelope: Envelope, raw: bytes) -> tuple[Envelope, Reply | None]:
         """(the envelope without report recipients, the reply when nothing is left)."""
-        if not self.labels:
-            return envelope, None
         hits = [(r, label) for r in envelope.rcpt_tos if (label := self.label_of(r))]
         if not hits:
             return envelope, None

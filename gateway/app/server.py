@@ -98,7 +98,7 @@ class Gateway:
             on_spooled=self.delivery.submit_spooled,
             keep_attachments=bool(s.clamav and s.clamav.attachment_retention_days > 0),
             drop_field=forged_results_dropper(s.smtp.hostname),
-            report_addresses=ReportAddresses(s, self.db),
+            report_addresses=ReportAddresses(s, self.db, lambda: self.pipeline.book),
             mime_limits=(s.smtp.max_mime_depth, s.smtp.max_mime_parts),
             outbound_guard=guard,
         )

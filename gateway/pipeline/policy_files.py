@@ -99,6 +99,12 @@ def apply_policy_file(default: DomainPolicy, policy: PolicyFile) -> DomainPolicy
         thresholds = replace(thresholds, **dict(policy.thresholds))
     merged = dict(default.weights)
     merged.update(policy.weights())
+    reports = dict(default.report_addresses)
+    for kind, local in policy.report_addresses.items():
+        if local is None:
+            reports.pop(kind, None)
+        else:
+            reports[kind] = local
     return DomainPolicy(
         domain=policy.domain,
         thresholds=thresholds,
@@ -106,6 +112,7 @@ def apply_policy_file(default: DomainPolicy, policy: PolicyFile) -> DomainPolicy
         subject_tag=policy.subject_tag or default.subject_tag,
         dmarc=policy.dmarc or default.dmarc,
         rules=policy.rules,
+        report_addresses=MappingProxyType(reports),
     )
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
+from gateway.actions import report_addresses as report_actions
 from gateway.actions import rules as rule_actions
 from gateway.actions import thresholds as threshold_actions
 from gateway.actions.common import BadInput
@@ -82,6 +83,14 @@ class ThresholdsRequest(BaseModel):
     tag: float | None = None
     quarantine: float | None = None
     reject: float | None = None
+
+
+class ReportAddressesRequest(BaseModel):
+    """Each kind: a local part (spam-report), null for none; left out: the [report] one."""
+
+    spam: str | None = None
+    ham: str | None = None
+    virus: str | None = None
 
 
 class RollbackRequest(BaseModel):
@@ -302,6 +311,23 @@ def build(console: Console) -> APIRouter:
             domain,
             values,
             changed=console.rules_changed,
+        )
+
+    @api.get("/domains/{domain}/report-addresses")
+    def report_addresses_get(domain: str, request: Request) -> dict[str, Any]:
+        """Which local parts take users' spam/ham/virus reports, and the defaults."""
+        who = auth.from_bearer(request)
+        return report_actions.show(engine, who.actor, console.rules_checker, domain)
+
+    @api.put("/domains/{domain}/report-addresses")
+    def report_addresses_put(
+        domain: str, body: ReportAddressesRequest, request: Request
+    ) -> dict[str, Any]:
+        """Set them (a new rules version); 422 for a bad local part or one taken twice."""
+        who = auth.from_bearer(request)
+        values = {k: getattr(body, k) for k in body.model_fields_set}
+        return report_actions.put(
+            engine, who.actor, console.rules_checker, domain, values, changed=console.rules_changed
         )
 
     @api.post("/domains/{domain}/rules/rollback")

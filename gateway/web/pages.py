@@ -16,6 +16,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
+from gateway.actions import report_addresses as report_actions
 from gateway.actions import rules as rule_actions
 from gateway.actions import thresholds as threshold_actions
 from gateway.actions import users as user_actions
@@ -473,6 +474,42 @@ def build(console: Console) -> APIRouter:
             )  # fmt: skip
         return render(
             request, who, "thresholds.html", domain=saved["domain"], t=saved, error=None, saved=True
+        )
+
+    @pages.get("/domains/{domain}/report-addresses", response_class=HTMLResponse)
+    def report_addresses_page(domain: str, request: Request):
+        who = auth.from_cookie(request)
+        found = report_actions.show(engine, who.actor, console.rules_checker, domain)
+        return render(request, who, "report_addresses.html", domain=found["domain"], r=found)
+
+    @pages.post("/domains/{domain}/report-addresses", response_class=HTMLResponse)
+    async def report_addresses_put(domain: str, request: Request):
+        who = auth.from_cookie(request)
+        form = await form_of(request, who)
+        found = report_actions.show(engine, who.actor, console.rules_checker, domain)
+        values: dict[str, str | None] = {}
+        for kind in ("spam", "ham", "virus"):
+            text = str(form.get(kind) or "").strip()
+            if text.lower() == "none":
+                values[kind] = None
+            elif text:
+                values[kind] = text
+        try:
+            saved = report_actions.put(
+                engine,
+                who.actor,
+                console.rules_checker,
+                domain,
+                values,
+                changed=console.rules_changed,
+            )
+        except BadInput as exc:
+            return render(
+                request, who, "report_addresses.html", exc.status, domain=found["domain"],
+                r=found, error=str(exc), typed=form,
+            )  # fmt: skip
+        return render(
+            request, who, "report_addresses.html", domain=saved["domain"], r=saved, saved=True
         )
 
     # --- operators and admins ----------------------------------------------------------

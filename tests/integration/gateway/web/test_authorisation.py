@@ -76,6 +76,10 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ),
     ("GET", "/domains/{domain}/report"): Spec(SETTINGS, scoped=DOMAIN),
     ("GET", "/domains/{domain}/thresholds"): Spec(SETTINGS, scoped=DOMAIN),
+    ("GET", "/domains/{domain}/report-addresses"): Spec(SETTINGS, scoped=DOMAIN),
+    ("POST", "/domains/{domain}/report-addresses"): Spec(
+        SETTINGS, changes=True, scoped=DOMAIN, body={"spam": "junk"}
+    ),
     ("POST", "/domains/{domain}/thresholds"): Spec(
         SETTINGS, changes=True, scoped=DOMAIN, body={"tag": "4"}
     ),
@@ -101,6 +105,10 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/api/domains/{domain}/rules"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("GET", "/api/domains/{domain}/report"): Spec(SETTINGS, api=True, scoped=DOMAIN),
     ("GET", "/api/domains/{domain}/thresholds"): Spec(SETTINGS, api=True, scoped=DOMAIN),
+    ("GET", "/api/domains/{domain}/report-addresses"): Spec(SETTINGS, api=True, scoped=DOMAIN),
+    ("PUT", "/api/domains/{domain}/report-addresses"): Spec(
+        SETTINGS, api=True, scoped=DOMAIN, body={"spam": "junk"}
+    ),
     ("PUT", "/api/domains/{domain}/thresholds"): Spec(
         SETTINGS, api=True, scoped=DOMAIN, body={"tag": 4.0}
     ),

@@ -360,3 +360,43 @@ def test_large_files_and_deep_nesting_are_refused():
         4,
         "nested deeper",
     )
+
+
+def test_report_addresses_are_local_parts_of_the_domain():
+    policy = compile_policy(
+        "domain: example.test\nreport_addresses: {spam: Junk-Report, virus: null}\n"
+    )
+    assert dict(policy.report_addresses) == {"spam": "junk-report", "virus": None}
+    errors = errors_of(
+        """\
+        domain: example.test
+        report_addresses:
+          spam: postmaster
+          ham: x@y.test
+          virus: "a b"
+          other: z
+        """
+    )
+    assert [line for line, _ in errors] == [3, 4, 5, 6]
+    assert "postmaster@ always receives its mail" in errors[0][1]
+    assert "local part only" in errors[1][1] and "local part only" in errors[2][1]
+    assert "unknown key 'other'" in errors[3][1]
+    assert errors_of("domain: a.test\nreport_addresses: {spam: x, ham: x}\n") == [
+        (2, "report_addresses: ham: x already takes another kind")
+    ]
+
+
+def test_report_addresses_merge_over_the_config_defaults():
+    from gateway.config import settings_from_dict
+    from gateway.domain_policy import PolicyBook
+    from gateway.pipeline.policy_files import apply_policy_file
+
+    settings = settings_from_dict(
+        {"domains": {"accept": ["a.test"]}, "report": {"spam_address": "spam-report"}}
+    )
+    book = PolicyBook.from_settings(settings)
+    assert book.for_domain("b.test").report_kind("spam-report") == "spam"
+    own = apply_policy_file(
+        book.default, compile_policy("domain: a.test\nreport_addresses: {spam: null, ham: ok}\n")
+    )
+    assert own.report_kind("spam-report") is None and own.report_kind("ok") == "ham"

@@ -20,20 +20,23 @@ def test_admin_fixes_a_mistake_saves_and_rolls_back(console):
     admin = Browser(console.url)
     admin.login("ada")
     page = admin.get("/domains/example.test/rules")
-    assert page.status_code == 200 and "No versions yet." in page.text
+    assert page.status_code == 200
+    # other tests of this package's console may have saved versions before
+    old = len(rules_store.history(console.engine, "example.test"))
+    assert ("No versions yet." in page.text) == (old == 0)
     wrong = admin.post("/domains/example.test/rules", {"text": BAD})
     assert wrong.status_code == 422
     assert 'data-line="5"' in wrong.text and "Not saved" in wrong.text
-    assert rules_store.current(console.engine, "example.test") is None
+    assert len(rules_store.history(console.engine, "example.test")) == old
     saved = admin.post("/domains/example.test/rules", {"text": GOOD, "comment": "first"})
-    assert saved.status_code == 200 and "Saved as version 1." in saved.text
+    assert saved.status_code == 200 and f"Saved as version {old + 1}." in saved.text
     second = GOOD.replace("score: 3", "score: 5")
     assert admin.post("/domains/example.test/rules", {"text": second}).status_code == 200
     assert rules_store.current(console.engine, "example.test").text == second
-    back = admin.post("/domains/example.test/rules/rollback", {"version": "1"})
-    assert back.status_code == 200 and "Saved as version 3." in back.text
+    back = admin.post("/domains/example.test/rules/rollback", {"version": str(old + 1)})
+    assert back.status_code == 200 and f"Saved as version {old + 3}." in back.text
     now = rules_store.current(console.engine, "example.test")
-    assert now.text == GOOD and now.copied_from == 1 and now.created_by == "ada"
+    assert now.text == GOOD and now.copied_from == old + 1 and now.created_by == "ada"
     actions = [r["action"] for r in audit.entries(console.engine, object_id="example.test")]
     assert actions[:3] == ["rules.rollback", "rules.save", "rules.save"]
     admin.close()

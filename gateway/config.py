@@ -312,6 +312,14 @@ class OutboundSettings(Section):
     suspended_reply: Literal["tempfail", "reject"] = "reject"  # 450 4.7.1 or 550 5.7.1
     # our own public sending addresses, for `mailwarden selfcheck`
     sending_addresses: list[Annotated[str, AfterValidator(_check_ip)]] = Field(default_factory=list)
+    # the submission port: users log in (AUTH PLAIN/LOGIN, only inside TLS with
+    # [smtp] tls_cert) and send to any domain, scanned like trusted-network mail
+    submission_listen: HostPort | None = None  # e.g. "0.0.0.0:587", STARTTLS
+    submission_tls_listen: HostPort | None = None  # e.g. "0.0.0.0:465", implicit TLS
+    auth_sender: Literal["account", "domain"] = "account"  # MAIL FROM: the account or its domain
+    auth_max_failures_account: int = Field(5, gt=0)  # failed logins per account in auth_window
+    auth_max_failures_address: int = Field(20, gt=0)  # ... and per client address
+    auth_window: Seconds = 900.0
 
 
 class LogSettings(Section):
@@ -567,6 +575,14 @@ def _check_consistency(settings: Settings) -> list[ConfigProblem]:
         value = getattr(smtp, key)
         if value is not None and not value.is_file():
             problems.append(ConfigProblem(f"smtp.{key}", f"file not found: {value}"))
+    out = settings.outbound
+    for key in ("submission_listen", "submission_tls_listen"):
+        if getattr(out, key) is not None and smtp.tls_cert is None:
+            problems.append(
+                ConfigProblem(
+                    f"outbound.{key}", "needs smtp.tls_cert and smtp.tls_key (AUTH only over TLS)"
+                )
+            )
     av = settings.clamav
     if av is not None and (av.socket is None) == (av.address is None):
         problems.append(ConfigProblem("clamav", "set exactly one of socket or address"))

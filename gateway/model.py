@@ -79,7 +79,8 @@ class Envelope:
     tls: bool = False
     smtputf8: bool = False
     body_8bitmime: bool = False
-    outbound: bool = False  # from [outbound] trusted_networks: may go to any domain
+    outbound: bool = False  # from [outbound] trusted_networks or AUTH: may go to any domain
+    auth_account: str | None = None  # the sending account logged in with SMTP AUTH
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,8 @@ from gateway.pipeline.rules_db import RulesFollower, SettingsChecker
 from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.intake import Intake
 from gateway.smtp.outbound_guard import OutboundGuard
-from gateway.smtp.server import SmtpServer
+from gateway.smtp.server import SUBMISSION, SUBMISSION_TLS, SmtpServer
+from gateway.smtp.submission import SubmissionHandler
 from gateway.store import ledger, quarantine
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
@@ -59,6 +60,8 @@ class Gateway:
         self.web: Any = None  # the console's uvicorn server, with [web] listen
         self._web_task: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
+        self.submission: list[SmtpServer] = []  # with [outbound] submission_listen
+        self.submission_addresses: list[tuple[str, int]] = []
 
     async def start(self) -> None:
         s = self.settings
@@ -87,7 +90,8 @@ class Gateway:
         ]
         self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
         guard = None
-        if s.outbound.trusted_networks:
+        out = s.outbound
+        if out.trusted_networks or out.submission_listen or out.submission_tls_listen:
             guard = OutboundGuard(s, self.db, self.ports.redis, self.node)
         self.intake = Intake(
             self.pipeline,
@@ -108,6 +112,14 @@ class Gateway:
         checks = build_session_checks(s, self.ports)
         self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns, guard))
         self.address = await self.smtp.start()
+        for kind, listen in ((SUBMISSION, out.submission_listen),
+                             (SUBMISSION_TLS, out.submission_tls_listen)):  # fmt: skip
+            if listen is None or guard is None:
+                continue
+            handler = SubmissionHandler(s, self.intake, guard, self.ports.dns)
+            server = SmtpServer(s, handler, kind, listen)
+            self.submission_addresses.append(await server.start())
+            self.submission.append(server)
         self._heartbeat = asyncio.create_task(  # beats only while mail is accepted
             heartbeat.run(self.db, self.node, s, self.ports.clamd), name="heartbeat"
         )
@@ -136,7 +148,7 @@ class Gateway:
         log.info("stopping: no new connections; sessions in progress get %.0fs", grace)
         # no beat once we stop accepting; it must not delay the stop
         beat = asyncio.ensure_future(cancel_and_wait([self._heartbeat]))
-        await self.smtp.stop(grace)
+        await asyncio.gather(*(server.stop(grace) for server in (self.smtp, *self.submission)))
         await beat
         await cancel_and_wait([self._release_task])
         if self.web is not None and self._web_task is not None:

@@ -1,17 +1,23 @@
-"""`mailwarden accounts suspend|restore|list|show`: sending accounts of outbound mail.
+"""`mailwarden accounts suspend|restore|passwd|list|show`: outbound sending accounts.
 
 A suspended account's mail is refused at MAIL (`[outbound] suspended_reply`) until it
-is restored. Accounts are also suspended automatically for spam or for their rate
-(gateway.smtp.outbound_guard); every change is recorded with who and why.
+is restored. Accounts are also suspended automatically for spam, a virus or their rate
+(gateway.smtp.outbound_guard); every change is recorded with who and why. An account
+with a password may log in on the submission port ([outbound] submission_listen):
+
+    printf '%s\\n' "$PW" | mailwarden accounts passwd alice@example.org --password-stdin
+    mailwarden accounts passwd alice@example.org --no-login       # may no longer log in
 """
 
 from __future__ import annotations
 
 import argparse
-import getpass
+import sys
 
+from gateway.actions import accounts as account_actions
+from gateway.actions.common import ActionError, Actor
 from gateway.cli import CliError
-from gateway.cli.common import add_config_argument, print_json, settings_from
+from gateway.cli.common import acting_user, add_config_argument, print_json, settings_from
 from gateway.store import accounts
 from gateway.store.db import create_schema, make_engine
 
@@ -26,7 +32,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         verb.add_argument("--by", default=None, help="who (default: your user name)")
         add_config_argument(verb)
         verb.set_defaults(func=run_change)
-    listing = verbs.add_parser("list", help="suspended accounts (--all: restored ones too)")
+    passwd = verbs.add_parser(
+        "passwd", help="the password for SMTP AUTH on the submission port (on standard input)"
+    )
+    passwd.add_argument("address", metavar="ADDRESS")
+    how = passwd.add_mutually_exclusive_group(required=True)
+    how.add_argument("--password-stdin", action="store_true", help="read it from stdin")
+    how.add_argument("--no-login", action="store_true", help="remove the password")
+    passwd.add_argument("--by", default=None, help="who (default: your user name)")
+    add_config_argument(passwd)
+    passwd.set_defaults(func=run_passwd)
+    listing = verbs.add_parser("list", help="suspended accounts (--all: every account)")
     listing.add_argument("--all", action="store_true")
     listing.add_argument("--json", action="store_true")
     add_config_argument(listing)
@@ -52,23 +68,42 @@ def _address(text: str) -> str:
 
 
 def run_change(args: argparse.Namespace) -> int:
-    address = _address(args.address)
-    if not args.reason.strip() or not args.reason.isprintable():
-        raise CliError("--reason: say why in printable text (it is shown in SMTP replies)")
-    by = args.by or getpass.getuser()
+    actor = Actor.cli(acting_user(args.by))
     engine = _engine(args)
     try:
-        if args.verb == "suspend":
-            changed = accounts.suspend(engine, address, args.reason, by)
-        else:
-            changed = accounts.restore(engine, address, args.reason, by)
+        act = account_actions.suspend if args.verb == "suspend" else account_actions.restore
+        changed = act(engine, actor, args.address, args.reason)
+    except ActionError as exc:
+        raise CliError(str(exc)) from None
     finally:
         engine.dispose()
+    address = _address(args.address)
     if not changed:
         state = "suspended" if args.verb == "suspend" else "not suspended"
         raise CliError(f"{address} is already {state}")
     done = "suspended" if args.verb == "suspend" else "restored"
-    print(f"{done}: {address} (by {by}: {args.reason})")
+    print(f"{done}: {address} (by {actor.name}: {args.reason})")
+    return 0
+
+
+def run_passwd(args: argparse.Namespace) -> int:
+    password = None
+    if args.password_stdin:
+        text = sys.stdin.readline()
+        if not text:
+            raise CliError("--password-stdin: nothing on standard input")
+        password = text.rstrip("\r\n")
+    actor = Actor.cli(acting_user(args.by))
+    engine = _engine(args)
+    try:
+        created = account_actions.set_password(engine, actor, args.address, password)
+    except ActionError as exc:
+        raise CliError(f"accounts passwd: {exc}") from None
+    finally:
+        engine.dispose()
+    address = _address(args.address)
+    what = "may no longer log in" if password is None else "password set"
+    print(f"{address}: {what}{' (new account)' if created else ''}")
     return 0
 
 
@@ -85,11 +120,14 @@ def run_list(args: argparse.Namespace) -> int:
         print("no suspended account" if not args.all else "no account")
         return 0
     width = max(len("ADDRESS"), *(len(a.address) for a in found))
-    print(f"{'ADDRESS':{width}}  {'STATE':9}  {'SINCE':25}  {'BY':16}  REASON")
+    print(f"{'ADDRESS':{width}}  {'STATE':9}  {'LOGIN':5}  {'SINCE':25}  {'BY':16}  REASON")
     for a in found:
-        state = "suspended" if a.suspended else "restored"
+        state = "suspended" if a.suspended else "active"
+        login = "yes" if a.has_password else "no"
         since = a.changed_at.isoformat(timespec="seconds")
-        print(f"{a.address:{width}}  {state:9}  {since:25}  {a.changed_by:16}  {a.reason}")
+        print(
+            f"{a.address:{width}}  {state:9}  {login:5}  {since:25}  {a.changed_by:16}  {a.reason}"
+        )
     return 0
 
 

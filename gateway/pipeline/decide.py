@@ -74,7 +74,10 @@ def decide(
     policy: DomainPolicy,
     results: Mapping[str, FilterResult],
     av: AvPolicy,
+    outbound: bool = False,
 ) -> Decision:
+    """`outbound`: our own user's mail to the internet; a virus in it is refused, not
+    cleaned (a cleaned copy still tells the recipient that we sent a virus)."""
     symbols = score_symbols(results, policy)
     score = sum(s.score for s in symbols)
     forces = [
@@ -113,7 +116,12 @@ def decide(
         headers.extend(virus_headers(virus, av_result))
         if virus.viruses:
             reasons.append("virus: " + ", ".join(virus.viruses))
-            if virus.mode == "clean" and held is None:
+            if outbound and av.enabled:
+                action = Action.REJECT
+                names = ", ".join(virus.viruses)
+                av_reply = Reply(550, "5.7.1", f"Virus found ({names}): message not sent")
+                virus = replace(virus, cleaned=False)
+            elif virus.mode == "clean" and held is None:
                 if virus.cleaned:
                     replace_parts = tuple(
                         _notice(i, virus.original_kept) for i in av_result.infections

@@ -92,6 +92,7 @@ class Pipeline:
                 self.book.for_domain(domain_of(rcpt)),
                 results[domain_of(rcpt)],
                 policies.get(rcpt, AvPolicy()),
+                outbound=ctx.envelope.outbound,
             )
             for rcpt in ctx.envelope.rcpt_tos
         )

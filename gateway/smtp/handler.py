@@ -144,6 +144,10 @@ class GatewayHandler:
         """Is the client in [outbound] trusted_networks (may relay, is counted)?"""
         return bool(self.guard and session.peer and self.guard.trusted(session.peer[0]))
 
+    def _account(self, session: Session) -> str | None:
+        """The sending account the client logged in as (the submission port)."""
+        return None
+
     def on_connect(self, session: Session) -> None:
         """Connect-time checks (the DNSBL prefetch) start now, in the background: the
         greeting never waits for them. A refusal one of them finds is answered at MAIL,
@@ -173,10 +177,12 @@ class GatewayHandler:
         self._start_ptr_lookup(session)
         return f"250 {server.hostname}"
 
+    offers_auth = False  # an MX offers no AUTH; the submission port does
+
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         session.host_name = hostname
         self._start_ptr_lookup(session)
-        out = [r for r in responses[:-1] if not r.startswith("250-AUTH")]
+        out = [r for r in responses[:-1] if self.offers_auth or not r.startswith("250-AUTH")]
         out += ["250-PIPELINING", "250-ENHANCEDSTATUSCODES", "250 HELP"]
         return out
 
@@ -188,6 +194,16 @@ class GatewayHandler:
         encoding = address_encoding_refusal(sender, envelope.smtp_utf8)
         if encoding is not None:
             return str(encoding)
+        refusal = await self._sender_refusal(session, sender)
+        if refusal is not None:
+            return refusal
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 2.1.0 Ok"
+
+    async def _sender_refusal(self, session: Session, sender: str) -> str | None:
+        """The reply refusing this MAIL (connect and session checks, a suspended
+        account), else None."""
         info = self._info(session)
         at_connect = getattr(session, "connect_checks", None)
         found = await at_connect if at_connect is not None else None
@@ -205,9 +221,7 @@ class GatewayHandler:
             if suspended is not None:
                 self._record_refusal(info, "mail", sender, None, suspended, "suspended")
                 return str(suspended)
-        envelope.mail_from = address
-        envelope.mail_options.extend(mail_options)
-        return "250 2.1.0 Ok"
+        return None
 
     async def handle_RCPT(self, server, session, envelope: SmtpEnvelope, address, rcpt_options):
         parts = split_address(address)
@@ -262,6 +276,7 @@ class GatewayHandler:
             smtputf8=envelope.smtp_utf8,
             body_8bitmime="BODY=8BITMIME" in options,
             outbound=self._outbound(session),
+            auth_account=self._account(session),
         )
         reply = await self.intake.receive(env, envelope.original_content or b"")
         return str(reply)

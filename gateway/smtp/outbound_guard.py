@@ -1,8 +1,9 @@
 """Outbound mail: who may relay through us, and which sending accounts are suspended.
 
 Clients in `[outbound] trusted_networks` (the protected server, the users' own
-networks) may send to any domain: their mail is scanned like inbound mail and relayed
-to the recipient's MX. Every such message counts for its sender account; an account
+networks), and users logged in on the submission port (gateway.smtp.submission), may
+send to any domain: their mail is scanned like inbound mail and relayed to the
+recipient's MX. Every such message counts for its sender account; an account
 whose message scores at least `suspend_score`, or that sends more than `rate_limit`
 messages in `rate_window` seconds (counted in Redis, so all nodes count together; per
 node while Redis is away), is suspended (gateway.store.accounts) and its next MAIL is
@@ -49,12 +50,21 @@ class OutboundGuard:
             address = address.ipv4_mapped
         return any(address in network for network in self.networks)
 
-    def _reply(self, account: accounts.Account) -> Reply:
+    def _text(self, account: accounts.Account) -> str:
         reason = "".join(c for c in account.reason if c.isprintable())[:120]
-        text = f"Sending account suspended ({reason}); ask your mail administrator"
+        return f"Sending account suspended ({reason}); ask your mail administrator"
+
+    def _reply(self, account: accounts.Account) -> Reply:
         if self.conf.suspended_reply == "tempfail":
-            return Reply(450, "4.7.1", text)
-        return Reply(550, "5.7.1", text)
+            return Reply(450, "4.7.1", self._text(account))
+        return Reply(550, "5.7.1", self._text(account))
+
+    def auth_reply(self, account: accounts.Account) -> Reply:
+        """What AUTH with a suspended account's right password gets (the submission
+        port): the AUTH codes of RFC 4954 for `suspended_reply`."""
+        if self.conf.suspended_reply == "tempfail":
+            return Reply(454, "4.7.0", self._text(account))
+        return Reply(535, "5.7.8", self._text(account))
 
     async def refusal_for(self, sender: str) -> Reply | None:
         """The reply for MAIL from a suspended account, else None."""
@@ -66,7 +76,8 @@ class OutboundGuard:
     async def count(self, verdict: Verdict) -> None:
         """After an outbound message was judged: suspend its sender for its score or its
         rate. Never raises: a failure here must not change the message's answer."""
-        sender = verdict.ctx.envelope.mail_from
+        envelope = verdict.ctx.envelope
+        sender = envelope.auth_account or envelope.mail_from  # who logged in, else MAIL FROM
         if not sender:
             return
         try:

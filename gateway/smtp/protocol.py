@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import aiosmtpd
 import aiosmtpd.smtp
-from aiosmtpd.smtp import MISSING, SMTP, syntax
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword, _AuthMechAttr, syntax
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +47,14 @@ INTERNALS: tuple[tuple[str, str], ...] = (
     ("instance", "_auth_methods"),
     ("instance", "_tls_protocol"),
     ("instance", "local_part_limit"),
+    ("module", "_AuthMechAttr"),  # the submission port's AUTH mechanisms, set by hand
+    ("module", "AuthResult"),
+    ("module", "LoginPassword"),
+    ("class", "_authenticate"),
+    ("class", "auth_PLAIN"),
+    ("class", "auth_LOGIN"),
+    ("class", "_create_session"),
+    ("instance", "_auth_require_tls"),
 )
 TESTED_VERSIONS = ("1.4.6",)
 
@@ -217,10 +225,13 @@ class GatewaySMTP(SMTP):
         if self.in_transaction:
             self._reset_timeout()
 
-    async def push(self, status: str, hold: bool = True) -> None:  # type: ignore[override]
+    async def push(self, status: str | bytes, hold: bool = True) -> None:  # type: ignore[override]
         """Send a reply; a 250 is held while the client's next command is already
         waiting in the input (RFC 2920 pipelining), so EHLO, MAIL, RCPT and DATA
-        sent together are answered with one send instead of one each."""
+        sent together are answered with one send instead of one each. (AUTH's 334
+        challenges come as bytes.)"""
+        if isinstance(status, bytes):
+            status = status.decode("ascii", "replace")
         reply = with_enhanced_status(status)
         # "replace": aiosmtpd echoes what a client sent, bytes that are not UTF-8 included
         self._held.append(reply.encode("utf-8" if self.enable_SMTPUTF8 else "ascii", "replace"))
@@ -343,6 +354,80 @@ class GatewaySMTP(SMTP):
         if self.transport is not None and not self.transport.is_closing():
             self.transport.write(b"421 4.3.2 Service shutting down, try later\r\n")  # type: ignore[attr-defined]
             self.transport.close()
+
+
+class Authenticator(Protocol):
+    """Checks a login on the submission port (gateway.smtp.submission)."""
+
+    async def authenticate(
+        self, session: aiosmtpd.smtp.Session, login: bytes, password: bytes
+    ) -> tuple[str | None, str]:
+        """(the account, the reply to send): the account is None when refused."""
+
+
+class _Credentials:
+    """What aiosmtpd's PLAIN and LOGIN parsed, handed from its synchronous
+    `_authenticate` hook to our asynchronous check."""
+
+    def __init__(self, given: LoginPassword) -> None:
+        self.given = given
+
+
+class _SubmissionSession(aiosmtpd.smtp.Session):
+    # aiosmtpd sets login_data after each AUTH and logs a deprecation warning for it;
+    # we read auth_data (the account) instead
+    login_data = None
+
+
+class SubmissionSMTP(GatewaySMTP):
+    """The submission port: AUTH PLAIN and LOGIN, offered only inside TLS (STARTTLS,
+    or a connection that is TLS from the start), required before MAIL (530 5.7.0).
+    aiosmtpd checks credentials synchronously; an argon2 check and a database read
+    must not stall every session, so its hook only hands the parsed credentials on
+    and the handler (an Authenticator) checks them in a thread."""
+
+    def __init__(self, *args: Any, implicit_tls: bool = False, **kwargs: Any) -> None:
+        self._implicit_tls = implicit_tls
+        super().__init__(*args, auth_required=True, auth_require_tls=True, **kwargs)
+        # implicit TLS: the whole connection is TLS (no _tls_protocol of STARTTLS);
+        # set after __init__, which warns on every connection when given False
+        self._auth_require_tls = not implicit_tls
+        # the AUTH scan is switched off above (an MX offers no AUTH): name them here
+        self._auth_methods = {
+            "PLAIN": _AuthMechAttr(self.auth_PLAIN, True),
+            "LOGIN": _AuthMechAttr(self.auth_LOGIN, True),
+        }
+
+    def _create_session(self) -> aiosmtpd.smtp.Session:
+        return _SubmissionSession(self.loop)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        super().connection_made(transport)
+        if self._implicit_tls and self.session is not None and self.session.ssl is None:
+            ssl_object = transport.get_extra_info("ssl_object")
+            if ssl_object is not None:
+                self.session.ssl = {"ssl_object": ssl_object, "cipher": ssl_object.cipher()}
+
+    def _authenticate(self, mechanism: str, auth_data: Any) -> AuthResult:
+        return AuthResult(success=False, handled=False, auth_data=_Credentials(auth_data))
+
+    async def auth_PLAIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._check(await super().auth_PLAIN(_, args))
+
+    async def auth_LOGIN(self, _: Any, args: list[str]) -> AuthResult:
+        return await self._check(await super().auth_LOGIN(_, args))
+
+    async def _check(self, parsed: AuthResult) -> AuthResult:
+        credentials = parsed.auth_data
+        if not isinstance(credentials, _Credentials):
+            return parsed  # aiosmtpd refused the exchange itself (bad base64, "*")
+        assert self.session is not None
+        given = credentials.given
+        handler: Authenticator = self.event_handler
+        account, reply = await handler.authenticate(self.session, given.login, given.password)
+        if account is None:
+            return AuthResult(success=False, handled=False, message=reply)
+        return AuthResult(success=True, auth_data=account, message=reply)
 
 
 def aiosmtpd_version() -> str:

@@ -10,7 +10,7 @@ from collections import Counter
 
 from gateway.config import Settings, parse_host_port
 from gateway.smtp.handler import GatewayHandler
-from gateway.smtp.protocol import GatewaySMTP
+from gateway.smtp.protocol import GatewaySMTP, SubmissionSMTP
 
 log = logging.getLogger(__name__)
 
@@ -100,28 +100,40 @@ def tls_context(settings: Settings) -> ssl.SSLContext | None:
     return context
 
 
-class SmtpServer:
-    """The listening socket, its sessions and a graceful stop."""
+MX, SUBMISSION, SUBMISSION_TLS = "mx", "submission", "submission-tls"
 
-    def __init__(self, settings: Settings, handler: GatewayHandler) -> None:
+
+class SmtpServer:
+    """One listening socket, its sessions and a graceful stop. `kind` is the MX port
+    ([smtp] listen), or the submission port with STARTTLS or implicit TLS."""
+
+    def __init__(
+        self, settings: Settings, handler: GatewayHandler, kind: str = MX, listen: str | None = None
+    ) -> None:
         self.settings = settings
         self.handler = handler
+        self.kind = kind
+        self.listen = listen or settings.smtp.listen
         self.sessions: set[GatewaySMTP] = set()
         self.guard = Guard(settings, self.sessions)
         self.limiter = self.guard.limiter
         self._server: asyncio.base_events.Server | None = None
         self._tls = tls_context(settings)
         limit = settings.smtp.max_message_size + 4096
+        base = GatewaySMTP if kind == MX else SubmissionSMTP
 
         # A whole message may be one long line: accept it (bounded by the size
         # limit) rather than refuse real-world mail with lines over 998 chars.
-        class _Protocol(GatewaySMTP):
+        class _Protocol(base):  # type: ignore[valid-type,misc]
             line_length_limit = limit
 
         self._protocol_class = _Protocol
 
     def _protocol(self) -> GatewaySMTP:
         smtp = self.settings.smtp
+        extra: dict = {}
+        if self.kind != MX:
+            extra["implicit_tls"] = self.kind == SUBMISSION_TLS
         return self._protocol_class(
             self.handler,
             loop=asyncio.get_running_loop(),  # else aiosmtpd looks it up with warnings caught
@@ -131,22 +143,28 @@ class SmtpServer:
             decode_data=False,
             hostname=smtp.hostname,
             ident="mailwarden ESMTP",
-            tls_context=self._tls,
-            require_starttls=smtp.require_tls,
+            # implicit TLS: the socket is TLS already, no STARTTLS inside it
+            tls_context=None if self.kind == SUBMISSION_TLS else self._tls,
+            require_starttls=smtp.require_tls and self.kind == MX,
             timeout=smtp.timeout,
+            **extra,
         )
 
     async def start(self) -> tuple[str, int]:
-        host, port = parse_host_port(self.settings.smtp.listen)
+        host, port = parse_host_port(self.listen)
         loop = asyncio.get_running_loop()
         # several worker processes share the port; a lone gateway must not share it
         # silently with another one started by mistake
         shared = self.settings.smtp.processes > 1
         self._server = await loop.create_server(
-            self._protocol, host=host, port=port, reuse_port=shared or None
+            self._protocol,
+            host=host,
+            port=port,
+            reuse_port=shared or None,
+            ssl=self._tls if self.kind == SUBMISSION_TLS else None,
         )
         sock = self._server.sockets[0].getsockname()
-        log.info("listening on %s:%s", sock[0], sock[1])
+        log.info("listening on %s:%s (%s)", sock[0], sock[1], self.kind)
         return sock[0], sock[1]
 
     async def stop(self, grace: float) -> None:

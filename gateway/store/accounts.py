@@ -6,6 +6,9 @@ more than `rate_limit` messages in `rate_window`) is suspended automatically, or
 The current state is one row per account (a configuration table: backed up); every
 change is an event row that is never updated (the ledger of suspensions) and a row
 of the audit log, in the same transaction.
+
+An account with a password (argon2id, gateway.store.passwords) may also log in on the
+submission port ([outbound] submission_listen) with SMTP AUTH.
 Blocking functions: call them through `Database.run` from the event loop.
 """
 
@@ -29,7 +32,7 @@ from sqlalchemy import (
     update,
 )
 
-from gateway.store import audit
+from gateway.store import audit, passwords
 from gateway.store.db import metadata
 
 sending_accounts = Table(
@@ -40,6 +43,8 @@ sending_accounts = Table(
     Column("reason", Text, nullable=False, default=""),
     Column("changed_by", String(255), nullable=False),  # a person, or "auto:score"/"auto:rate"
     Column("changed_at", DateTime(timezone=True), nullable=False),
+    Column("password_hash", String(255)),  # argon2id; None: may not log in (submission)
+    Column("password_changed_at", DateTime(timezone=True)),
 )
 
 account_events = Table(
@@ -63,6 +68,7 @@ class Account:
     reason: str
     changed_by: str
     changed_at: datetime
+    has_password: bool = False
 
 
 def normalise(address: str) -> str:
@@ -78,7 +84,14 @@ def _utc(value: datetime) -> datetime:
 
 
 def _account(row) -> Account:
-    return Account(row.address, row.suspended, row.reason, row.changed_by, _utc(row.changed_at))
+    return Account(
+        row.address,
+        row.suspended,
+        row.reason,
+        row.changed_by,
+        _utc(row.changed_at),
+        row.password_hash is not None,
+    )
 
 
 def _change(
@@ -166,3 +179,65 @@ def history(engine: Engine, address: str) -> list[dict]:
             .order_by(account_events.c.id)
         ).all()
     return [{**dict(r._mapping), "at": _utc(r.at)} for r in rows]
+
+
+def set_password(engine: Engine, address: str, password: str | None, by: str) -> bool:
+    """Give an account a password for SMTP AUTH (None: take it away), making the
+    account if there is none. Returns whether the account was new. The caller audits
+    (gateway.actions.accounts)."""
+    address = normalise(address)
+    hashed = None if password is None else passwords.hash_password(password)
+    now = datetime.now(UTC)
+    values = {"password_hash": hashed, "password_changed_at": now}
+    with engine.begin() as conn:
+        found = conn.execute(
+            select(sending_accounts.c.address).where(sending_accounts.c.address == address)
+        ).first()
+        if found is None:
+            conn.execute(
+                insert(sending_accounts).values(
+                    address=address,
+                    suspended=False,
+                    reason="",
+                    changed_by=by,
+                    changed_at=now,
+                    **values,
+                )
+            )
+            return True
+        conn.execute(
+            update(sending_accounts).where(sending_accounts.c.address == address).values(**values)
+        )
+    return False
+
+
+def authenticate(engine: Engine, login: str, password: str) -> Account | None:
+    """The account if `password` is its password, else None. An unknown or malformed
+    login costs the same argon2 time as a known one."""
+    try:
+        address = normalise(login)
+    except ValueError:
+        address = ""
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(sending_accounts).where(sending_accounts.c.address == address)
+        ).first()
+    stored = row.password_hash if row is not None else None
+    if not passwords.verify(stored, password) or row is None or stored is None:
+        return None
+    if passwords.needs_rehash(stored):
+        with engine.begin() as conn:
+            conn.execute(
+                update(sending_accounts)
+                .where(sending_accounts.c.address == address)
+                .values(password_hash=passwords.hash_password(password))
+            )
+    return _account(row)
+
+
+def get(engine: Engine, address: str) -> Account | None:
+    with engine.connect() as conn:
+        row = conn.execute(
+            select(sending_accounts).where(sending_accounts.c.address == normalise(address))
+        ).first()
+    return None if row is None else _account(row)

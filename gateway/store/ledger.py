@@ -53,6 +53,7 @@ messages = Table(
     Column("helo", String(255)),
     Column("tls", Boolean, nullable=False, default=False),
     Column("mail_from", String(512), nullable=False),
+    Column("auth_account", String(320)),  # logged in with SMTP AUTH (submission port)
     Column("header_from", String(998)),
     Column("subject", Text),
     Column("message_id_header", String(998)),
@@ -237,6 +238,7 @@ def message_row(
         "helo": env.helo[:255],
         "tls": env.tls,
         "mail_from": env.mail_from[:512],
+        "auth_account": env.auth_account,
         "header_from": _first(ctx.header("From"), 998),
         "subject": _first(ctx.header("Subject"), 2000),
         "message_id_header": _first(ctx.header("Message-ID"), 998),

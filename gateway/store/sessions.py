@@ -3,7 +3,8 @@
 A session or bearer token is a random secret; only its sha256 is stored, so a
 copy of the database logs nobody in. Logging out deletes the row; a password change
 ends every session made before it (users.password_changed_at). Login attempts are
-rows too, so the rate limit per user and per address holds across every node.
+rows too, so the rate limit per user and per address holds across every node; the
+console and the submission port's SMTP AUTH (`service`) each count their own.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from sqlalchemy.engine import Engine
 from gateway.store.db import metadata
 
 WEB, API = "web", "api"
+CONSOLE, SUBMISSION = "console", "submission"  # who counts a login attempt
 
 web_sessions = Table(
     "web_sessions",
@@ -54,6 +56,7 @@ login_attempts = Table(
     Column("username", String(128), nullable=False),
     Column("address", String(64), nullable=False),
     Column("ok", Boolean, nullable=False),
+    Column("service", String(16), nullable=False, server_default=CONSOLE),
 )
 Index("ix_login_attempts_user_at", login_attempts.c.username, login_attempts.c.at)
 Index("ix_login_attempts_address_at", login_attempts.c.address, login_attempts.c.at)
@@ -141,24 +144,48 @@ def purge(engine: Engine, now: datetime, attempts_kept: timedelta = timedelta(da
     return gone
 
 
-def note_attempt(engine: Engine, username: str, address: str, ok: bool) -> None:
+@dataclass(frozen=True)
+class LoginLimit:
+    """At most `per_name` failed logins for one name and `per_address` from one client
+    address within `window`, counted for one `service`."""
+
+    per_name: int
+    per_address: int
+    window: timedelta
+    service: str = CONSOLE
+
+    def exceeded(self, engine: Engine, username: str, address: str) -> bool:
+        by_user, by_address = failures(engine, username, address, self.window, self.service)
+        return by_user >= self.per_name or by_address >= self.per_address
+
+
+def note_attempt(
+    engine: Engine, username: str, address: str, ok: bool, service: str = CONSOLE
+) -> None:
     with engine.begin() as conn:
         conn.execute(
             login_attempts.insert().values(
-                at=datetime.now(UTC), username=username[:128], address=address[:64], ok=ok
+                at=datetime.now(UTC),
+                username=username[:128],
+                address=address[:64],
+                ok=ok,
+                service=service,
             )
         )
 
 
-def failures(engine: Engine, username: str, address: str, window: timedelta) -> tuple[int, int]:
+def failures(
+    engine: Engine, username: str, address: str, window: timedelta, service: str = CONSOLE
+) -> tuple[int, int]:
     """Failed logins within `window`: (for this user name, from this address)."""
     since = datetime.now(UTC) - window
     la = login_attempts
+    recent = (la.c.at >= since, ~la.c.ok, la.c.service == service)
     with engine.connect() as conn:
         by_user = conn.execute(
-            select(func.count()).where(la.c.username == username, la.c.at >= since, ~la.c.ok)
+            select(func.count()).where(la.c.username == username[:128], *recent)
         ).scalar_one()
         by_address = conn.execute(
-            select(func.count()).where(la.c.address == address, la.c.at >= since, ~la.c.ok)
+            select(func.count()).where(la.c.address == address[:64], *recent)
         ).scalar_one()
     return int(by_user), int(by_address)

@@ -13,20 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from argon2 import PasswordHasher
-from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import JSON, Column, DateTime, String, Table, delete, select, update
 from sqlalchemy.engine import Engine
 
+from gateway.store import passwords
 from gateway.store.db import metadata
 
 OPERATOR, DOMAIN_ADMIN, ABUSE_STAFF = "operator", "domain-admin", "abuse-staff"
 ROLES = (OPERATOR, DOMAIN_ADMIN, ABUSE_STAFF)
-MIN_PASSWORD = 10
+MIN_PASSWORD = passwords.MIN_LENGTH
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,127}$")
-_HASHER = PasswordHasher()  # argon2id, RFC 9106 low-memory profile
-# verified against when the name is unknown, so a wrong name costs the same time
-_DUMMY_HASH = _HASHER.hash("not a password of anyone")
 
 users = Table(
     "users",
@@ -85,9 +81,10 @@ def check_name(name: str) -> str:
 
 
 def check_password(password: str) -> str:
-    if len(password) < MIN_PASSWORD:
-        raise UserError(f"the password must have at least {MIN_PASSWORD} characters")
-    return password
+    try:
+        return passwords.check(password)
+    except passwords.PasswordTooShort as exc:
+        raise UserError(str(exc)) from None
 
 
 def normalise_domains(role: str, domains: Sequence[str]) -> list[str]:
@@ -117,7 +114,7 @@ def add(engine: Engine, name: str, role: str, domains: Sequence[str], password: 
                 name=name,
                 role=role,
                 domains=cleaned,
-                password_hash=_HASHER.hash(password),
+                password_hash=passwords.hash_password(password),
                 created_at=now,
                 password_changed_at=now,
             )
@@ -142,7 +139,10 @@ def set_password(engine: Engine, name: str, password: str) -> bool:
         changed = conn.execute(
             update(users)
             .where(users.c.name == name)
-            .values(password_hash=_HASHER.hash(password), password_changed_at=datetime.now(UTC))
+            .values(
+                password_hash=passwords.hash_password(password),
+                password_changed_at=datetime.now(UTC),
+            )
         ).rowcount
     return changed == 1
 
@@ -162,17 +162,13 @@ def authenticate(engine: Engine, name: str, password: str) -> User | None:
     """The user if the password is theirs, else None (same cost for unknown names)."""
     with engine.connect() as conn:
         row = conn.execute(select(users).where(users.c.name == name)).first()
-    try:
-        _HASHER.verify(row.password_hash if row else _DUMMY_HASH, password)
-    except (VerificationError, InvalidHashError):
+    if not passwords.verify(row.password_hash if row else None, password) or row is None:
         return None
-    if row is None:
-        return None
-    if _HASHER.check_needs_rehash(row.password_hash):
+    if passwords.needs_rehash(row.password_hash):
         with engine.begin() as conn:
             conn.execute(
                 update(users)
                 .where(users.c.name == name)
-                .values(password_hash=_HASHER.hash(password))
+                .values(password_hash=passwords.hash_password(password))
             )
     return _user(row)

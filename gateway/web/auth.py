@@ -57,12 +57,12 @@ class Auth:
 
     # --- logging in ---------------------------------------------------------------
     def check_rate(self, name: str, address: str) -> None:
-        window = timedelta(minutes=self.settings.login_window_minutes)
-        by_user, by_address = sessions.failures(self.engine, name, address, window)
-        if (
-            by_user >= self.settings.login_max_failures_user
-            or by_address >= self.settings.login_max_failures_address
-        ):
+        limit = sessions.LoginLimit(
+            self.settings.login_max_failures_user,
+            self.settings.login_max_failures_address,
+            timedelta(minutes=self.settings.login_window_minutes),
+        )
+        if limit.exceeded(self.engine, name, address):
             raise RateLimited("too many failed logins: wait a few minutes and try again")
 
     def login(self, name: str, password: str, address: str, kind: str) -> tuple[str, Who] | None:

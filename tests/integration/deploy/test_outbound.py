@@ -12,27 +12,16 @@ import json
 import smtplib
 import time
 
-import pytest
 from sqlalchemy import select
 
 from gateway.store import accounts, audit, ledger
 from tests.integration.gateway.cli.operator_run import mailwarden
 from tests.support.mail import message
-from tests.support.smtp_sink import SmtpSink
 
 SPAM_BODY = (
     "Buy cheap viagra pills now, limited offer, click here http://spam.test/\r\n"
     "cheap pills, limited offer, buy now, click here, free money, winner\r\n"
 )
-
-
-@pytest.fixture
-def remote_mx(dns_server):
-    """remote.test's MX, served by the loopback DNS server, is an SMTP sink on loopback."""
-    with SmtpSink() as mx:
-        dns_server.zone.add("remote.test", "MX", (10, "mx.remote.test."))
-        dns_server.zone.add("mx.remote.test", "A", "127.0.0.1")
-        yield mx
 
 
 def _outbound(make_gateway, remote_mx, **outbound):

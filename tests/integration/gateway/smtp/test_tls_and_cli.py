@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import json
 import smtplib
-import ssl
 import subprocess
 import sys
 import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
-import trustme
 from sqlalchemy import select, update
 
 from gateway.app import housekeeping
 from gateway.store import ledger, quarantine
+from tests.support import tls
 from tests.support.gateway import REPO, write_config
 from tests.support.mail import RawSmtp, message
 
@@ -32,14 +31,7 @@ def mailwarden(*args: str, check: bool = False) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def certificate(tmp_path):
-    ca = trustme.CA()
-    cert = ca.issue_cert("mx.example.test", "127.0.0.1")
-    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
-    cert.cert_chain_pems[0].write_to_path(str(cert_path))
-    cert.private_key_pem.write_to_path(str(key_path))
-    context = ssl.create_default_context()
-    ca.configure_trust(context)
-    return cert_path, key_path, context
+    return tls.issue(tmp_path)
 
 
 def test_starttls_when_a_certificate_is_configured(make_gateway, sink, certificate):

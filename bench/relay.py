@@ -47,7 +47,8 @@ def run_sink(conn) -> None:
 
 def make_message(tag: str, size: int) -> bytes:
     head = (
-        f"From: bench@sender.test\r\nTo: bob@example.test\r\nSubject: {tag}\r\n"
+        f"X-Bench-Tag: {tag}\r\nFrom: bench@sender.test\r\nTo: bob@example.test\r\n"
+        f"Subject: {tag}\r\n"
         f"Date: Sun, 22 Nov 2026 10:00:00 +0000\r\nMessage-ID: <{tag}@sender.test>\r\n"
         "MIME-Version: 1.0\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n"
     ).encode()

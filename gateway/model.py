@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -227,6 +228,9 @@ class Decision:
 
 
 _NOT_A_LEAF = ("multipart", "message")
+# a header block that declares a container: parse it whole at once, not its header
+# block first and then again (a folded or odd declaration still takes the check below)
+_CONTAINER = re.compile(rb"(?im)^content-type:[ \t]*(?:multipart|message)/")
 
 
 def parse_message(raw: bytes) -> email.message.Message:
@@ -235,7 +239,7 @@ def parse_message(raw: bytes) -> email.message.Message:
     which is what the parser would make of it, without splitting it into lines.
     Anything else (multipart, message/*, header defects) takes the full parser."""
     end = raw.find(b"\r\n\r\n")
-    if end >= 0:
+    if end >= 0 and not _CONTAINER.search(raw, 0, end + 2):
         msg = email.message_from_bytes(raw[: end + 4], policy=email.policy.compat32)
         if (
             msg.get_payload() == ""
@@ -279,6 +283,21 @@ class MessageContext:
         from gateway.mail.mime import leaf_parts
 
         return tuple(leaf_parts(self.message))
+
+    @cached_property
+    def urls(self) -> tuple[str, ...]:
+        """Every web URL of the message, in order (gateway.mail.mime.message_urls): the
+        blocklist's URI lookups and the rules read the same list."""
+        from gateway.mail.mime import message_urls
+
+        return tuple(message_urls(self.parts))
+
+    @cached_property
+    def body_text(self) -> str:
+        """The readable text of the message (gateway.mail.mime.body_text)."""
+        from gateway.mail.mime import body_text
+
+        return body_text(self.parts)
 
     @cached_property
     def structure(self) -> Any:

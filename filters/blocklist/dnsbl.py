@@ -25,7 +25,7 @@ from filters.blocklist.cache import MISS, cache_for
 from gateway.adapters import Ports
 from gateway.adapters.dns import DnsError, NoRecord
 from gateway.config import BlocklistSettings, DnsblZone, Settings, UriblZone
-from gateway.mail.mime import message_urls, url_domain
+from gateway.mail.mime import url_domain
 from gateway.model import FilterResult, MessageContext, OnError, Symbol
 
 NAME = "blocklist"
@@ -126,7 +126,7 @@ def uri_query_target(host: str) -> str | None:
 
 def uri_targets(ctx: MessageContext, limit: int) -> list[str]:
     targets: dict[str, None] = {}
-    for url in message_urls(ctx.parts):
+    for url in ctx.urls:
         host = url_domain(url)
         target = uri_query_target(host) if host else None
         if target:

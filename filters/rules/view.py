@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from gateway.address import domain_of, local_part
-from gateway.mail.mime import body_text, message_urls, url_domain
+from gateway.mail.mime import url_domain
 from gateway.model import FilterResult, MessageContext
 
 
@@ -42,7 +42,7 @@ class MessageFacts:
 
     @cached_property
     def body(self) -> str:
-        return body_text(self.ctx.parts)
+        return self.ctx.body_text
 
     @cached_property
     def attachments(self) -> tuple[Attachment, ...]:
@@ -54,7 +54,7 @@ class MessageFacts:
 
     @cached_property
     def urls(self) -> tuple[str, ...]:
-        return tuple(message_urls(self.ctx.parts))
+        return self.ctx.urls
 
     @cached_property
     def url_hosts(self) -> tuple[str, ...]:

@@ -17,6 +17,7 @@ import quopri
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
+from functools import cached_property
 
 MAX_DEPTH = 40  # deeper nesting is reported, not followed
 
@@ -117,11 +118,22 @@ class Part:
         return self.content_type.startswith("text/") and not self.filename
 
     def text(self) -> str:
-        """The part as text (HTML converted to plain text)."""
+        """The part as text (HTML converted to plain text); computed once per part."""
+        return self._read[0]
+
+    def links(self) -> list[str]:
+        """The href/src values of an HTML part ([] for any other part)."""
+        return list(self._read[1])
+
+    @cached_property
+    def _read(self) -> tuple[str, tuple[str, ...]]:
+        """Text and links from one decoding and, for HTML, one parse: the blocklist's
+        URLs, the rules' body and URLs all read the same part (frozen fields stay
+        untouched: the cache lives in the instance dict, outside eq and hash)."""
         body = decode_text(self.payload, self.charset)
         if self.content_type == "text/html":
-            return html_to_text(body)
-        return body
+            return _html_read(body)
+        return body, ()
 
 
 _UU_CTES = ("x-uuencode", "uuencode", "x-uue", "uue")
@@ -288,25 +300,24 @@ class _HtmlText(html.parser.HTMLParser):
             self.out.append(data)
 
 
-def html_to_text(markup: str) -> str:
-    """Visible text of an HTML document (scripts, styles and tags dropped)."""
+def _html_read(markup: str) -> tuple[str, tuple[str, ...]]:
+    """Visible text and href/src links of an HTML document, in one parse."""
     parser = _HtmlText()
     try:
         parser.feed(markup)
         parser.close()
     except Exception:  # noqa: BLE001 - html.parser rarely fails, but garbage is garbage
-        return re.sub(r"<[^>]*>", " ", markup)
-    return re.sub(r"[ \t\r\f\v]+", " ", "".join(parser.out))
+        return re.sub(r"<[^>]*>", " ", markup), tuple(parser.hrefs)
+    return re.sub(r"[ \t\r\f\v]+", " ", "".join(parser.out)), tuple(parser.hrefs)
+
+
+def html_to_text(markup: str) -> str:
+    """Visible text of an HTML document (scripts, styles and tags dropped)."""
+    return _html_read(markup)[0]
 
 
 def html_links(markup: str) -> list[str]:
-    parser = _HtmlText()
-    try:
-        parser.feed(markup)
-        parser.close()
-    except Exception:  # noqa: BLE001
-        pass
-    return parser.hrefs
+    return list(_html_read(markup)[1])
 
 
 _URL = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]+""")
@@ -345,10 +356,9 @@ def message_urls(parts: tuple[Part, ...] | list[Part], limit: int = 1000) -> lis
     for part in parts:
         if not part.is_text:
             continue
-        body = decode_text(part.payload, part.charset)
         found = extract_urls(part.text())
         if part.content_type == "text/html":
-            for link in html_links(body):
+            for link in part.links():
                 if _WEB_LINK.match(link):
                     link = link.strip()
                     found.append("http:" + link if link.startswith("//") else link)

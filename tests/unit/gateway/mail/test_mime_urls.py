@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from gateway.mail.mime import leaf_parts, message_urls
@@ -41,3 +42,29 @@ def test_attachments_are_not_read_for_urls_and_the_limit_holds():
     urls = message_urls(parts_of(msg), limit=3)
     assert urls == ["http://d0.test/", "http://d1.test/", "http://d2.test/"]
     assert all("in-attachment" not in u for u in message_urls(parts_of(msg)))
+
+
+def test_an_html_part_is_parsed_once_for_its_text_links_and_urls(monkeypatch):
+    """The blocklist's URLs, the rules' body and URLs share one reading of each part."""
+    from gateway.mail import mime
+    from gateway.model import Envelope, MessageContext
+
+    feeds = []
+    real_feed = mime._HtmlText.feed
+
+    def counting_feed(self, data):
+        feeds.append(len(data))
+        return real_feed(self, data)
+
+    monkeypatch.setattr(mime._HtmlText, "feed", counting_feed)
+    raw = (
+        b"From: a@x.test\r\nContent-Type: text/html\r\n\r\n"
+        b'<p>Read http://c.test/ now <a href="https://hidden.test/">here</a></p>\r\n'
+    )
+    envelope = Envelope("a@x.test", ("b@y.test",), "192.0.2.1")
+    ctx = MessageContext("q1", envelope, raw, datetime.now(UTC))
+    assert ctx.urls == ("http://c.test/", "https://hidden.test/")
+    assert "Read http://c.test/ now here" in ctx.body_text
+    assert ctx.parts[0].links() == ["https://hidden.test/"]
+    assert mime.message_urls(ctx.parts) == ["http://c.test/", "https://hidden.test/"]
+    assert len(feeds) == 1

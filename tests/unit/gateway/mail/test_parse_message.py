@@ -21,6 +21,16 @@ CASES = {
         b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\n'
         b"Content-Type: text/plain\r\n\r\none\r\n--b--\r\n"
     ),
+    "multipart declared late": (
+        b"Subject: x\r\nMIME-Version: 1.0\r\ncontent-type:multipart/alternative;\r\n"
+        b' boundary="q"\r\n\r\n--q\r\nContent-Type: text/html\r\n\r\n<p>x</p>\r\n--q--\r\n'
+    ),
+    "multipart folded declaration": (
+        b'Content-Type:\r\n multipart/mixed; boundary="b"\r\n\r\n--b\r\n\r\none\r\n--b--\r\n'
+    ),
+    "text declared, multipart in the body": (
+        b"Content-Type: text/plain\r\n\r\nContent-Type: multipart/mixed\r\n"
+    ),
     "multipart without boundary": b"Content-Type: multipart/mixed\r\n\r\nbody\r\n",
     "message/rfc822": b"Content-Type: message/rfc822\r\n\r\nSubject: inner\r\n\r\nx\r\n",
     "bad content-type": b"Content-Type: nonsense\r\n\r\nbody\r\n",

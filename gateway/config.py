@@ -310,6 +310,10 @@ class OutboundSettings(Section):
     rate_limit: int | None = Field(None, gt=0)  # messages per account per rate_window
     rate_window: Seconds = 3600.0
     suspended_reply: Literal["tempfail", "reject"] = "reject"  # 450 4.7.1 or 550 5.7.1
+    suspend_on_virus: bool = True  # an outbound message carrying a virus suspends its sender
+    # how long a node keeps its answer to "is this account suspended?" (a change made
+    # elsewhere reaches it at once through Redis, else within this time)
+    suspension_cache: Seconds = 5.0
     # our own public sending addresses, for `mailwarden selfcheck`
     sending_addresses: list[Annotated[str, AfterValidator(_check_ip)]] = Field(default_factory=list)
     # the submission port: users log in (AUTH PLAIN/LOGIN, only inside TLS with

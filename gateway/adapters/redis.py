@@ -54,6 +54,24 @@ def _target(client: Any) -> str:
     return f"{kwargs.get('host', '?')}:{kwargs.get('port', '?')}"
 
 
+def publish_sync(
+    url: str | None, channel: str, message: str, what: str, log: logging.Logger
+) -> None:
+    """Tell every node at once that something changed (for the CLI, which is not async);
+    without Redis, or when it fails, the nodes learn by their own polling: logged."""
+    if not url:
+        return
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.publish(channel, message)
+    except redis.RedisError as exc:
+        log.warning("%s: could not notify the other nodes through Redis (%s)", what, exc)
+    finally:
+        client.close()
+
+
 async def follow(
     redis: Any,
     channel: str,

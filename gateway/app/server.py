@@ -93,6 +93,7 @@ class Gateway:
         out = s.outbound
         if out.trusted_networks or out.submission_listen or out.submission_tls_listen:
             guard = OutboundGuard(s, self.db, self.ports.redis, self.node)
+            self._watch_tasks.append(asyncio.create_task(guard.run(), name="accounts-follow"))
         self.intake = Intake(
             self.pipeline,
             self.spool,

@@ -12,14 +12,19 @@ with a password may log in on the submission port ([outbound] submission_listen)
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 
 from gateway.actions import accounts as account_actions
 from gateway.actions.common import ActionError, Actor
+from gateway.adapters.redis import publish_sync
 from gateway.cli import CliError
 from gateway.cli.common import acting_user, add_config_argument, print_json, settings_from
+from gateway.smtp.outbound_guard import channel
 from gateway.store import accounts
 from gateway.store.db import create_schema, make_engine
+
+log = logging.getLogger("mailwarden.accounts")
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -69,6 +74,7 @@ def _address(text: str) -> str:
 
 def run_change(args: argparse.Namespace) -> int:
     actor = Actor.cli(acting_user(args.by))
+    settings = settings_from(args)
     engine = _engine(args)
     try:
         act = account_actions.suspend if args.verb == "suspend" else account_actions.restore
@@ -81,6 +87,8 @@ def run_change(args: argparse.Namespace) -> int:
     if not changed:
         state = "suspended" if args.verb == "suspend" else "not suspended"
         raise CliError(f"{address} is already {state}")
+    # every node forgets its cached answer at once (else within [outbound] suspension_cache)
+    publish_sync(settings.redis.url, channel(settings.redis.prefix), address, "accounts", log)
     done = "suspended" if args.verb == "suspend" else "restored"
     print(f"{done}: {address} (by {actor.name}: {args.reason})")
     return 0

@@ -7,7 +7,14 @@ recipient's MX. Every such message counts for its sender account; an account
 whose message scores at least `suspend_score`, or that sends more than `rate_limit`
 messages in `rate_window` seconds (counted in Redis, so all nodes count together; per
 node while Redis is away), is suspended (gateway.store.accounts) and its next MAIL is
-refused with `suspended_reply`.
+refused with `suspended_reply`; with `suspend_on_virus`, so is one whose message
+carried a virus (the message itself is refused, gateway.pipeline.decide).
+
+Whether an account is suspended is asked at every MAIL; each node keeps the answers
+for `suspension_cache` seconds (emptied that often), and empties them at once on a
+message on `<prefix>accounts:changed`, which every suspension and restoration
+publishes (this guard's own, and the CLI's). Without Redis a change made elsewhere
+applies within `suspension_cache` seconds; this node's own suspensions at once.
 """
 
 from __future__ import annotations
@@ -18,6 +25,7 @@ import logging
 import time
 from typing import Any
 
+from gateway.adapters.redis import follow
 from gateway.config import Settings
 from gateway.model import Reply, Verdict
 from gateway.store import accounts
@@ -27,6 +35,12 @@ log = logging.getLogger(__name__)
 
 AUTO_SCORE = "auto:score"
 AUTO_RATE = "auto:rate"
+AUTO_VIRUS = "auto:virus"
+CACHE_MAX = 100_000  # cached answers; over it the cache starts again empty
+
+
+def channel(prefix: str) -> str:
+    return f"{prefix}accounts:changed"
 
 
 class OutboundGuard:
@@ -38,6 +52,8 @@ class OutboundGuard:
         self.node = node
         self.networks = [ipaddress.ip_network(n, strict=False) for n in self.conf.trusted_networks]
         self._local: dict[str, tuple[float, int]] = {}  # address -> (window start, count)
+        self.prefix = settings.redis.prefix
+        self._suspended: dict[str, accounts.Account | None] = {}  # address -> its suspension
         self._background: set[asyncio.Task] = set()
 
     def trusted(self, ip: str) -> bool:
@@ -70,8 +86,29 @@ class OutboundGuard:
         """The reply for MAIL from a suspended account, else None."""
         if not sender:
             return None
-        found = await self.db.run(accounts.suspension, sender)
+        address = sender.lower()
+        if address in self._suspended:
+            found = self._suspended[address]
+        else:
+            found = await self.db.run(accounts.suspension, sender)
+            if len(self._suspended) >= CACHE_MAX:
+                self._suspended.clear()
+            self._suspended[address] = found
         return self._reply(found) if found is not None else None
+
+    async def run(self) -> None:
+        """Until cancelled: keep the cached suspensions fresh (see the module's text)."""
+        await follow(
+            self.redis,
+            channel(self.prefix),
+            self.forget,
+            self.conf.suspension_cache,
+            "accounts",
+            log,
+        )
+
+    async def forget(self) -> None:
+        self._suspended.clear()
 
     async def count(self, verdict: Verdict) -> None:
         """After an outbound message was judged: suspend its sender for its score or its
@@ -81,6 +118,11 @@ class OutboundGuard:
         if not sender:
             return
         try:
+            viruses = sorted({v for d in verdict.decisions if d.virus for v in d.virus.viruses})
+            if viruses and self.conf.suspend_on_virus:
+                reason = f"outbound message carried a virus ({', '.join(viruses)})"
+                await self._suspend(sender, reason, AUTO_VIRUS)
+                return
             score = max((d.score for d in verdict.decisions), default=0.0)
             limit = self.conf.suspend_score
             if limit is not None and score >= limit:
@@ -99,6 +141,17 @@ class OutboundGuard:
         changed = await self.db.run(accounts.suspend, sender, reason, by, self.node)
         if changed:
             log.warning("suspended sending account %s: %s", sender, reason)
+            self._suspended.pop(sender.lower(), None)
+            await self._notify(sender)
+
+    async def _notify(self, address: str) -> None:
+        """Tell the other nodes to forget their cached answers (never raises)."""
+        if self.redis is None:
+            return
+        try:
+            await self.redis.publish(channel(self.prefix), address.lower())
+        except Exception as exc:  # noqa: BLE001 - Redis away: they poll
+            log.warning("accounts: could not notify the other nodes through Redis: %s", exc)
 
     async def _rate(self, sender: str) -> int:
         """Messages of this account in the current window, this one included."""

@@ -1,8 +1,9 @@
 """Sending accounts of the protected server's users, and which of them are suspended.
 
-An account that sends spam outbound (a score at or over `[outbound] suspend_score`, or
-more than `rate_limit` messages in `rate_window`) is suspended automatically, or by hand
-(`mailwarden accounts suspend`); its mail is then refused at MAIL until it is restored.
+An account that sends spam or a virus outbound (a score at or over `[outbound]
+suspend_score`, a virus with `suspend_on_virus`, or more than `rate_limit` messages in
+`rate_window`) is suspended automatically, or by hand (`mailwarden accounts suspend`);
+its mail is then refused at MAIL until it is restored.
 The current state is one row per account (a configuration table: backed up); every
 change is an event row that is never updated (the ledger of suspensions) and a row
 of the audit log, in the same transaction.

@@ -12,6 +12,7 @@ import json
 import smtplib
 import time
 
+import pytest
 from sqlalchemy import select
 
 from gateway.store import accounts, audit, ledger
@@ -86,7 +87,7 @@ def _refused_at_mail(gw, sender: str) -> tuple[int, bytes]:
 
 
 def test_spam_suspends_the_account_until_restored(make_gateway, remote_mx, sink):
-    gw = _outbound(make_gateway, remote_mx, suspend_score=5.0)
+    gw = _outbound(make_gateway, remote_mx, suspend_score=5.0, suspension_cache=1.0)
     config = str(gw.config)
     ham = message(subject="minutes of today", to="carol@remote.test",
                   body="Hello Carol, the minutes of the meeting are below.\r\n")  # fmt: skip
@@ -119,7 +120,8 @@ def test_spam_suspends_the_account_until_restored(make_gateway, remote_mx, sink)
     back = mailwarden("accounts", "restore", "mallory@example.test", "--reason",
                       "password changed", "--by", "ann", "-c", config)  # fmt: skip
     assert back.returncode == 0, back.stderr
-    assert _refused_at_mail(gw, "mallory@example.test")[0] == 250
+    # no Redis here: the node's cached answer lasts up to suspension_cache (1 s)
+    _wait(lambda: _refused_at_mail(gw, "mallory@example.test")[0] == 250, timeout=5)
     shown = mailwarden("accounts", "show", "mallory@example.test", "--json", "-c", config)
     events = json.loads(shown.stdout)
     assert [(e["action"], e["by"]) for e in events] == [("suspend", "auto:score"),
@@ -163,3 +165,73 @@ def test_suspend_by_hand_refuses_and_names_who(make_gateway, remote_mx):
     assert row["after"] == {"suspended": True, "reason": "phished"}
     bad = mailwarden("accounts", "suspend", "not an address", "--reason", "x", "-c", config)
     assert bad.returncode == 2 and "not a mailbox address" in bad.stderr
+
+
+def test_suspensions_are_cached_and_changes_reach_the_node_through_redis(
+    make_gateway, remote_mx, redis_target
+):
+    """The suspension check at MAIL asks the database once, not per MAIL; a suspension
+    or restoration by the CLI (another process) applies at once through Redis, long
+    before the cache's minute runs out."""
+    from sqlalchemy import event
+
+    gw = make_gateway(
+        outbound={"trusted_networks": ["127.0.0.0/8"], "mx_port": remote_mx.port,
+                  "suspension_cache": "60s"},
+        redis={"url": redis_target.url, "prefix": redis_target.prefix},
+    )  # fmt: skip
+    config = str(gw.config)
+    asked: list[str] = []
+
+    def count(conn, cursor, statement, *args) -> None:
+        if "FROM sending_accounts" in statement:
+            asked.append(statement)
+
+    engine = gw.gateway.db.engine
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        for _ in range(10):
+            assert _refused_at_mail(gw, "alice@example.test")[0] == 250
+        assert len(asked) == 1
+
+        for verb, expected in (("suspend", 550), ("restore", 250)):
+            done = mailwarden("accounts", verb, "alice@example.test", "--reason", "test",
+                              "--by", "ann", "-c", config)  # fmt: skip
+            assert done.returncode == 0, done.stderr
+            started = time.monotonic()
+            _wait(lambda want=expected: _refused_at_mail(gw, "alice@example.test")[0] == want,
+                  timeout=5)  # fmt: skip
+            assert time.monotonic() - started < 5  # not the 60 s of the cache
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+VIRUS_SENDER = "infected@example.test"
+
+
+@pytest.mark.parametrize("suspend_on_virus", [True, False])
+def test_a_virus_in_outbound_mail_is_refused_and_suspends_its_sender(
+    make_gateway, remote_mx, clamd, suspend_on_virus
+):
+    from tests.support.virusmail import EICAR, Payload, Shapes
+
+    gw = make_gateway(
+        outbound={"trusted_networks": ["127.0.0.0/8"], "mx_port": remote_mx.port,
+                  "suspend_score": 1000.0, "suspend_on_virus": suspend_on_virus},
+        clamav={"socket": str(clamd.socket), "timeout": 10.0},
+    )  # fmt: skip
+    infected = Shapes(Payload("notes.txt", b"hello\r\n")).base64(EICAR, "invoice.doc", "o1")
+    with pytest.raises(smtplib.SMTPDataError) as refused:
+        _send(gw, VIRUS_SENDER, ["carol@remote.test"], infected.encode())
+    assert refused.value.smtp_code == 550 and b"Virus found" in refused.value.smtp_error
+    engine = gw.gateway.db.engine
+    if not suspend_on_virus:
+        time.sleep(0.5)
+        assert accounts.suspension(engine, VIRUS_SENDER) is None
+        assert _refused_at_mail(gw, VIRUS_SENDER)[0] == 250
+        return
+    found = _wait(lambda: accounts.suspension(engine, VIRUS_SENDER))
+    assert found.changed_by == "auto:virus" and "EICAR" in found.reason
+    code, text = _refused_at_mail(gw, VIRUS_SENDER)  # at once: this node's own suspension
+    assert code == 550 and b"virus" in text
+    assert remote_mx.messages == []

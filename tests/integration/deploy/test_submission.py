@@ -218,7 +218,9 @@ def test_virus_from_a_logged_in_user_is_refused_and_in_the_ledger(
     assert row["outcome"] == "rejected" and row["virus_found"]
     assert row["auth_account"] == "alice@example.test"
     assert row["viruses"] == ["Mailwarden.Test.EICAR.UNOFFICIAL"]
-    time.sleep(0.5)
+    # [outbound] suspend_on_virus: the account that logged in is suspended for it
+    found = _wait(lambda: accounts.suspension(gw.gateway.db.engine, "alice@example.test"))
+    assert found.changed_by == "auto:virus"
     assert remote_mx.messages == []
 
 

@@ -3,7 +3,9 @@
 Each beat also says whether the next hop answered an SMTP greeting (connect,
 read the 220, QUIT: a clean session in the protected server's log) and which
 signature database clamd runs. The report turns beats into availability
-minutes and signature ages (gateway/report/sla.py).
+minutes and signature ages (gateway/report/sla.py). With each beat the node also
+replaces its row in node_status (clamd, Redis, its spool's counts and oldest jobs),
+which the console's node and queue pages show for every node.
 """
 
 from __future__ import annotations
@@ -12,14 +14,25 @@ import asyncio
 import contextlib
 import logging
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from gateway.adapters.clamd import ClamdClient, ScanError
 from gateway.config import Settings, parse_host_port
-from gateway.store import availability
+from gateway.store import availability, node_status, queue_view
 from gateway.store.db import Database
 
 log = logging.getLogger(__name__)
+
+
+def _report(conn: Any, node: str, status: dict[str, Any]) -> None:
+    node_status.report(conn, node, **status)
+
+
+def _json_dates(signatures: dict[str, Any] | None) -> dict[str, Any] | None:
+    if signatures is None:
+        return None
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in signatures.items()}
 
 
 async def probe_next_hop(host: str, port: int, timeout: float) -> bool:
@@ -60,15 +73,53 @@ async def signatures_of(clamd: ClamdClient | None) -> dict[str, Any] | None:
     return {"version": version.raw, "db_version": version.db_version, "db_date": version.db_date}
 
 
-async def run(db: Database, node: str, settings: Settings, clamd: ClamdClient | None) -> None:
+async def redis_state(redis: Any) -> str | None:
+    if redis is None:
+        return None
+    try:
+        async with asyncio.timeout(5):
+            await redis.ping()
+    except Exception:  # noqa: BLE001 - redis-py raises many kinds
+        return "failed"
+    return "ok"
+
+
+def _state(value: bool | None) -> str | None:
+    return None if value is None else ("ok" if value else "failed")
+
+
+async def run(
+    db: Database,
+    node: str,
+    settings: Settings,
+    clamd: ClamdClient | None,
+    redis: Any = None,
+    spool_root: Path | None = None,
+) -> None:
     """Beat every [report] heartbeat_interval seconds until cancelled."""
     cfg = settings.report
     host, port = parse_host_port(settings.delivery.next_hop)
+    started = datetime.now(UTC)
     while True:
         try:
             ok = await probe_next_hop(host, port, cfg.probe_timeout) if cfg.probe_next_hop else None
             signatures = await signatures_of(clamd)
-            await db.write(availability.beat, node, datetime.now(UTC), ok, signatures)
+            now = datetime.now(UTC)
+            await db.write(availability.beat, node, now, ok, signatures)
+            jobs = (
+                [] if spool_root is None else await asyncio.to_thread(queue_view.rows, spool_root)
+            )
+            status = {
+                "updated_at": now,
+                "started_at": started,
+                "clamd": None if clamd is None else _state(signatures is not None),
+                "redis": await redis_state(redis),
+                "next_hop": _state(ok),
+                "signatures": _json_dates(signatures),
+                "queue": queue_view.summary(jobs),
+                "jobs": jobs[: node_status.SNAPSHOT_JOBS],
+            }
+            await db.write(_report, node, status)
         except asyncio.CancelledError:
             raise
         except Exception:

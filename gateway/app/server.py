@@ -122,7 +122,10 @@ class Gateway:
             self.submission_addresses.append(await server.start())
             self.submission.append(server)
         self._heartbeat = asyncio.create_task(  # beats only while mail is accepted
-            heartbeat.run(self.db, self.node, s, self.ports.clamd), name="heartbeat"
+            heartbeat.run(
+                self.db, self.node, s, self.ports.clamd, self.ports.redis, self.spool.root
+            ),
+            name="heartbeat",
         )
         self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
         self._watch_tasks.append(asyncio.create_task(self._queue_gauges(), name="queue-gauges"))

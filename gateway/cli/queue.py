@@ -7,7 +7,7 @@
     queue release ID      back to delivery, tried at once (postsuper -H)
     queue delete ID       remove it, recorded in the ledger with who did it (postsuper -d)
 
-Control goes through the running gateway (gateway.delivery.control): the command
+Control goes through the running gateway (gateway.store.queue_control): the command
 waits up to --wait seconds for its answer.
 """
 
@@ -23,7 +23,8 @@ from gateway.cli import CliError
 from gateway.cli.common import acting_user, add_config_argument, print_json
 from gateway.cli.safe_text import echo
 from gateway.config import load_settings
-from gateway.delivery import control
+from gateway.store import queue_control as control
+from gateway.store import queue_view
 from gateway.store.spool import Job, Spool
 from gateway.store.spool_layout import all_spool_dirs
 
@@ -82,39 +83,9 @@ def _age(seconds: float) -> str:
     return f"{m}m{s:02d}s" if m else f"{s}s"
 
 
-def _iso(epoch: float) -> str:
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
-
-
-def _state(job: Job) -> str:
-    if job.meta.get("held"):
-        return "held"
-    return "deferred" if job.attempts else "active"
-
-
-def _row(spool: Spool, job: Job, now: float) -> dict:
-    return {
-        "id": job.id,
-        "queue_id": job.queue_id,
-        "state": _state(job),
-        "kind": job.kind,
-        "received_at": _iso(job.received_at),
-        "age_seconds": round(now - job.received_at, 1),
-        "size": spool.size_of(job.id),
-        "from": job.mail_from,
-        "pending": [r.rcpt for r in job.pending],
-        "attempts": job.attempts,
-        "next_attempt_in": round(max(0.0, job.next_attempt - now), 1),
-        "last_error": job.last_error,
-        "held": job.meta.get("held"),
-    }
-
-
 def run_list(args: argparse.Namespace) -> int:
     now = time.time()
-    rows = [_row(s, job, now) for s in _spools(args) for job in s.list_jobs()]
+    rows = [queue_view.row(s, job, now) for s in _spools(args) for job in s.list_jobs()]
     if args.json:
         print_json(rows)
         return 0
@@ -153,10 +124,10 @@ def run_show(args: argparse.Namespace) -> int:
     now = time.time()
     shown = []
     for spool, job in found:
-        row = _row(spool, job, now)
+        row = queue_view.row(spool, job, now)
         row["headers"] = _headers(spool, job)
         row["recipients"] = [vars(r) for r in job.rcpts]
-        row["next_attempt"] = _iso(job.next_attempt) if job.next_attempt else None
+        row["next_attempt"] = queue_view.iso(job.next_attempt) if job.next_attempt else None
         shown.append(row)
     if args.json:
         print_json(shown[0] if len(shown) == 1 else shown)

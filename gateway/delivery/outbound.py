@@ -26,12 +26,12 @@ import aiosmtplib
 from gateway.adapters.dns import DnsError, NoRecord, Resolver
 from gateway.address import domain_of
 from gateway.config import Settings, parse_host_port
-from gateway.delivery import control
 from gateway.delivery.dsn import build_dsn
 from gateway.model import RcptStatus
 from gateway.monitor import events
 from gateway.outages import OUTAGES
 from gateway.store import ledger
+from gateway.store import queue_control as control
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool, new_queue_id
 from gateway.tasks import cancel_and_wait
@@ -176,7 +176,7 @@ class Delivery:
                 async with asyncio.timeout(max(0.01, delay)):
                     await self._wake.wait()
 
-    # --- operator control (gateway.delivery.control) -----------------------
+    # --- operator control (gateway.store.queue_control) -----------------------
 
     async def _apply_controls(self) -> None:
         try:

@@ -39,6 +39,7 @@ TABLE_MODULES: list[str] = [
     "gateway.store.audit",
     "gateway.store.rules_store",
     "gateway.store.accounts",
+    "gateway.store.node_status",
 ]
 
 T = TypeVar("T")

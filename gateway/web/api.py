@@ -18,6 +18,7 @@ from pydantic import BaseModel, Field
 from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
+from gateway.actions import queue as queue_actions
 from gateway.actions import report_addresses as report_actions
 from gateway.actions import rules as rule_actions
 from gateway.actions import thresholds as threshold_actions
@@ -91,6 +92,11 @@ class ReportAddressesRequest(BaseModel):
     spam: str | None = None
     ham: str | None = None
     virus: str | None = None
+
+
+class QueueControlRequest(BaseModel):
+    op: Literal["flush", "hold", "release", "delete"]
+    job: str | None = None  # a job or queue id; None: every job (flush only)
 
 
 class RollbackRequest(BaseModel):
@@ -342,6 +348,26 @@ def build(console: Console) -> APIRouter:
             body.version,
             changed=console.rules_changed,
         )
+
+    @api.get("/nodes")
+    def nodes_get(request: Request) -> dict[str, Any]:
+        """Operators: every node, up or not (heartbeats), clamd/Redis/next hop, signature
+        age and queue counts, as each last reported."""
+        who = auth.from_bearer(request)
+        return {"nodes": queue_actions.nodes(engine, who.actor, console.settings)}
+
+    @api.get("/queue")
+    def queue_get(request: Request) -> dict[str, Any]:
+        """Operators: what waits for delivery, on this node (live) and on every node (as
+        of its last report): age, attempts, last error."""
+        who = auth.from_bearer(request)
+        return queue_actions.queue(engine, who.actor, console.settings)
+
+    @api.post("/queue/control")
+    def queue_control(body: QueueControlRequest, request: Request) -> dict[str, Any]:
+        """Operators: retry now (flush), hold, release or delete a job of this node."""
+        who = auth.from_bearer(request)
+        return queue_actions.control(engine, who.actor, console.settings, body.op, body.job)
 
     return api
 

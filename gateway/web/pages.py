@@ -6,6 +6,7 @@ looked up through gateway/actions, so a foreign domain's object is a 404 here to
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from starlette.datastructures import UploadFile as StarletteUpload
 from gateway.actions import lists as list_actions
 from gateway.actions import policy as policy_actions
 from gateway.actions import quarantine as q_actions
+from gateway.actions import queue as queue_actions
 from gateway.actions import report_addresses as report_actions
 from gateway.actions import rules as rule_actions
 from gateway.actions import thresholds as threshold_actions
@@ -525,6 +527,29 @@ def build(console: Console) -> APIRouter:
         domains = None if who.actor.all_domains else list(who.actor.domains)
         rows = audit.entries(engine, domains, before_id=before_id, limit=100)
         return render(request, who, "audit.html", rows=rows)
+
+    @pages.get("/nodes", response_class=HTMLResponse)
+    def nodes_page(request: Request):
+        who = auth.from_cookie(request)
+        found = queue_actions.nodes(engine, who.actor, console.settings)
+        return render(request, who, "nodes.html", nodes=found)
+
+    @pages.get("/queue", response_class=HTMLResponse)
+    def queue_page(request: Request):
+        who = auth.from_cookie(request)
+        found = queue_actions.queue(engine, who.actor, console.settings)
+        return render(request, who, "queue.html", q=found, answer=None)
+
+    @pages.post("/queue/control", response_class=HTMLResponse)
+    async def queue_control(request: Request):
+        who = auth.from_cookie(request)
+        form = await form_of(request, who)
+        op, job = str(form.get("op") or ""), str(form.get("job") or "") or None
+        answer = await asyncio.to_thread(
+            queue_actions.control, engine, who.actor, console.settings, op, job
+        )
+        found = queue_actions.queue(engine, who.actor, console.settings)
+        return render(request, who, "queue.html", q=found, answer=answer)
 
     @pages.get("/users", response_class=HTMLResponse)
     def users_page(request: Request):

@@ -91,6 +91,14 @@ def archive_bombs(ctx: MessageContext) -> tuple[str, ...]:
     return tuple(found)
 
 
+def _has_archive(ctx: MessageContext) -> bool:
+    return any(p.payload[:4] in ZIP_MAGIC or p.payload[:2] == GZIP_MAGIC for p in ctx.parts)
+
+
+async def _no_bombs() -> tuple[str, ...]:
+    return ()
+
+
 def safe_filename(name: str | None) -> str | None:
     """An attachment name fit for notices and headers: no control characters, short."""
     if name is None:
@@ -173,7 +181,10 @@ class Antivirus:
         if clamd is None:
             return AvEvidence(error="no clamd client configured")
         todo = targets(ctx)
-        bombs = asyncio.ensure_future(asyncio.to_thread(archive_bombs, ctx))
+        # the archive check reads zip directories: a worker thread, only when there is one
+        bombs = asyncio.ensure_future(
+            asyncio.to_thread(archive_bombs, ctx) if _has_archive(ctx) else _no_bombs()
+        )
         unique: dict[bytes, list[Target]] = {}
         for target, data in todo:
             unique.setdefault(data, []).append(target)

@@ -13,6 +13,9 @@ from gateway.smtp.handler import GatewayHandler
 from gateway.smtp.protocol import GatewaySMTP, SubmissionSMTP
 
 log = logging.getLogger(__name__)
+# connections the kernel holds before we accept them (capped by net.core.somaxconn):
+# asyncio's 100 overflowed in bursts, and a dropped SYN costs the client a 1-3 s retry
+LISTEN_BACKLOG = 1024
 
 
 def network_of(ip: str) -> str:
@@ -162,6 +165,7 @@ class SmtpServer:
             port=port,
             reuse_port=shared or None,
             ssl=self._tls if self.kind == SUBMISSION_TLS else None,
+            backlog=LISTEN_BACKLOG,
         )
         sock = self._server.sockets[0].getsockname()
         log.info("listening on %s:%s (%s)", sock[0], sock[1], self.kind)

@@ -413,3 +413,16 @@ def test_clean_mode_removes_only_the_uuencoded_block_and_names_the_quarantine_it
     item = f"{queue_id_of(reply)}.q0".encode()
     assert b"The uuencoded file (eicar.com) contained the virus" in text
     assert b"kept in quarantine as " + item in text
+
+
+def test_the_listen_queue_holds_a_burst_of_connections(gateway):
+    """A burst of clients waits in the kernel's queue instead of having its SYNs dropped
+    (asyncio's default backlog of 100 overflowed at 100 messages a second)."""
+    import subprocess
+
+    listed = subprocess.run(
+        ["ss", "-Hltn", f"sport = :{gateway.port}"], capture_output=True, text=True, check=True
+    ).stdout.split()
+    backlog = int(listed[2])  # for a listening socket, Send-Q is its backlog
+    with open("/proc/sys/net/core/somaxconn") as fh:
+        assert backlog == min(1024, int(fh.read()))

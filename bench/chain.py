@@ -60,7 +60,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench.relay import cpu_seconds, percentile, run_sink, start_profiler
+from bench.relay import PROFILE_MODES, cpu_seconds, percentile, run_sink, start_profiler
 from bench.smtpload import send_one, tagged, wire_form
 from tests.support.clamd import ClamdServer
 from tests.support.dnsserver import LoopbackDns
@@ -575,7 +575,8 @@ def main() -> None:
     parser.add_argument("--timeout", type=float, default=30.0, help="client time-out, seconds")
     parser.add_argument("--memory", type=int, default=0, help="messages for the memory curve")
     parser.add_argument("--memory-every", type=int, default=2000)
-    parser.add_argument("--profile", metavar="FILE", help="py-spy --gil on 'this' in round 1")
+    parser.add_argument("--profile", metavar="FILE", help="py-spy on 'this' in round 1")
+    parser.add_argument("--profile-mode", choices=sorted(PROFILE_MODES), default="gil")
     args = parser.parse_args()
 
     loaded = time.perf_counter()
@@ -636,7 +637,7 @@ def main() -> None:
                     batch = prepare(plain, f"{variant.name}-{round_no}-")
                     profiler = None
                     if args.profile and round_no == 0 and variant.name == "this":
-                        profiler = start_profiler(gw.proc.pid, args.profile)
+                        profiler = start_profiler(gw.proc.pid, args.profile, args.profile_mode)
                     cpu0, clam0 = cpu_seconds(gw.proc.pid), cpu_seconds(clamd.process.pid)
                     r = asyncio.run(smtp_round(gw.port, batch, args.concurrency, args.timeout))
                     n_done = max(1, len(r["latencies"]))

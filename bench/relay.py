@@ -103,11 +103,20 @@ def _children(pid: int) -> list[int]:
     return [int(c) for c in found]
 
 
-def start_profiler(pid: int, output: str) -> subprocess.Popen:
+PROFILE_MODES = {
+    "gil": ["--gil", "--nonblocking"],  # the thread holding the GIL: what one core runs
+    "cpu": ["--nonblocking"],  # every thread on a CPU (py-spy leaves idle ones out)
+    "idle": ["--idle", "--nonblocking"],  # every thread, waiting or not: where time passes
+}
+
+
+def start_profiler(pid: int, output: str, mode: str = "gil") -> subprocess.Popen:
     """py-spy sampling the gateway until SIGINT, from outside: the gateway runs unchanged.
-    Only GIL-holding samples: the gateway is bound by one core of Python per process."""
+    By default only GIL-holding samples: the gateway is bound by one core of Python per
+    process (see PROFILE_MODES; --nonblocking: the gateway is never paused to sample)."""
     exe = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
-    command = [exe, "record", "--pid", str(pid), "--subprocesses", "--gil", "--format", "raw"]
+    command = [exe, "record", "--pid", str(pid), "--subprocesses", *PROFILE_MODES[mode]]
+    command += ["--format", "raw"]
     command += ["--rate", "200", "--output", output]
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(1.0)  # let it attach before the measured run starts

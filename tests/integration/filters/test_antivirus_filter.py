@@ -54,9 +54,10 @@ async def _policies(rcpts, policy):
 
 
 class _Settings:
-    from gateway.config import PolicySettings
+    from gateway.config import PolicySettings, ReportSettings
 
     policy = PolicySettings()
+    report = ReportSettings()  # PolicyBook reads the default report addresses from it
 
 
 def symbols(result):

@@ -4,22 +4,11 @@ active and nothing leaves the page."""
 
 from __future__ import annotations
 
-import shutil
-
 import pytest
 
+from tests.support.browser import chromium
 from tests.support.console import PASSWORD
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 OUTSIDE = "198.51.100.7"  # TEST-NET-2: any request to it is a leak
 
 HOSTILE = (
@@ -42,14 +31,8 @@ HOSTILE = (
 
 @pytest.fixture(scope="module")
 def browser():
-    if not shutil.which(CHROMIUM):
-        pytest.fail("chromium is not installed: run `make system-deps` (Debian chromium)")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield chromium
-        chromium.close()
+    with chromium() as running:
+        yield running
 
 
 def log_in(page, url: str, name: str) -> None:

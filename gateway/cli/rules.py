@@ -77,6 +77,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_argument(back)
     back.set_defaults(func=cmd_rollback)
 
+    for name, keys, help_text, word in (
+        ("thresholds", ("tag", "quarantine", "reject"), "the domain's spam thresholds", "never"),
+        ("report-addresses", ("spam", "ham", "virus"), "the domain's report addresses", "none"),
+    ):
+        verb = rsub.add_parser(name, help=f"show or set {help_text} (a new rules version)")
+        verb.add_argument("domain")
+        for key in keys:
+            verb.add_argument(
+                f"--{key}",
+                metavar="VALUE",
+                help=f"set it; {word!r} for none, 'default' for [config]",
+            )
+        verb.add_argument("--by", help="who makes the change (default: your user name)")
+        verb.add_argument("--json", action="store_true")
+        add_config_argument(verb)
+        verb.set_defaults(func=cmd_domain_setting, keys=keys, word=word, setting=name)
+
 
 def _settings(config: Path | None) -> Settings | None:
     return load_settings(config) if config else None
@@ -334,4 +351,59 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         f"{args.domain}: version {saved['version']} saved, a copy of version {args.version} "
         f"(by {saved['created_by']})"
     )
+    return 0
+
+
+def cmd_domain_setting(args: argparse.Namespace) -> int:
+    """`rules thresholds D [--tag X ...]` and `rules report-addresses D [--spam L ...]`:
+    the console's actions (gateway/actions/thresholds.py, report_addresses.py); options
+    not given keep what the domain sets now."""
+    from gateway.actions import report_addresses, thresholds
+    from gateway.actions.common import Actor
+    from gateway.cli.common import acting_user, print_json
+
+    action = thresholds if args.setting == "thresholds" else report_addresses
+    settings, engine, check = _store(args)
+    actor = Actor.cli(acting_user(args.by))
+    given = {k: getattr(args, k) for k in args.keys if getattr(args, k) is not None}
+    try:
+        found = _stored(lambda: action.show(engine, actor, check, args.domain))
+        if given:
+            values: dict[str, Any] = dict(found["set"])
+            for key, text in given.items():
+                if text.lower() == "default":
+                    values.pop(key, None)
+                elif text.lower() == args.word:
+                    values[key] = None
+                elif args.setting == "thresholds":
+                    try:
+                        values[key] = float(text)
+                    except ValueError:
+                        raise CliError(f"--{key} {text!r}: a number, never or default") from None
+                else:
+                    values[key] = text
+            found = _stored(
+                lambda: action.put(
+                    engine,
+                    actor,
+                    check,
+                    args.domain,
+                    values,
+                    changed=lambda: _notify(settings),
+                )
+            )
+    finally:
+        engine.dispose()
+    if args.json:
+        print_json(found)
+        return 0
+    if found["read_only"]:
+        print(f"read-only: {found['read_only']}")
+    for key in args.keys:
+        value = found["effective"][key]
+        by = args.domain if key in found["set"] else "default"
+        shown = args.word if value is None else value
+        print(f"{key:<11} {shown}  ({by})")
+    if given:
+        print(f"{args.domain}: saved as rules version {found['version']}")
     return 0

@@ -101,3 +101,41 @@ def test_a_domain_in_rules_dir_is_read_only(tmp_path, sink):
         mailwarden("rules", "history", "example.test", "--json", "-c", config).stdout
     )
     assert "[rules] dir" in history["read_only"]
+
+
+def test_thresholds_and_report_addresses_on_the_command_line(tmp_path, sink):
+    """The console's actions from the shell: show, set (options not given keep what the
+    domain sets), a clear error; each change a rules version and an audit row."""
+    config = str(write_config(tmp_path, sink.address))
+    one = tmp_path / "v1.yaml"
+    one.write_text(V1)
+    assert mailwarden("rules", "import", "example.test", str(one), "-c", config).returncode == 0
+    shown = mailwarden("rules", "thresholds", "example.test", "-c", config)
+    assert shown.returncode == 0, shown.stderr
+    assert shown.stdout.splitlines() == [
+        "tag         5.0  (default)",
+        "quarantine  10.0  (default)",
+        "reject      15.0  (default)",
+    ]
+    tag = ("rules", "thresholds", "example.test", "--tag", "4", "--by", "alice", "-c", config)
+    assert mailwarden(*tag).returncode == 0
+    both = mailwarden(
+        "rules", "thresholds", "example.test", "--reject", "never", "--json", "-c", config
+    )
+    assert json.loads(both.stdout)["set"] == {"tag": 4.0, "reject": None}
+    falling = mailwarden("rules", "thresholds", "example.test", "--quarantine", "3", "-c", config)
+    assert falling.returncode != 0
+    assert "tag (4) is above quarantine (3)" in falling.stderr
+    spam = mailwarden(
+        "rules", "report-addresses", "example.test", "--spam", "junk", "--json", "-c", config
+    )
+    assert json.loads(spam.stdout)["effective"]["spam"] == "junk@example.test"
+    text = mailwarden("rules", "export", "example.test", "-c", config).stdout
+    assert "name: pills" in text and "thresholds: {tag: 4, reject: null}" in text
+    assert 'report_addresses: {spam: "junk"}' in text
+    engine = make_engine(load_settings(config).store.url)
+    try:
+        actions = [r["action"] for r in audit.entries(engine, ["example.test"])]
+    finally:
+        engine.dispose()
+    assert actions[:3] == ["report_addresses.set", "thresholds.set", "thresholds.set"]

@@ -1,0 +1,410 @@
+"""Second stages and per-group models over pooled 5-fold cross-validation (fifth round).
+
+    .venv/bin/python bench/classifier_stacking.py --cache DIR [--corpora DIR]
+        [--step cache|bases|meta|variants|groups|tune|all]
+
+Every step reuses what the previous ones left in --cache (a scratch folder outside the
+repository: about 600 MB), so each experiment is a fit on the same cached matrices and
+the same folds:
+
+- cache: the corpora in the training command's order, deduplicated as `mailwarden
+  train` does, featurized once (mw-features-3); each block (W words, C character
+  4-grams, E `x.` tokens, R raw byte 4-grams) saved apart, normalised on its own, with
+  labels, corpora, score groups, languages and folds (sha256("mailwarden-fold-1" +
+  fingerprint), as `train`).
+- bases: base models, each with nested out-of-fold scores: `single` (fitted without
+  fold k, scores fold k) and, for the second stage, `p<k>` (for every fold j != k, fold
+  j scored by a model fitted without folds j and k: scores a meta model for outer fold
+  k may learn from, from models that never saw fold k). 15 fits a base model.
+- meta: logistic regression and HistGradientBoosting over the base scores, with and
+  without the facts (group flags, log of each block's distinct features, language
+  en/zh/unknown) and score x group-flag interactions; each with and without group
+  offsets (training.groups).
+- variants: which facts and which bases the second stage needs.
+- groups: the shipped recipe fitted on each score group's own rows, and each group's
+  recall at its own 0.01% / 0.1% points.
+- tune: alpha, loss and ham weight of the shipped recipe.
+
+Prints one JSON line per setting (pooled recall at 0.01% with its Clopper-Pearson
+interval, recall at 0.1%, AUC, per corpus at the pooled 0.01% point and the ham of each
+corpus above it) and appends it to DIR/results.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from itertools import combinations
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+from sklearn.metrics import roc_auc_score
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from classifier_cv import corpus_paths
+
+from gateway.paths import corpora_dir
+from training import dataset, evaluate
+from training.corpus import parse_spec
+from training.features import CHAR_FEATURES, EXTRA_FEATURES, N_FEATURES, normalize_rows
+from training.model import SpamModel
+from training.train import (
+    TrainOptions,
+    _model_metadata,
+    fit,
+    fold_of,
+    group_offsets,
+    inverse_document_frequency,
+    make_estimator,
+    offsets_of,
+)
+
+SHIPPED = {"W": 1.0, "C": 0.45, "E": 0.5, "R": 0.5}
+CORPORA = ("spamassassin", "csdmc2010", "trec07p", "enron_spam", "trec06c_subset", "phishing_pot")
+FLAGS = ("cjk", "headerless")
+
+
+class Cache:
+    def __init__(self, directory: Path) -> None:
+        self.dir = directory
+        self.scores_dir = directory / "scores"
+        self.scores_dir.mkdir(parents=True, exist_ok=True)
+        meta = np.load(directory / "meta.npz")
+        self.y = meta["y"].astype(np.int8)
+        self.corpus, self.group = meta["corpus"], meta["group"]
+        self.language, self.folds = meta["language"], meta["folds"]
+        self._blocks: dict[str, sp.csr_matrix] = {}
+
+    def block(self, name: str) -> sp.csr_matrix:
+        if name not in self._blocks:
+            self._blocks[name] = sp.load_npz(self.dir / f"{name}.npz").tocsr()
+        return self._blocks[name]
+
+    def combo(self, weights: dict[str, float]) -> sp.csr_matrix:
+        """Blocks weighted side by side, rows normalised again (features.vectorize); an
+        empty word block keeps word_feature_counts' column layout."""
+        parts = []
+        for name in "WCER":
+            weight = weights.get(name, 0.0)
+            b = self.block(name)
+            if weight:
+                b = b.copy()
+                b.data *= np.float32(weight)
+            elif name == "W":
+                b = sp.csr_matrix(b.shape, dtype=np.float32)
+            else:
+                continue
+            parts.append(b)
+        return normalize_rows(sp.hstack(parts, format="csr", dtype=np.float32))
+
+    def log(self, row: dict[str, Any]) -> None:
+        with open(self.dir / "results.jsonl", "a") as fh:
+            fh.write(json.dumps(row) + "\n")
+        print(json.dumps(row), flush=True)
+
+
+def build_cache(directory: Path, corpora: Path) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = corpus_paths(corpora)
+    data = dataset.load([parse_spec(str(p)) for p in paths], jobs=2)
+    rows = dataset.split(data, percent=0).train
+    X = data.X[rows]
+    bounds = np.cumsum([0, N_FEATURES, CHAR_FEATURES, EXTRA_FEATURES, 2**20])
+    for name, low, high in zip("WCER", bounds[:-1], bounds[1:], strict=True):
+        block = normalize_rows(sp.csr_matrix(X[:, low:high], dtype=np.float32))
+        sp.save_npz(directory / f"{name}.npz", block, compressed=False)
+    np.savez(
+        directory / "meta.npz",
+        y=data.y[rows],
+        corpus=np.asarray(data.corpus[rows], dtype=str),
+        group=np.asarray([data.groups[r] for r in rows], dtype=str),
+        language=np.asarray([data.languages[r] for r in rows], dtype=str),
+        folds=fold_of([data.fingerprint[r] for r in rows], 5),
+        sha=np.asarray([data.sha256[r] for r in rows], dtype=str),
+    )
+
+
+def fit_linear(c: Cache, X: sp.csr_matrix, rows: np.ndarray, options: TrainOptions) -> SpamModel:
+    idf = inverse_document_frequency(X[rows]) if options.idf else None
+    model = SpamModel(make_estimator(options), _model_metadata(options), idf)
+    fit(model.estimator, model.transform(X[rows]), c.y[rows], options.epochs, options.seed)
+    return model
+
+
+def scorer(
+    c: Cache, X: sp.csr_matrix, rows: np.ndarray, options: TrainOptions | None
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A model fitted on `rows` (options None: multinomial NB), as a scorer of a row mask."""
+    if options is not None:
+        model = fit_linear(c, X, rows, options)
+        return lambda mask: model.decision(X[mask])
+    from sklearn.naive_bayes import MultinomialNB
+
+    est = MultinomialNB(alpha=1.0).fit(X[rows], c.y[rows])
+
+    def score(mask: np.ndarray) -> np.ndarray:
+        jll = est.predict_joint_log_proba(X[mask])
+        return np.asarray(jll[:, 1] - jll[:, 0], dtype=np.float64)
+
+    return score
+
+
+def base_scores(
+    c: Cache,
+    name: str,
+    X: sp.csr_matrix | None,
+    options: TrainOptions | None = None,
+    nested: bool = True,
+) -> dict[str, np.ndarray]:
+    """A base model's out-of-fold scores (cached in DIR/scores/NAME.npz)."""
+    path = c.scores_dir / f"{name}.npz"
+    if path.exists():
+        return dict(np.load(path))
+    assert X is not None
+    out = {"single": np.zeros(c.y.size)}
+    held_sets: list[tuple[int, ...]] = [(k,) for k in range(5)]
+    if nested:
+        held_sets += list(combinations(range(5), 2))
+    for held in held_sets:
+        score = scorer(c, X, ~np.isin(c.folds, held), options)
+        if len(held) == 1:
+            mask = c.folds == held[0]
+            out["single"][mask] = score(mask)
+            continue
+        for scored, outer in (held, held[::-1]):
+            out.setdefault(f"p{outer}", np.full(c.y.size, np.nan))
+            mask = c.folds == scored
+            out[f"p{outer}"][mask] = score(mask)
+    np.savez(path, **out)
+    return out
+
+
+def summary(c: Cache, scores: np.ndarray, label: str, offsets: bool = False) -> dict[str, Any]:
+    s = np.asarray(scores, dtype=np.float64).copy()
+    offs: dict[str, float] = {}
+    if offsets:
+        offs = group_offsets(s, c.y, c.group, 0.0001)
+        s += offsets_of(offs, c.group)
+    ham, spam = s[c.y == 0], s[c.y == 1]
+    t = evaluate.threshold_for_fpr(ham, 0.0001)
+    caught = int((spam >= t).sum())
+    low, high = evaluate.clopper_pearson(caught, spam.size)
+    row: dict[str, Any] = {
+        "label": label + (" + group offsets" if offsets else ""),
+        "recall_0.01%": round(100 * caught / spam.size, 2),
+        "ci95": [round(100 * low, 1), round(100 * high, 1)],
+        "recall_0.1%": round(100 * evaluate.recall_at_fpr(ham, spam, 0.001), 2),
+        "auc": round(float(roc_auc_score(c.y, s)), 6),
+        "group_offsets": {k: round(v, 3) for k, v in offs.items()},
+    }
+    for name in CORPORA:
+        m = c.corpus == name
+        row[name] = round(100 * float((s[m & (c.y == 1)] >= t).mean()), 1)
+        row[name + "_ham_above"] = int((s[m & (c.y == 0)] >= t).sum())
+    c.log(row)
+    return row
+
+
+def facts(c: Cache) -> np.ndarray:
+    cols = [(c.group == g).astype(float) for g in FLAGS]
+    cols += [np.log1p(np.diff(c.block(n).indptr)) for n in "WCER"]
+    cols += [(c.language == lang).astype(float) for lang in ("en", "zh", "unknown")]
+    return np.column_stack(cols)
+
+
+def design(
+    c: Cache,
+    scores: list[np.ndarray],
+    use_facts: bool,
+    interactions: bool,
+    columns: list[int] | None = None,
+) -> np.ndarray:
+    """Base scores, then the facts (columns: which of facts()' nine; None: all), then each
+    score times each group flag."""
+    cols = list(scores)
+    if use_facts:
+        f = facts(c) if columns is None else facts(c)[:, columns]
+        cols += list(f.T)
+        if interactions:
+            cols += [s * f[:, j] for s in scores for j in range(len(FLAGS))]
+    return np.column_stack(cols)
+
+
+def meta_model(kind: str, ham_weight: float) -> Any:
+    if kind == "lr":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.pipeline import make_pipeline
+        from sklearn.preprocessing import StandardScaler
+
+        return make_pipeline(
+            StandardScaler(),
+            LogisticRegression(class_weight={0: ham_weight, 1: 1.0}, max_iter=2000),
+        )
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    return HistGradientBoostingClassifier(
+        max_iter=200,
+        learning_rate=0.05,
+        max_leaf_nodes=15,
+        min_samples_leaf=40,
+        l2_regularization=1.0,
+        class_weight={0: ham_weight, 1: 1.0},
+        random_state=0,
+    )
+
+
+def stacked(
+    c: Cache,
+    bases: list[dict[str, np.ndarray]],
+    kind: str,
+    ham_weight: float,
+    use_facts: bool,
+    interactions: bool,
+    nested: bool = True,
+    columns: list[int] | None = None,
+) -> np.ndarray:
+    """Meta-model out-of-fold scores (outer fold k: fitted on the other folds' inner
+    out-of-fold base scores when nested, applied to fold k's ordinary ones)."""
+    single = design(c, [b["single"] for b in bases], use_facts, interactions, columns)
+    out = np.zeros(c.y.size)
+    for k in range(5):
+        held = c.folds == k
+        inner = [b[f"p{k}"] for b in bases]
+        Z = design(c, inner, use_facts, interactions, columns) if nested else single
+        est = meta_model(kind, ham_weight).fit(Z[~held], c.y[~held])
+        if hasattr(est, "decision_function"):
+            out[held] = est.decision_function(single[held])
+        else:
+            p = np.clip(est.predict_proba(single[held])[:, 1], 1e-15, 1 - 1e-15)
+            out[held] = np.log(p) - np.log1p(-p)
+    return out
+
+
+def step_bases(c: Cache) -> None:
+    shipped = base_scores(c, "L", c.combo(SHIPPED), TrainOptions())["single"]
+    summary(c, shipped, "shipped recipe W1+C.45+E.5+R.5")
+    summary(c, shipped, "shipped recipe W1+C.45+E.5+R.5", offsets=True)
+    e = base_scores(c, "E", c.combo({"E": 1.0}), TrainOptions(short_message_features=0))
+    summary(c, e["single"], "E alone (x. tokens, SGD, idf)")
+    raw = TrainOptions(short_message_features=0, idf=False)
+    r = base_scores(c, "R", c.combo({"R": 1.0}), raw)
+    summary(c, r["single"], "R alone (byte 4-grams, binary, no idf)")
+    words = c.block("W").copy()
+    words.data[:] = 1.0
+    nb = base_scores(c, "NBbin_nested", words, None)
+    summary(c, nb["single"], "multinomial NB on binary word features, alpha 1")
+
+
+def step_meta(c: Cache) -> None:
+    bases = [base_scores(c, n, None) for n in ("L", "E", "R", "NBbin_nested")]
+    for kind in ("lr", "hgb"):
+        for ham_weight in (1.0, 10.0):
+            for use_facts, inter in ((False, False), (True, False), (True, True)):
+                if kind == "hgb" and inter:
+                    continue
+                s = stacked(c, bases, kind, ham_weight, use_facts, inter)
+                label = f"{kind} ham weight {ham_weight:g} facts {use_facts} interactions {inter}"
+                summary(c, s, label)
+                summary(c, s, label, offsets=True)
+
+
+def step_variants(c: Cache) -> None:
+    """Which facts and which bases the second stage needs (facts: 0-1 group flags, 2-5
+    log distinct features of W, C, E, R, 6-8 language en/zh/unknown)."""
+    main = [base_scores(c, "L", None)]
+    facts_of = {
+        "flags only": [0, 1],
+        "flags + block sizes": [0, 1, 2, 3, 4, 5],
+        "flags + W size": [0, 1, 2],
+        "flags + W, R sizes": [0, 1, 2, 5],
+        "all facts": list(range(9)),
+    }
+    for name, columns in facts_of.items():
+        for nested in (True, False):
+            s = stacked(c, main, "lr", 1.0, True, True, nested, columns)
+            summary(c, s, f"lr [L] {name}, interactions, nested {nested}", offsets=True)
+    without_language = list(range(6))
+    for names in (["L", "E", "R", "NBbin_nested"], ["L", "E", "R"], ["L", "E"], ["L"]):
+        bases = [base_scores(c, n, None) for n in names]
+        s = stacked(c, bases, "hgb", 1.0, True, False, True, without_language)
+        summary(c, s, f"hgb [{'+'.join(names)}] facts without language, nested")
+    for names in (["L", "E"], ["L"]):
+        bases = [base_scores(c, n, None) for n in names]
+        s = stacked(c, bases, "lr", 1.0, True, True)
+        summary(c, s, f"lr [{'+'.join(names)}] all facts, interactions, nested")
+        summary(c, s, f"lr [{'+'.join(names)}] all facts, interactions, nested", offsets=True)
+
+
+def step_groups(c: Cache) -> None:
+    X = c.combo(SHIPPED)
+    out = np.zeros(c.y.size)
+    for g in ("headerless", "cjk", "other"):
+        rows = c.group == g
+        for k in range(5):
+            model = fit_linear(c, X, rows & (c.folds != k), TrainOptions())
+            held = rows & (c.folds == k)
+            out[held] = model.decision(X[held])
+    summary(c, out, "shipped recipe fitted per score group")
+    summary(c, out, "shipped recipe fitted per score group", offsets=True)
+    shipped = base_scores(c, "L", None)["single"]
+    for g in ("headerless", "cjk", "other"):
+        m = c.group == g
+        for label, s in (("shipped recipe", shipped), ("fitted on the group", out)):
+            ham, spam = s[m & (c.y == 0)], s[m & (c.y == 1)]
+            row = {
+                "group": g,
+                "model": label,
+                "own_recall_0.01%": round(100 * evaluate.recall_at_fpr(ham, spam, 0.0001), 2),
+                "own_recall_0.1%": round(100 * evaluate.recall_at_fpr(ham, spam, 0.001), 2),
+            }
+            c.log(row)
+
+
+def step_tune(c: Cache) -> None:
+    X = c.combo(SHIPPED)
+    configs = {
+        "alpha 1e-5": TrainOptions(alpha=1e-5),
+        "modified_huber": TrainOptions(loss="modified_huber"),
+        "alpha 1e-6": TrainOptions(alpha=1e-6),
+    }
+    for label, options in configs.items():
+        name = "L_" + label.replace(" ", "")
+        s = base_scores(c, name, X, options, nested=False)["single"]
+        summary(c, s, label)
+        summary(c, s, label, offsets=True)
+
+
+STEPS: dict[str, Callable[[Cache], None]] = {
+    "bases": step_bases,
+    "meta": step_meta,
+    "variants": step_variants,
+    "groups": step_groups,
+    "tune": step_tune,
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--cache", type=Path, required=True)
+    parser.add_argument("--corpora", type=Path, default=corpora_dir())
+    parser.add_argument("--step", default="all")
+    args = parser.parse_args()
+    if args.step not in (*STEPS, "all", "cache"):
+        parser.error(f"--step: one of cache, {', '.join(STEPS)}, all")
+    steps = list(STEPS) if args.step == "all" else [] if args.step == "cache" else [args.step]
+    if not (args.cache / "meta.npz").exists():
+        build_cache(args.cache, args.corpora)
+    c = Cache(args.cache)
+    for step in steps:
+        STEPS[step](c)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -493,6 +493,29 @@ def _lat(values: list[float]) -> dict[str, float | None]:
     }
 
 
+def thread_cpu(pid: int) -> dict[str, float]:
+    """CPU seconds (user + system) of the gateway workers' event-loop threads (each
+    process's main thread) and of all their other threads (pools, database writer,
+    spool), read from /proc: a CPU-time sampler that needs nothing in the gateway."""
+    from bench.relay import _children
+
+    tick = os.sysconf("SC_CLK_TCK")
+    out = {"event_loop_threads": 0.0, "other_threads": 0.0}
+    for proc in [pid, *_children(pid)]:
+        try:
+            tasks = os.listdir(f"/proc/{proc}/task")
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                stat = Path(f"/proc/{proc}/task/{task}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            key = "event_loop_threads" if int(task) == proc else "other_threads"
+            out[key] += (int(stat[11]) + int(stat[12])) / tick
+    return out
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of a process and its children (KiB)."""
     from bench.relay import _children
@@ -545,7 +568,7 @@ def summary(rounds: list[dict[str, Any]], cpu_key: str | None = None) -> dict[st
         "outcomes": outcomes,
         "errors": sum(r["errors"] for r in rounds),
     }
-    for key in ("cpu_ms_per_message", "clamd_cpu_ms_per_message"):
+    for key in ("cpu_ms_per_message", "clamd_cpu_ms_per_message", "thread_cpu_ms_per_message"):
         values = [r[key] for r in rounds if key in r]
         if values:
             out[key] = values
@@ -639,8 +662,13 @@ def main() -> None:
                     if args.profile and round_no == 0 and variant.name == "this":
                         profiler = start_profiler(gw.proc.pid, args.profile, args.profile_mode)
                     cpu0, clam0 = cpu_seconds(gw.proc.pid), cpu_seconds(clamd.process.pid)
+                    threads0 = thread_cpu(gw.proc.pid)
                     r = asyncio.run(smtp_round(gw.port, batch, args.concurrency, args.timeout))
                     n_done = max(1, len(r["latencies"]))
+                    threads1 = thread_cpu(gw.proc.pid)
+                    r["thread_cpu_ms_per_message"] = {
+                        k: round((threads1[k] - threads0[k]) / n_done * 1e3, 2) for k in threads1
+                    }
                     r["cpu_ms_per_message"] = round(
                         (cpu_seconds(gw.proc.pid) - cpu0) / n_done * 1e3, 2
                     )
@@ -654,7 +682,8 @@ def main() -> None:
                     _drain(Path(tmp))
             result["rspamd"] = summary(rspamd_rounds) if rspamd_rounds else None
             for variant in variants:
-                result[f"mailwarden:{variant.name}"] = summary(variant.rounds)
+                if variant.rounds:
+                    result[f"mailwarden:{variant.name}"] = summary(variant.rounds)
             ratios: dict[str, Any] = {}
             for variant in variants:
                 if rspamd_rounds:
@@ -667,7 +696,7 @@ def main() -> None:
                         )
                         for m, r in zip(variant.rounds, rspamd_rounds, strict=True)
                     ]
-                if variant is not variants[0]:
+                if variant is not variants[0] and variant.rounds:
                     ratios[f"this/{variant.name}"] = [
                         round(
                             len(a["latencies"])

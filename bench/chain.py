@@ -501,7 +501,9 @@ def thread_cpu(pid: int) -> dict[str, float]:
 
     tick = os.sysconf("SC_CLK_TCK")
     out = {"event_loop_threads": 0.0, "other_threads": 0.0}
-    for proc in [pid, *_children(pid)]:
+    workers = _children(pid)  # and each worker process: how evenly SO_REUSEPORT spreads
+    out.update({f"worker_{n}": 0.0 for n in range(len(workers))})
+    for proc in [pid, *workers]:
         try:
             tasks = os.listdir(f"/proc/{proc}/task")
         except OSError:
@@ -512,7 +514,10 @@ def thread_cpu(pid: int) -> dict[str, float]:
             except OSError:
                 continue
             key = "event_loop_threads" if int(task) == proc else "other_threads"
-            out[key] += (int(stat[11]) + int(stat[12])) / tick
+            seconds = (int(stat[11]) + int(stat[12])) / tick
+            out[key] += seconds
+            if proc != pid:
+                out[f"worker_{workers.index(proc)}"] += seconds
     return out
 
 
@@ -667,7 +672,8 @@ def main() -> None:
                     n_done = max(1, len(r["latencies"]))
                     threads1 = thread_cpu(gw.proc.pid)
                     r["thread_cpu_ms_per_message"] = {
-                        k: round((threads1[k] - threads0[k]) / n_done * 1e3, 2) for k in threads1
+                        k: round((threads1[k] - threads0.get(k, 0.0)) / n_done * 1e3, 2)
+                        for k in threads1
                     }
                     r["cpu_ms_per_message"] = round(
                         (cpu_seconds(gw.proc.pid) - cpu0) / n_done * 1e3, 2

@@ -283,6 +283,8 @@ async def serve(
         if gateway.metrics_address is not None:
             host, port = gateway.metrics_address
             print(f"mailwarden metrics on http://{host}:{port}/metrics", flush=True)
+        for host, port in gateway.submission_addresses:
+            print(f"mailwarden submission port on {host}:{port}", flush=True)
         host, port = gateway.address or ("?", 0)
         print(f"mailwarden listening on {host}:{port}", flush=True)
     await stop.wait()

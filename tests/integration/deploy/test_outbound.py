@@ -187,6 +187,13 @@ def test_suspensions_are_cached_and_changes_reach_the_node_through_redis(
         if "FROM sending_accounts" in statement:
             asked.append(statement)
 
+    import redis
+
+    # the node empties its cache when its subscription begins: count after that
+    client = redis.Redis.from_url(redis_target.url)
+    channel = f"{redis_target.prefix}accounts:changed".encode()
+    _wait(lambda: dict(client.pubsub_numsub(channel)).get(channel) == 1)
+    client.close()
     engine = gw.gateway.db.engine
     event.listen(engine, "before_cursor_execute", count)
     try:

@@ -3,7 +3,9 @@
 Only inside TLS (STARTTLS, or implicit TLS on a port like 465) are AUTH PLAIN and
 LOGIN offered; MAIL before AUTH gets 530 5.7.0 (gateway.smtp.protocol.SubmissionSMTP).
 A login is a sending account with a password (`mailwarden accounts passwd`), checked
-with argon2 in a thread. Failed logins are rows of the console's login_attempts
+with argon2 in one of LOGIN_THREADS threads of its own (an argon2 check takes 64 MiB
+and tens of milliseconds: a flood of logins waits there, never in the database's
+pool that every MAIL uses). Failed logins are rows of the console's login_attempts
 (service "submission"), so the limit per account and per client address holds across
 every node. The account must be the envelope sender (or, with `[outbound]
 auth_sender = "domain"`, share its domain), else 553 5.7.1; a suspended account is
@@ -13,7 +15,9 @@ mail from `[outbound] trusted_networks`, counted for the logged-in account.
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 
 from aiosmtpd.smtp import Session
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 AUTH_OK = "235 2.7.0 Authentication successful"
 AUTH_INVALID = "535 5.7.8 Authentication credentials invalid"
 AUTH_LIMITED = "454 4.7.0 Too many failed logins; try again later"
+LOGIN_THREADS = 2
 
 
 def _login(
@@ -68,6 +73,7 @@ class SubmissionHandler(GatewayHandler):
             timedelta(seconds=out.auth_window),
             sessions.SUBMISSION,
         )
+        self._logins = ThreadPoolExecutor(LOGIN_THREADS, thread_name_prefix="auth")
 
     def _outbound(self, session: Session) -> bool:
         return bool(session.authenticated)
@@ -80,8 +86,14 @@ class SubmissionHandler(GatewayHandler):
     ) -> tuple[str | None, str]:
         client = session.peer[0] if session.peer else "unknown"
         name = login.decode("utf-8", "replace").strip().lower()
-        limited, account = await self.intake.db.run(
-            _login, self.limit, name, password.decode("utf-8", "replace"), client
+        limited, account = await asyncio.get_running_loop().run_in_executor(
+            self._logins,
+            _login,
+            self.intake.db.engine,
+            self.limit,
+            name,
+            password.decode("utf-8", "replace"),
+            client,
         )
         if limited:
             log.warning("submission: %s: login as %r refused: too many failures", client, name)

@@ -57,6 +57,11 @@ def build(console: Console) -> APIRouter:
         auth.check_csrf(who, str(form.get("csrf") or ""))
         return {k: form.getlist(k) if k == "ids" else form.get(k) for k in form}
 
+    async def posted(request: Request, max_part_size: int = 1024 * 1024) -> tuple[Who, dict]:
+        """Who sent a form, and its fields once its CSRF token checked out."""
+        who = auth.from_cookie(request)
+        return who, await form_of(request, who, max_part_size)
+
     def back(path: str) -> RedirectResponse:
         return RedirectResponse(path, status_code=303)
 
@@ -102,8 +107,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/logout")
     async def logout(request: Request):
-        who = auth.from_cookie(request)
-        await form_of(request, who)
+        who, _ = await posted(request)
         sessions.end(engine, who.secret)
         response = back("/login")
         response.delete_cookie(COOKIE, path="/")
@@ -123,8 +127,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/password", response_class=HTMLResponse)
     async def password_change(request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         if users.authenticate(engine, who.user.name, str(form.get("current") or "")) is None:
             return render(
                 request, who, "password.html", 422, error="The current password is wrong."
@@ -213,8 +216,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/quarantine/bulk")
     async def quarantine_bulk(request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         op = str(form.get("op") or "")
         ids = [str(i) for i in form.get("ids") or []]
         everything = form.get("scope") == "filter"
@@ -231,8 +233,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/quarantine/{item_id}/release")
     async def quarantine_release(item_id: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         q_actions.release(
             engine, who.actor, item_id, false_positive=form.get("not_false_positive") is None
         )
@@ -240,15 +241,13 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/quarantine/{item_id}/delete")
     async def quarantine_delete(item_id: str, request: Request):
-        who = auth.from_cookie(request)
-        await form_of(request, who)
+        who, _ = await posted(request)
         q_actions.delete(engine, who.actor, item_id)
         return back("/quarantine")
 
     @pages.post("/quarantine/{item_id}/confirm-spam")
     async def quarantine_confirm(item_id: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         block = str(form.get("block") or "") or None
         q_actions.confirm_spam(
             engine, who.actor, item_id, block=block, lists_changed=console.lists_changed
@@ -264,8 +263,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/domains/{domain}/lists")
     async def lists_add(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         try:
             list_actions.add(
                 engine,
@@ -286,8 +284,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/domains/{domain}/lists/remove")
     async def lists_remove(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         list_actions.remove(
             engine,
             who.actor,
@@ -314,8 +311,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/domains/{domain}/policies")
     async def policies_put(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         name = who.actor.require_domain(domain)
         mailbox = str(form.get("mailbox") or "").strip()
         target = f"@{name}" if mailbox in ("", "*", "@") else f"{mailbox}@{name}"
@@ -364,8 +360,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/domains/{domain}/rules", response_class=HTMLResponse)
     async def rules_save(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
         draft = str(form.get("text") or "").replace("\r\n", "\n")
         try:
@@ -386,8 +381,7 @@ def build(console: Console) -> APIRouter:
     @pages.post("/domains/{domain}/rules/test", response_class=HTMLResponse)
     async def rules_test(domain: str, request: Request):
         """Dry run of the draft against a pasted or uploaded message; nothing is saved."""
-        who = auth.from_cookie(request)
-        form = await form_of(request, who, max_part_size=MAX_MESSAGE_BYTES + 64 * 1024)
+        who, form = await posted(request, MAX_MESSAGE_BYTES + 64 * 1024)
         found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
         draft = str(form.get("text") or "").replace("\r\n", "\n")
         upload = form.get("upload")
@@ -425,8 +419,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/domains/{domain}/rules/rollback", response_class=HTMLResponse)
     async def rules_rollback(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         try:
             version = int(str(form.get("version") or ""))
         except ValueError:
@@ -450,8 +443,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/domains/{domain}/thresholds", response_class=HTMLResponse)
     async def thresholds_put(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         found = threshold_actions.show(engine, who.actor, console.rules_checker, domain)
         try:
             values: dict[str, float | None] = {}
@@ -486,8 +478,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/domains/{domain}/report-addresses", response_class=HTMLResponse)
     async def report_addresses_put(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         found = report_actions.show(engine, who.actor, console.rules_checker, domain)
         values: dict[str, str | None] = {}
         for kind in ("spam", "ham", "virus"):
@@ -542,8 +533,7 @@ def build(console: Console) -> APIRouter:
 
     @pages.post("/queue/control", response_class=HTMLResponse)
     async def queue_control(request: Request):
-        who = auth.from_cookie(request)
-        form = await form_of(request, who)
+        who, form = await posted(request)
         op, job = str(form.get("op") or ""), str(form.get("job") or "") or None
         answer = await asyncio.to_thread(
             queue_actions.control, engine, who.actor, console.settings, op, job

@@ -135,7 +135,7 @@ class Gateway:
         if s.web.listen and self.worker[0] == 0:  # one console per node
             from gateway.web.server import build_server
 
-            self.web = build_server(s)
+            self.web = build_server(s, chain=self.pipeline.chain)
             self._web_task = asyncio.create_task(self.web.serve(), name="console")
         log.info("mailwarden ready on %s:%s, %d job(s) in the spool", *self.address, len(jobs))
 

@@ -106,17 +106,18 @@ class Bench:
     the chain (the classifier model loads once) and the ports, made on first use in the
     running event loop; the local lists reloaded when they changed."""
 
-    def __init__(self, settings: Settings, engine: Any) -> None:
+    def __init__(self, settings: Settings, engine: Any, chain: Any = None) -> None:
         self.settings = settings
         self.engine = engine
         self._ports: Any = None
-        self._chain: Any = None
+        self._chain: Any = chain  # the gateway's own, when the console runs beside it
         self._lock = asyncio.Lock()
 
     async def judge(self, policy: PolicyFile, envelope: Envelope, raw: bytes) -> dict[str, Any]:
         async with self._lock:
             if self._chain is None:
                 self._chain = await asyncio.to_thread(build_chain, self.settings)
+            if self._ports is None:
                 self._ports = build_ports(self.settings, _Reads(self.engine))
             if self._ports.lists is not None:
                 await self._ports.lists.reload()

@@ -51,7 +51,10 @@ def create_app(
     engine: Engine,
     lists_changed: Callable[[], None] | None = None,
     rules_changed: Callable[[], None] | None = None,
+    chain: Any = None,
 ) -> FastAPI:
+    """`chain`: the gateway's filter chain when the console runs beside it (dry runs
+    then share its loaded classifier model instead of loading their own)."""
     app = FastAPI(
         title="mailwarden console API",
         openapi_url="/api/openapi.json",
@@ -67,7 +70,7 @@ def create_app(
         lists_changed or (lambda: None),
         rules_db.checker(settings),
         rules_changed or (lambda: None),
-        Bench(settings, engine),
+        Bench(settings, engine, chain),
     )
     app.state.console = console
     routers = [api.build(console), pages.build(console), reports.build(console)]

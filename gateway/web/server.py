@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import uvicorn
 
@@ -13,7 +14,9 @@ from gateway.store.db import create_schema, make_engine
 from gateway.web.app import create_app
 
 
-def build_server(settings: Settings, listen: str | None = None) -> uvicorn.Server:
+def build_server(
+    settings: Settings, listen: str | None = None, chain: Any = None
+) -> uvicorn.Server:
     host, port = parse_host_port(listen or settings.web.listen or "127.0.0.1:8025", any_port=True)
     engine = make_engine(settings.store.url)
     create_schema(engine)
@@ -22,6 +25,7 @@ def build_server(settings: Settings, listen: str | None = None) -> uvicorn.Serve
         engine,
         lambda: notify_sync(settings.redis.url, settings.redis.prefix),
         lambda: rules_db.notify_sync(settings.redis.url, settings.redis.prefix),
+        chain,
     )
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"

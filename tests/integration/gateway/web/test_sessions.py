@@ -19,7 +19,9 @@ def small(tmp_path_factory):
         tmp_path_factory.mktemp("sessions"),
         login_max_failures_user=3,
         login_max_failures_address=6,
-        idle_minutes=0.03,  # 1.8 s without a request ends a session
+        # 6 s without a request ends a session: above a few argon2 checks (1 s each at a
+        # load of 19, and the password test makes three in a row)
+        idle_minutes=0.1,
     )
     yield running
     stop_console(running)
@@ -51,7 +53,7 @@ def test_idle_session_expires(small):
     b = Browser(small.url)
     b.login("ada")
     assert b.get("/domains/example.test/lists").status_code == 200
-    time.sleep(2.0)
+    time.sleep(6.5)
     assert b.get("/domains/example.test/lists").status_code == 401
 
 

@@ -15,31 +15,18 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from filters.rules.edit import CannotEdit, set_key
 from filters.rules.lang import REPORT_KINDS, report_local_problem
-from gateway.actions.common import SETTINGS_ROLES, Actor, BadInput
-from gateway.actions.rules import refusals
+from gateway.actions import rule_keys
+from gateway.actions.common import Actor, BadInput
 from gateway.domain_policy import default_report_addresses
 from gateway.pipeline.rules_db import SettingsChecker
-from gateway.store import audit, rules_store
-
-
-def _domain(actor: Actor, domain: str) -> str:
-    actor.require_role(*SETTINGS_ROLES)
-    return actor.require_domain(domain)
-
-
-def _own(check: SettingsChecker, domain: str, found: rules_store.RuleVersion | None) -> dict:
-    if found is None:
-        return {}
-    with refusals():
-        return dict(check.compile(domain, found.text).report_addresses)
+from gateway.store import rules_store
 
 
 def show(engine: Engine, actor: Actor, check: SettingsChecker, domain: str) -> dict[str, Any]:
-    name = _domain(actor, domain)
+    name = rule_keys.settings_domain(actor, domain)
     found = rules_store.current(engine, name)
-    own = _own(check, name, found)
+    own = rule_keys.own(check, name, found, "report_addresses")
     defaults = default_report_addresses(check.settings)
     effective = {}
     for kind in REPORT_KINDS:
@@ -96,36 +83,28 @@ def put(
 ) -> dict[str, Any]:
     """Set which local parts of the domain take users' reports: `values` holds the kinds
     it sets (a local part, or None for none); a kind left out follows [report]."""
-    name = _domain(actor, domain)
+    name = rule_keys.settings_domain(actor, domain)
     found = rules_store.current(engine, name)
-    before = _own(check, name, found)
+    before = rule_keys.own(check, name, found, "report_addresses")
     own = checked(values, default_report_addresses(check.settings))
     line = None
     if own:
         pairs = ", ".join(f"{k}: {'null' if v is None else json.dumps(v)}" for k, v in own.items())
         line = "report_addresses: {" + pairs + "}"
-    text = found.text if found is not None else f"domain: {name}\n"
-    try:
-        text = set_key(text, "report_addresses", line)
-    except CannotEdit as exc:
-        raise BadInput(f"{name}: {exc}") from None
     summary = ", ".join(
         f"{k} {'default' if k not in own else own[k] or 'none'}" for k in REPORT_KINDS
     )
-    with refusals():
-        saved = rules_store.save(
-            engine, name, text, actor.name, check=check, comment=f"report addresses: {summary}"
-        )
-    audit.record(
+    rule_keys.save(
         engine,
-        actor=actor.name,
-        action="report_addresses.set",
-        object_type="report_addresses",
-        object_id=name,
-        domain=name,
-        before={"set": before, "version": None if found is None else found.version},
-        after={"set": own, "version": saved.version},
-        address=actor.address,
+        actor,
+        check,
+        name,
+        found,
+        key="report_addresses",
+        line=line,
+        summary=summary,
+        before=before,
+        after=own,
     )
     if changed is not None:
         changed()

@@ -16,20 +16,15 @@ from typing import Any
 
 from sqlalchemy.engine import Engine
 
-from filters.rules.edit import CannotEdit, flow_number, set_key
+from filters.rules.edit import flow_number
 from filters.rules.lang import THRESHOLD_KEYS
-from gateway.actions.common import SETTINGS_ROLES, Actor, BadInput
-from gateway.actions.rules import refusals
+from gateway.actions import rule_keys
+from gateway.actions.common import Actor, BadInput
 from gateway.pipeline.rules_db import SettingsChecker
-from gateway.store import audit, rules_store
+from gateway.store import rules_store
 
 LIMIT = 1000.0  # as the rule language allows
 DEFAULT = "default"  # a key the domain leaves to the operator
-
-
-def _domain(actor: Actor, domain: str) -> str:
-    actor.require_role(*SETTINGS_ROLES)
-    return actor.require_domain(domain)
 
 
 def _defaults(check: SettingsChecker) -> dict[str, float | None]:
@@ -37,18 +32,10 @@ def _defaults(check: SettingsChecker) -> dict[str, float | None]:
     return {"tag": t.tag, "quarantine": t.quarantine, "reject": t.reject}
 
 
-def _own(check: SettingsChecker, domain: str, found: rules_store.RuleVersion | None) -> dict:
-    """The keys the domain's rules in force set (a value, or None for never)."""
-    if found is None:
-        return {}
-    with refusals():
-        return dict(check.compile(domain, found.text).thresholds)
-
-
 def show(engine: Engine, actor: Actor, check: SettingsChecker, domain: str) -> dict[str, Any]:
-    name = _domain(actor, domain)
+    name = rule_keys.settings_domain(actor, domain)
     found = rules_store.current(engine, name)
-    own = _own(check, name, found)
+    own = rule_keys.own(check, name, found, "thresholds")
     defaults = _defaults(check)
     return {
         "domain": name,
@@ -105,36 +92,28 @@ def put(
 ) -> dict[str, Any]:
     """Set the domain's thresholds: `values` holds the keys it sets (a number, or None for
     never); a key left out follows the operator's default. Saved as a new rules version."""
-    name = _domain(actor, domain)
+    name = rule_keys.settings_domain(actor, domain)
     found = rules_store.current(engine, name)
-    before = _own(check, name, found)
+    before = rule_keys.own(check, name, found, "thresholds")
     own = checked(values, _defaults(check))
     line = None
     if own:
         line = "thresholds: {" + ", ".join(f"{k}: {flow_number(v)}" for k, v in own.items()) + "}"
-    text = found.text if found is not None else f"domain: {name}\n"
-    try:
-        text = set_key(text, "thresholds", line)
-    except CannotEdit as exc:
-        raise BadInput(f"{name}: {exc}") from None
     summary = ", ".join(
         f"{k} {'default' if k not in own else flow_number(own[k]).replace('null', 'never')}"
         for k in THRESHOLD_KEYS
     )
-    with refusals():
-        saved = rules_store.save(
-            engine, name, text, actor.name, check=check, comment=f"thresholds: {summary}"
-        )
-    audit.record(
+    rule_keys.save(
         engine,
-        actor=actor.name,
-        action="thresholds.set",
-        object_type="thresholds",
-        object_id=name,
-        domain=name,
-        before={"set": before, "version": None if found is None else found.version},
-        after={"set": own, "version": saved.version},
-        address=actor.address,
+        actor,
+        check,
+        name,
+        found,
+        key="thresholds",
+        line=line,
+        summary=summary,
+        before=before,
+        after=own,
     )
     if changed is not None:
         changed()

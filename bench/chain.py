@@ -521,6 +521,26 @@ def thread_cpu(pid: int) -> dict[str, float]:
     return out
 
 
+def per_process(pid: int) -> dict[str, int]:
+    """Resident memory (KiB) of the supervisor and of each of its children, apart."""
+    from bench.relay import _children
+
+    out = {"supervisor_kib": _rss(pid)}
+    for n, child in enumerate(_children(pid)):
+        out[f"child_{n}_kib"] = _rss(child)
+    return out
+
+
+def _rss(pid: int) -> int:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def rss_kib(pid: int) -> int:
     """Resident memory of a process and its children (KiB)."""
     from bench.relay import _children
@@ -542,7 +562,7 @@ async def memory_run(
     assert gateway.proc is not None
     body = b"Subject: m\r\nFrom: bench@sender.test\r\nTo: bob@example.test\r\n\r\n"
     body += b"A small message to watch the memory of the gateway over many mails.\r\n" * 8
-    curve = [{"messages": 0, "rss_kib": rss_kib(gateway.proc.pid)}]
+    curve = [{"messages": 0, "rss_kib": rss_kib(gateway.proc.pid), **per_process(gateway.proc.pid)}]
     done = 0
     while done < count:
         batch = [
@@ -551,7 +571,13 @@ async def memory_run(
         ]
         await smtp_round(gateway.port, batch, concurrency, timeout)
         done += len(batch)
-        curve.append({"messages": done, "rss_kib": rss_kib(gateway.proc.pid)})
+        curve.append(
+            {
+                "messages": done,
+                "rss_kib": rss_kib(gateway.proc.pid),
+                **per_process(gateway.proc.pid),
+            }
+        )
     return curve
 
 

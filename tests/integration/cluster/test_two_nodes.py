@@ -19,6 +19,7 @@ from gateway.store import ledger, quarantine
 from gateway.store.db import make_engine
 from tests.support.gateway import REPO, GatewayProcess, write_config
 from tests.support.mail import message
+from tests.support.wait import wait_until
 
 PICKUP = 5.0  # "within a few seconds"
 
@@ -62,13 +63,7 @@ def send(port: int, subject: str, sender: str = "alice@sender.test") -> str:
 
 
 def until(predicate, timeout: float = PICKUP):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    return predicate()
+    return wait_until(predicate, timeout, 0.05)
 
 
 def subjects(sink) -> set[str]:

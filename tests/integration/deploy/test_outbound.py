@@ -18,6 +18,7 @@ from sqlalchemy import select
 from gateway.store import accounts, audit, ledger
 from tests.integration.gateway.cli.operator_run import mailwarden
 from tests.support.mail import message
+from tests.support.wait import wait_until
 
 SPAM_BODY = (
     "Buy cheap viagra pills now, limited offer, click here http://spam.test/\r\n"
@@ -36,13 +37,7 @@ def _send(gw, sender: str, rcpts: list[str], data: bytes) -> dict:
 
 
 def _wait(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    return wait_until(predicate, timeout, 0.05)
 
 
 def test_trusted_client_relays_to_the_recipients_mx_and_ours_to_the_next_hop(

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import base64
 import smtplib
-import time
 
 import pytest
 from sqlalchemy import select
@@ -21,6 +20,7 @@ from tests.support import tls
 from tests.support.mail import message
 from tests.support.smtp_sink import free_port
 from tests.support.virusmail import EICAR, Payload, Shapes
+from tests.support.wait import wait_until
 
 PASSWORD = "correct horse battery"
 
@@ -75,13 +75,7 @@ def _login(client: smtplib.SMTP, address: str, password: str) -> tuple[int, byte
 
 
 def _wait(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+    return wait_until(predicate, timeout, 0.05)
 
 
 def _messages(gw) -> list[dict]:

@@ -9,6 +9,7 @@ import pytest
 
 from tests.support.gateway import GatewayProcess, write_config
 from tests.support.mail import message
+from tests.support.wait import wait_until
 
 
 def _send(port: int, subject: str) -> int:
@@ -26,11 +27,8 @@ def _lines(gateway: GatewayProcess, *words: str) -> list[str]:
     ]
 
 
-def _wait_for(predicate, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        assert time.monotonic() < deadline, "condition not met in time"
-        time.sleep(0.2)
+def _wait_for(predicate, timeout: float = 60.0):
+    return wait_until(predicate, timeout, 0.2)
 
 
 @pytest.mark.slow

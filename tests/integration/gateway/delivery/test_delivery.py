@@ -15,6 +15,7 @@ from sqlalchemy import select
 from gateway.store import ledger
 from tests.support.mail import message
 from tests.support.smtp_sink import SmtpSink
+from tests.support.wait import wait_until
 
 
 def send(port: int, rcpts: list[str], data: bytes, sender: str = "alice@example.test"):
@@ -29,16 +30,6 @@ def recipient_status(gw, rcpt: str) -> dict:
             select(ledger.recipients).where(ledger.recipients.c.rcpt == rcpt)
         ).first()
     return dict(row._mapping) if row else {}
-
-
-def wait_until(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
 
 
 def queue_json(gw) -> list[dict]:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import smtplib
-import time
 import urllib.request
 from datetime import UTC, datetime
 
@@ -16,6 +15,7 @@ from gateway.store import ledger
 from tests.support.gateway import GatewayProcess, write_config
 from tests.support.mail import message
 from tests.support.smtp_sink import free_port
+from tests.support.wait import wait_until
 
 
 def scrape(url: str) -> dict[tuple[str, tuple], float]:
@@ -34,13 +34,8 @@ def value(samples: dict, name: str, **labels: str) -> float | None:
     return samples.get((name, tuple(sorted(labels.items()))))
 
 
-def wait_for(fn, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while True:
-        result = fn()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
+def wait_for(predicate, timeout: float = 30.0):
+    return wait_until(predicate, timeout, 0.2)
 
 
 def send(port: int, rcpts: list[str], data: bytes) -> int:

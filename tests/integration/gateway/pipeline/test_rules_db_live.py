@@ -14,6 +14,7 @@ from gateway.pipeline.rules_db import checker
 from gateway.store import rules_store
 from gateway.store.db import make_engine
 from tests.support.mail import message
+from tests.support.wait import wait_until
 
 REJECT = (
     "domain: example.test\n"
@@ -35,13 +36,7 @@ def send(port: int, subject: str) -> str:
 
 
 def until(predicate, timeout: float = 10.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
+    return wait_until(predicate, timeout, 0.1)
 
 
 @pytest.fixture

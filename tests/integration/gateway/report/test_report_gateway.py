@@ -17,6 +17,7 @@ from sqlalchemy import select
 from gateway.cli import main as cli
 from gateway.store import availability, ledger, reports
 from tests.support.virusmail import EICAR, Payload, Shapes
+from tests.support.wait import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -58,10 +59,7 @@ def forward_as_attachment(original: bytes, reporter: str) -> bytes:
 
 
 def _wait(predicate, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while not (value := predicate()) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    return value
+    return wait_until(predicate, timeout, 0.05)
 
 
 def test_mail_and_a_users_report_appear_in_the_monthly_report(make_gateway, sink, clamd):

@@ -4,23 +4,13 @@ from __future__ import annotations
 
 import json
 import smtplib
-import time
 
 from sqlalchemy import create_engine, select
 
 from gateway.cli import main as cli_main
 from gateway.store import ledger
 from tests.support.mail import message
-
-
-def wait_until(predicate, timeout: float = 20.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        result = predicate()
-        if result:
-            return result
-        time.sleep(0.05)
-    raise AssertionError("condition not met in time")
+from tests.support.wait import wait_until
 
 
 def send(port: int, sender: str, rcpts: list[str], data: bytes) -> tuple[list[int], int, str]:

@@ -15,6 +15,7 @@ from gateway.cli import main as cli_main
 from gateway.store import quarantine
 from tests.support.gateway import InProcessGateway, write_config
 from tests.support.mail import RawSmtp, message
+from tests.support.wait import wait_until
 from tests.unit.filters.rules.test_rules_lang import EXAMPLE
 
 
@@ -54,16 +55,6 @@ def dialogue(port: int, sender: str, rcpts: list[str], data: bytes | None) -> li
 
 def quarantined(gw: InProcessGateway) -> list[dict]:
     return quarantine.list_items(gw.gateway.db.engine)
-
-
-def wait_until(predicate, timeout: float = 5.0, step: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(step)
-    raise AssertionError("condition not met in time")
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ release, retry, delete) reach the running gateway and are audited. Anyone else: 
 from __future__ import annotations
 
 import smtplib
-import time
 
 import httpx
 import pytest
@@ -16,16 +15,11 @@ from tests.support.console import PASSWORD, Browser, api_token
 from tests.support.gateway import InProcessGateway, write_config
 from tests.support.mail import message
 from tests.support.smtp_sink import free_port
+from tests.support.wait import wait_until
 
 
 def until(predicate, timeout: float = 15.0):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.1)
-    return predicate()
+    return wait_until(predicate, timeout, 0.1)
 
 
 @pytest.fixture(scope="module")
@@ -102,9 +96,8 @@ def test_nodes_and_queue_for_operators(stuck):
     assert unknown.status_code == 404
     deleted = olga.post("/queue/control", {"op": "delete", "job": job["id"]})
     assert deleted.status_code == 200
-    assert until(lambda: queue_view.rows(gw.settings.spool.path) == [], 5) is not None
-    assert queue_view.rows(gw.settings.spool.path) == []
-    assert until(lambda: reported(engine)["queue"]["jobs"] == 0, 5)
+    until(lambda: queue_view.rows(gw.settings.spool.path) == [], 15)
+    until(lambda: reported(engine)["queue"]["jobs"] == 0, 15)
     actions = [r["action"] for r in audit.entries(engine, limit=10) if r["actor"] == "olga"]
     assert actions[:4] == ["queue.delete", "queue.flush", "queue.release", "queue.hold"]
     forged = olga.post("/queue/control", {"op": "flush"}, csrf=False)

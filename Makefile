@@ -6,9 +6,9 @@ PYTHON ?= python3
 TEST_WORKERS ?= 2
 VENV   ?= .venv
 BIN    := $(VENV)/bin
-APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium postfix docker-compose
+APT_PACKAGES := clamav-daemon clamav-testfiles swaks chromium postfix docker-compose iproute2
 # binaries that tell whether the Debian packages above are installed
-APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks /usr/bin/chromium /usr/sbin/postfix /usr/bin/docker-compose
+APT_PROBES   := /usr/sbin/clamd /usr/share/clamav-testfiles /usr/bin/swaks /usr/bin/chromium /usr/sbin/postfix /usr/bin/docker-compose /bin/ss
 
 .PHONY: demo test lint format bench system-deps clean
 

@@ -1,11 +1,14 @@
 """The queue and node health, for operators: every node as it last reported itself
-(gateway/store/node_status.py), and the queue actions on this node's spool (retry
-now, hold, release, delete: the requests `mailwarden queue` makes). Anyone else
+(gateway/store/node_status.py), and the queue actions (retry now, hold, release,
+delete: the requests `mailwarden queue` makes). A job of this node's spool is acted
+on at once; a job another node reported (or a node named) gets a request in the
+shared database that its node applies (gateway/store/queue_requests.py). Anyone else
 hears 404: nothing says these pages exist.
 """
 
 from __future__ import annotations
 
+import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -15,7 +18,7 @@ from sqlalchemy.engine import Engine
 
 from gateway.actions.common import Actor, BadInput, NotFound
 from gateway.config import Settings
-from gateway.store import audit, node_status, queue_control, queue_view
+from gateway.store import audit, node_status, queue_control, queue_requests, queue_view
 from gateway.store.users import OPERATOR
 
 DOWN_AFTER_BEATS = 3  # a node whose last report is older than this many heartbeats is down
@@ -77,6 +80,23 @@ def queue(engine: Engine, actor: Actor, settings: Settings) -> dict[str, Any]:
     }
 
 
+def _this_node(settings: Settings, node: str) -> bool:
+    """Whether `node` (as in node_status) is this machine: its name, or one of its
+    worker processes (name/wN), which all share settings.spool.path."""
+    name = settings.smtp.node_name or socket.gethostname()
+    return node == name or (node.startswith(name + "/w") and node[len(name) + 2 :].isdigit())
+
+
+def _reporting(engine: Engine, settings: Settings, job: str | None) -> str | None:
+    """The other node whose last report lists `job`, if any."""
+    for row in node_status.all_nodes(engine):
+        if _this_node(settings, row["node"]):
+            continue
+        if any(job in (j.get("id"), j.get("queue_id")) for j in row["jobs"] or []):
+            return row["node"]
+    return None
+
+
 def control(
     engine: Engine,
     actor: Actor,
@@ -84,18 +104,28 @@ def control(
     op: str,
     job: str | None,
     *,
+    node: str | None = None,
     wait: float = 5.0,
 ) -> dict[str, Any]:
     """Ask this node's gateway to retry now, hold, release or delete a job (flush: every
-    job when `job` is None); its answer, or that it will apply when the gateway runs."""
+    job when `job` is None); its answer, or that it will apply when the gateway runs.
+    For another node's job (or `node` naming another node) the request is left for that
+    node, and the answer carries its id ("request") instead of the outcome."""
     _operator(actor)
     if op not in queue_control.OPS:
         raise BadInput(f"op: one of {', '.join(queue_control.OPS)}, not {op!r}")
     if job is None and op != "flush":
         raise BadInput(f"{op}: name the job")
+    if node is not None and not _this_node(settings, node):
+        if node not in {r["node"] for r in node_status.all_nodes(engine)}:
+            raise NotFound(f"{node}: no such node")
+        return _remote(engine, actor, node, op, job)
     roots = queue_view.roots_of(Path(settings.spool.path), job)
     if not roots:
-        raise NotFound(f"{job}: no such job in this node's queue")
+        other = None if node is not None else _reporting(engine, settings, job)
+        if other is None:
+            raise NotFound(f"{job}: no such job in this node's queue nor in another's report")
+        return _remote(engine, actor, other, op, job)
     requests = [(root, queue_control.submit(root, op, job, actor.name)) for root in roots]
     started = time.monotonic()
     answers = []
@@ -110,13 +140,51 @@ def control(
         "messages": [a["message"] for a in done]
         or ["requested; the gateway applies it on its next round or when it starts"],
     }
+    _audit(engine, actor, op, job, {"ok": result["ok"], "messages": result["messages"]})
+    return result
+
+
+def _remote(engine: Engine, actor: Actor, node: str, op: str, job: str | None) -> dict[str, Any]:
+    request = queue_requests.add(engine, node, op, job, actor.name)
+    _audit(engine, actor, op, job, {"node": node, "request": request})
+    return {
+        "op": op,
+        "job": job,
+        "ok": None,
+        "node": node,
+        "request": request,
+        "messages": [f"requested on node {node}"],
+    }
+
+
+def _audit(engine: Engine, actor: Actor, op: str, job: str | None, after: dict) -> None:
     audit.record(
         engine,
         actor=actor.name,
         action=f"queue.{op}",
         object_type="queue",
         object_id=job or "all",
-        after={"ok": result["ok"], "messages": result["messages"]},
+        after=after,
         address=actor.address,
     )
-    return result
+
+
+def request_status(engine: Engine, actor: Actor, request_id: str) -> dict[str, Any]:
+    """A request left for another node: pending, taken (in its spool) or done, and
+    then its outcome."""
+    _operator(actor)
+    row = queue_requests.get(engine, request_id)
+    if row is None:
+        raise NotFound(f"{request_id}: no such queue request")
+    return {
+        "request": row["id"],
+        "node": row["node"],
+        "op": row["op"],
+        "job": row["job"],
+        "requested_by": row["requested_by"],
+        "requested_at": row["requested_at"].isoformat(),
+        "state": row["state"],
+        "ok": row["ok"],
+        "message": row["message"],
+        "done_at": row["done_at"].isoformat() if row["done_at"] else None,
+    }

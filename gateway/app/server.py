@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from filters.auth import forged_results_dropper
-from gateway.app import heartbeat, housekeeping
+from gateway.app import heartbeat, housekeeping, queue_requests
 from gateway.app.exporter import MetricsEndpoint
 from gateway.app.report_addresses import ReportAddresses
 from gateway.config import ConfigError, Settings, load_settings
@@ -129,6 +129,11 @@ class Gateway:
         )
         self._release_task = asyncio.create_task(self._releases(), name="quarantine-releases")
         self._watch_tasks.append(asyncio.create_task(self._queue_gauges(), name="queue-gauges"))
+        self._watch_tasks.append(  # queue actions asked on another node's console
+            asyncio.create_task(
+                queue_requests.run(self.db, self.node, self.spool.root), name="queue-requests"
+            )
+        )
         if s.metrics.listen and self.worker[1] == 1:  # several workers: the supervisor serves
             self.metrics = MetricsEndpoint(s)
             self.metrics_address = await asyncio.to_thread(self.metrics.start)

@@ -40,6 +40,7 @@ TABLE_MODULES: list[str] = [
     "gateway.store.rules_store",
     "gateway.store.accounts",
     "gateway.store.node_status",
+    "gateway.store.queue_requests",
 ]
 
 T = TypeVar("T")

@@ -42,11 +42,15 @@ def _dir(spool_root: Path) -> Path:
     return path
 
 
-def submit(spool_root: Path, op: str, job: str | None, by: str) -> Request:
-    """Write a request atomically (tmp name, then rename) and return it."""
+def submit(
+    spool_root: Path, op: str, job: str | None, by: str, request_id: str | None = None
+) -> Request:
+    """Write a request atomically (tmp name, then rename) and return it. A caller that
+    may write the same request twice (gateway/app/queue_requests.py after a crash) names
+    it, so the second write replaces the first instead of adding a second request."""
     if op not in OPS:
         raise ValueError(f"unknown queue operation {op!r}")
-    request = Request(uuid.uuid4().hex, op, job, by, datetime.now(UTC).isoformat())
+    request = Request(request_id or uuid.uuid4().hex, op, job, by, datetime.now(UTC).isoformat())
     directory = _dir(spool_root)
     tmp = directory / f".{request.id}.tmp"
     tmp.write_text(json.dumps(asdict(request)))
@@ -80,6 +84,18 @@ def answer(spool_root: Path, request: Request, ok: bool, message: str, jobs: lis
     tmp.write_text(json.dumps(done))
     os.replace(tmp, directory / f"{request.id}.done")
     (directory / f"{request.id}.json").unlink(missing_ok=True)
+
+
+def answer_of(spool_root: Path, request_id: str) -> dict | None:
+    """The gateway's answer if there is one yet, left in place (see forget)."""
+    try:
+        return json.loads((Path(spool_root) / CONTROL_DIR / f"{request_id}.done").read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+
+
+def forget(spool_root: Path, request_id: str) -> None:
+    (Path(spool_root) / CONTROL_DIR / f"{request_id}.done").unlink(missing_ok=True)
 
 
 def wait_answer(spool_root: Path, request: Request, timeout: float) -> dict | None:

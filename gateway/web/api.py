@@ -12,7 +12,7 @@ import binascii
 from datetime import datetime
 from typing import Any, Literal
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from pydantic import BaseModel, Field
 
 from gateway.actions import lists as list_actions
@@ -97,6 +97,7 @@ class ReportAddressesRequest(BaseModel):
 class QueueControlRequest(BaseModel):
     op: Literal["flush", "hold", "release", "delete"]
     job: str | None = None  # a job or queue id; None: every job (flush only)
+    node: str | None = None  # another node (as /api/nodes names it); None: where the job is
 
 
 class RollbackRequest(BaseModel):
@@ -364,10 +365,24 @@ def build(console: Console) -> APIRouter:
         return queue_actions.queue(engine, who.actor, console.settings)
 
     @api.post("/queue/control")
-    def queue_control(body: QueueControlRequest, request: Request) -> dict[str, Any]:
-        """Operators: retry now (flush), hold, release or delete a job of this node."""
+    def queue_control(
+        body: QueueControlRequest, request: Request, response: Response
+    ) -> dict[str, Any]:
+        """Operators: retry now (flush), hold, release or delete a job: 200 with the
+        outcome for this node's job, 202 with a request id for another node's."""
         who = auth.from_bearer(request)
-        return queue_actions.control(engine, who.actor, console.settings, body.op, body.job)
+        answer = queue_actions.control(
+            engine, who.actor, console.settings, body.op, body.job, node=body.node
+        )
+        if "request" in answer:
+            response.status_code = 202
+        return answer
+
+    @api.get("/queue/requests/{request_id}")
+    def queue_request_get(request_id: str, request: Request) -> dict[str, Any]:
+        """Operators: a request left for another node, and its outcome once applied."""
+        who = auth.from_bearer(request)
+        return queue_actions.request_status(engine, who.actor, request_id)
 
     return api
 

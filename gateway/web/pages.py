@@ -7,6 +7,7 @@ looked up through gateway/actions, so a foreign domain's object is a 404 here to
 from __future__ import annotations
 
 import asyncio
+import functools
 from datetime import UTC, datetime
 from typing import Any
 
@@ -535,8 +536,14 @@ def build(console: Console) -> APIRouter:
     async def queue_control(request: Request):
         who, form = await posted(request)
         op, job = str(form.get("op") or ""), str(form.get("job") or "") or None
+        node = str(form.get("node") or "") or None
         answer = await asyncio.to_thread(
-            queue_actions.control, engine, who.actor, console.settings, op, job
+            functools.partial(queue_actions.control, node=node),
+            engine,
+            who.actor,
+            console.settings,
+            op,
+            job,
         )
         found = queue_actions.queue(engine, who.actor, console.settings)
         return render(request, who, "queue.html", q=found, answer=answer)

@@ -98,6 +98,8 @@ ROUTES: dict[tuple[str, str], Spec] = {
     ("GET", "/api/queue"): Spec((OP,), api=True, refused=404),
     ("GET", "/api/nodes"): Spec((OP,), api=True, refused=404),
     ("POST", "/api/queue/control"): Spec((OP,), api=True, refused=404, body={"op": "flush"}),
+    # no request is made here: the operator hears 404 for the unknown id, everyone else too
+    ("GET", "/api/queue/requests/{request_id}"): Spec((OP,), api=True, refused=404, ok=404),
     ("GET", "/api/quarantine/{item_id}"): Spec(QUARANTINE, api=True, scoped=ITEM),
     ("POST", "/api/quarantine/bulk"): Spec(QUARANTINE, api=True, body={"op": "delete"}),
     ("POST", "/api/quarantine/{item_id}/release"): Spec(QUARANTINE, api=True, scoped=ITEM),
@@ -167,6 +169,7 @@ def fill(path: str, console, foreign: bool) -> str:
         .replace("{part_id}", "2")
         .replace("{mailbox}", "bob")
         .replace("{name}", "nobody")
+        .replace("{request_id}", "0" * 32)
     )
 
 

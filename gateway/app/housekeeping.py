@@ -1,8 +1,8 @@
 """Periodic clean-up of what the store keeps for a limited time.
 
-Held quarantine copies and the attachments kept for `rescan` would otherwise
-grow without bound. Every node runs the sweep; the deletes are idempotent, so
-several nodes sweeping the same database do no harm.
+Held quarantine copies, the attachments kept for `rescan` and answered queue
+requests would otherwise grow without bound. Every node runs the sweep; the deletes
+are idempotent, so several nodes sweeping the same database do no harm.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from sqlalchemy.engine import Engine
 
 from gateway.config import Settings
-from gateway.store import attachments, availability, quarantine
+from gateway.store import attachments, availability, quarantine, queue_requests
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +25,7 @@ def sweep(engine: Engine, settings: Settings, now: datetime) -> dict[str, int]:
     """One pass: expired quarantine items, then attachments past their retention."""
     done = {"quarantine_items": quarantine.purge(engine, now, settings.quarantine.retention_days)}
     done["heartbeats"] = availability.purge(engine, now)
+    done["queue_requests"] = queue_requests.purge(engine, now)
     if settings.clamav is not None:
         refs, blobs = attachments.purge(engine, now, settings.clamav.attachment_retention_days)
         done.update(attachment_references=refs, attachment_blobs=blobs)

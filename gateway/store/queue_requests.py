@@ -10,7 +10,7 @@ outcome back. A request to a node that is down waits until it starts again.
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -21,6 +21,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    delete,
     insert,
     select,
     update,
@@ -30,6 +31,7 @@ from sqlalchemy.engine import Connection, Engine
 from gateway.store.db import metadata
 
 PENDING, TAKEN, DONE = "pending", "taken", "done"  # written, handed to the spool, answered
+KEEP_DAYS = 30  # answered requests are kept this long (the audit log keeps who asked)
 
 queue_requests = Table(
     "queue_requests",
@@ -102,3 +104,15 @@ def get(engine: Engine, request_id: str) -> dict[str, Any] | None:
             .first()
         )
     return None if row is None else dict(row)
+
+
+def purge(engine: Engine, now: datetime, keep_days: int = KEEP_DAYS) -> int:
+    """Answered requests older than `keep_days` go; unanswered ones stay (their node may
+    come back)."""
+    cutoff = now - timedelta(days=keep_days)
+    with engine.begin() as conn:
+        return conn.execute(
+            delete(queue_requests).where(
+                queue_requests.c.state == DONE, queue_requests.c.done_at < cutoff
+            )
+        ).rowcount

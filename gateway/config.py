@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import re
+import socket
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +33,24 @@ from gateway.durations import seconds_of
 
 class ConfigError(Exception):
     """A configuration problem, already phrased for the operator."""
+
+
+WORKER_MARK = "/w"  # node name + "/w<index>": one worker process of several
+
+
+def node_name(settings: Settings, worker: tuple[int, int] = (0, 1)) -> str:
+    """This node's name in the ledger, heartbeats and queue requests: [smtp] node_name
+    (else the host name), and with several worker processes, which worker."""
+    name = settings.smtp.node_name or socket.gethostname()
+    return name + (f"{WORKER_MARK}{worker[0]}" if worker[1] > 1 else "")
+
+
+def is_this_node(settings: Settings, node: str) -> bool:
+    """Whether `node` (as node_name writes it) is this machine or one of its workers,
+    which all share its spool."""
+    name = node_name(settings)
+    index = node[len(name) + len(WORKER_MARK) :]
+    return node == name or (node.startswith(name + WORKER_MARK) and index.isdigit())
 
 
 def parse_host_port(value: str, any_port: bool = False) -> tuple[str, int]:

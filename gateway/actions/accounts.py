@@ -11,6 +11,7 @@ from __future__ import annotations
 from sqlalchemy.engine import Engine
 
 from gateway.actions.common import Actor, BadInput
+from gateway.address import domain_of
 from gateway.store import accounts, audit, passwords
 
 
@@ -19,7 +20,7 @@ def _address(actor: Actor, text: str) -> str:
         address = accounts.normalise(text)
     except ValueError as exc:
         raise BadInput(str(exc)) from None
-    actor.require_domain(address.rpartition("@")[2])
+    actor.require_domain(domain_of(address))
     return address
 
 
@@ -55,7 +56,7 @@ def set_password(engine: Engine, actor: Actor, address: str, password: str | Non
         action="accounts.passwd",
         object_type="account",
         object_id=address,
-        domain=address.rpartition("@")[2],
+        domain=domain_of(address),
         after={"login": password is not None, "created": created},
         address=actor.address,
     )

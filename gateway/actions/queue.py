@@ -8,7 +8,6 @@ hears 404: nothing says these pages exist.
 
 from __future__ import annotations
 
-import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,7 +16,7 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from gateway.actions.common import Actor, BadInput, NotFound
-from gateway.config import Settings
+from gateway.config import Settings, is_this_node
 from gateway.store import audit, node_status, queue_control, queue_requests, queue_view
 from gateway.store.users import OPERATOR
 
@@ -80,17 +79,10 @@ def queue(engine: Engine, actor: Actor, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _this_node(settings: Settings, node: str) -> bool:
-    """Whether `node` (as in node_status) is this machine: its name, or one of its
-    worker processes (name/wN), which all share settings.spool.path."""
-    name = settings.smtp.node_name or socket.gethostname()
-    return node == name or (node.startswith(name + "/w") and node[len(name) + 2 :].isdigit())
-
-
 def _reporting(engine: Engine, settings: Settings, job: str | None) -> str | None:
     """The other node whose last report lists `job`, if any."""
     for row in node_status.all_nodes(engine):
-        if _this_node(settings, row["node"]):
+        if is_this_node(settings, row["node"]):
             continue
         if any(job in (j.get("id"), j.get("queue_id")) for j in row["jobs"] or []):
             return row["node"]
@@ -116,7 +108,7 @@ def control(
         raise BadInput(f"op: one of {', '.join(queue_control.OPS)}, not {op!r}")
     if job is None and op != "flush":
         raise BadInput(f"{op}: name the job")
-    if node is not None and not _this_node(settings, node):
+    if node is not None and not is_this_node(settings, node):
         if node not in {r["node"] for r in node_status.all_nodes(engine)}:
             raise NotFound(f"{node}: no such node")
         return _remote(engine, actor, node, op, job)

@@ -42,6 +42,14 @@ def show(engine: Engine, actor: Actor, check: SettingsChecker, domain: str) -> d
     }
 
 
+NONE = "none"  # a report address typed as this: the domain takes no such reports
+
+
+def typed(kind: str, text: str) -> str | None:
+    """A report address as a person types it: a local part, or `none` (None)."""
+    return None if text.strip().lower() == NONE else text.strip()
+
+
 def checked(values: Mapping[str, Any], defaults: Mapping[str, str]) -> dict[str, str | None]:
     """The kinds given (a local part, or None for off); BadInput naming the kind."""
     unknown = sorted(set(values) - set(REPORT_KINDS))

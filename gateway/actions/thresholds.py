@@ -47,6 +47,22 @@ def show(engine: Engine, actor: Actor, check: SettingsChecker, domain: str) -> d
     }
 
 
+NEVER = "never"  # a threshold typed as this: the domain never takes that action
+
+
+def typed(key: str, text: str) -> float | None:
+    """A threshold as a person types it in the console or on the command line: a
+    number, or `never` (None)."""
+    if text.strip().lower() == NEVER:
+        return None
+    try:
+        return float(text)
+    except ValueError:
+        raise BadInput(
+            f"{key}: {text!r} is not a number (or never, or empty for the default)"
+        ) from None
+
+
 def checked(values: Mapping[str, Any], defaults: Mapping[str, float | None]) -> dict:
     """The keys given (number, or None for never), each in range and rising from tag to
     reject together with the defaults of the keys not given; BadInput naming the key."""

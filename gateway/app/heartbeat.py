@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,10 +24,6 @@ from gateway.store import availability, node_status, queue_view
 from gateway.store.db import Database
 
 log = logging.getLogger(__name__)
-
-
-def _report(conn: Any, node: str, status: dict[str, Any]) -> None:
-    node_status.report(conn, node, **status)
 
 
 def _json_dates(signatures: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -109,7 +106,7 @@ async def run(
             jobs = (
                 [] if spool_root is None else await asyncio.to_thread(queue_view.rows, spool_root)
             )
-            status = {
+            status: dict[str, Any] = {
                 "updated_at": now,
                 "started_at": started,
                 "clamd": None if clamd is None else _state(signatures is not None),
@@ -117,9 +114,9 @@ async def run(
                 "next_hop": _state(ok),
                 "signatures": _json_dates(signatures),
                 "queue": queue_view.summary(jobs),
-                "jobs": jobs[: node_status.SNAPSHOT_JOBS],
+                "jobs": jobs,  # node_status keeps the oldest SNAPSHOT_JOBS
             }
-            await db.write(_report, node, status)
+            await db.write(functools.partial(node_status.report, node=node, **status))
         except asyncio.CancelledError:
             raise
         except Exception:

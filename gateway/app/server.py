@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import socket
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ from filters.auth import forged_results_dropper
 from gateway.app import heartbeat, housekeeping, queue_requests
 from gateway.app.exporter import MetricsEndpoint
 from gateway.app.report_addresses import ReportAddresses
-from gateway.config import ConfigError, Settings, load_settings
+from gateway.config import ConfigError, Settings, load_settings, node_name
 from gateway.delivery.outbound import Delivery
 from gateway.domain_policy import PolicyBook
 from gateway.mail.render import break_long_lines, fold
@@ -50,8 +49,7 @@ class Gateway:
     def __init__(self, settings: Settings, worker: tuple[int, int] = (0, 1)) -> None:
         self.settings = settings
         self.worker = worker
-        name = settings.smtp.node_name or socket.gethostname()
-        self.node = name + (f"/w{worker[0]}" if worker[1] > 1 else "")
+        self.node = node_name(settings, worker)
         self.address: tuple[str, int] | None = None
         self._release_task: asyncio.Task | None = None
         self._watch_tasks: list[asyncio.Task] = []

@@ -77,9 +77,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_config_argument(back)
     back.set_defaults(func=cmd_rollback)
 
+    from filters.rules.lang import REPORT_KINDS, THRESHOLD_KEYS
+
     for name, keys, help_text, word in (
-        ("thresholds", ("tag", "quarantine", "reject"), "the domain's spam thresholds", "never"),
-        ("report-addresses", ("spam", "ham", "virus"), "the domain's report addresses", "none"),
+        ("thresholds", THRESHOLD_KEYS, "the domain's spam thresholds", "never"),
+        ("report-addresses", REPORT_KINDS, "the domain's report addresses", "none"),
     ):
         verb = rsub.add_parser(name, help=f"show or set {help_text} (a new rules version)")
         verb.add_argument("domain")
@@ -141,7 +143,7 @@ async def run_test(settings: Settings, policy_file: Any, raw: bytes, args) -> di
     envelope = envelope_for(
         policy_file.domain,
         raw,
-        None if args.mail_from is None else args.mail_from,
+        args.mail_from,
         [r.strip("<>") for r in args.rcpt] if args.rcpt else None,
         args.ip,
         args.helo,
@@ -373,15 +375,8 @@ def cmd_domain_setting(args: argparse.Namespace) -> int:
             for key, text in given.items():
                 if text.lower() == "default":
                     values.pop(key, None)
-                elif text.lower() == args.word:
-                    values[key] = None
-                elif args.setting == "thresholds":
-                    try:
-                        values[key] = float(text)
-                    except ValueError:
-                        raise CliError(f"--{key} {text!r}: a number, never or default") from None
                 else:
-                    values[key] = text
+                    values[key] = _stored(lambda key=key, text=text: action.typed(key, text))
             found = _stored(
                 lambda: action.put(
                     engine,

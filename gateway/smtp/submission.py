@@ -24,6 +24,7 @@ from aiosmtpd.smtp import Session
 from sqlalchemy.engine import Engine
 
 from gateway.adapters.dns import Resolver
+from gateway.address import domain_of
 from gateway.config import Settings
 from gateway.model import Reply
 from gateway.smtp.handler import GatewayHandler
@@ -65,7 +66,7 @@ class SubmissionHandler(GatewayHandler):
         # no DNSBL or other session checks: users send from any network (a hotel,
         # a dynamic address listed by the PBL); their login is the check
         super().__init__(settings, intake, (), resolver, guard)
-        self.submission_guard = guard
+        self.guard: OutboundGuard = guard
         out = settings.outbound
         self.limit = sessions.LoginLimit(
             out.auth_max_failures_account,
@@ -102,7 +103,7 @@ class SubmissionHandler(GatewayHandler):
             log.info("submission: %s: failed login as %r", client, name)
             return None, AUTH_INVALID
         if account.suspended:
-            reply = self.submission_guard.auth_reply(account)
+            reply = self.guard.auth_reply(account)
             info = self._info(session)
             self._record_refusal(info, "auth", account.address, None, reply, "suspended")
             return None, str(reply)
@@ -111,7 +112,7 @@ class SubmissionHandler(GatewayHandler):
 
     def _may_send_as(self, account: str, sender: str) -> bool:
         if self.settings.outbound.auth_sender == "domain":
-            return sender.rpartition("@")[2].lower() == account.rpartition("@")[2]
+            return domain_of(sender) == domain_of(account)
         return sender.lower() == account
 
     async def _sender_refusal(self, session: Session, sender: str) -> str | None:
@@ -123,7 +124,7 @@ class SubmissionHandler(GatewayHandler):
             self._record_refusal(info, "mail", sender, None, reply, "auth_sender")
             return str(reply)
         for address in dict.fromkeys((account, sender.lower())):
-            suspended = await self.submission_guard.refusal_for(address)
+            suspended = await self.guard.refusal_for(address)
             if suspended is not None:
                 self._record_refusal(info, "mail", sender, None, suspended, "suspended")
                 return str(suspended)

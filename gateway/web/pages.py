@@ -447,13 +447,11 @@ def build(console: Console) -> APIRouter:
         who, form = await posted(request)
         found = threshold_actions.show(engine, who.actor, console.rules_checker, domain)
         try:
-            values: dict[str, float | None] = {}
-            for key in ("tag", "quarantine", "reject"):
-                text = str(form.get(key) or "").strip().lower()
-                if text == "never":
-                    values[key] = None
-                elif text:
-                    values[key] = _number(text, key)
+            values = {
+                key: threshold_actions.typed(key, text)
+                for key in threshold_actions.THRESHOLD_KEYS
+                if (text := str(form.get(key) or "").strip())
+            }
             saved = threshold_actions.put(
                 engine,
                 who.actor,
@@ -481,13 +479,11 @@ def build(console: Console) -> APIRouter:
     async def report_addresses_put(domain: str, request: Request):
         who, form = await posted(request)
         found = report_actions.show(engine, who.actor, console.rules_checker, domain)
-        values: dict[str, str | None] = {}
-        for kind in ("spam", "ham", "virus"):
-            text = str(form.get(kind) or "").strip()
-            if text.lower() == "none":
-                values[kind] = None
-            elif text:
-                values[kind] = text
+        values = {
+            kind: report_actions.typed(kind, text)
+            for kind in report_actions.REPORT_KINDS
+            if (text := str(form.get(kind) or "").strip())
+        }
         try:
             saved = report_actions.put(
                 engine,
@@ -621,15 +617,6 @@ def _date(text: Any, name: str) -> datetime | None:
     except ValueError:
         raise BadInput(f"{name}={text!r}: a date like 2026-12-01") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-
-
-def _number(text: str, name: str) -> float:
-    try:
-        return float(text)
-    except ValueError:
-        raise BadInput(
-            f"{name}: {text!r} is not a number (or never, or empty for the default)"
-        ) from None
 
 
 def _score(text: Any, name: str) -> float | None:

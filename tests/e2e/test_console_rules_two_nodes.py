@@ -9,13 +9,11 @@ from __future__ import annotations
 import smtplib
 import time
 
-import httpx
-
 from gateway.store import rules_store, users
 from gateway.store.db import make_engine
 from tests.support.browser import chromium
+from tests.support.cluster import answers, node_configs, start_nodes
 from tests.support.console import PASSWORD
-from tests.support.gateway import GatewayProcess, write_config
 from tests.support.mail import message
 from tests.support.smtp_sink import free_port
 from tests.support.wait import wait_until
@@ -63,25 +61,16 @@ def test_admin_fixes_dry_runs_and_saves_a_rule_the_other_node_applies(
     web_port = free_port()
     secret = tmp_path / "web.key"
     secret.write_text("test-signing-key-" + "e" * 32)
-    configs = []
-    for name in ("node-a", "node-b"):
-        directory = tmp_path / name
-        directory.mkdir()
-        extra = {
-            "dns": {"nameservers": [dns_server.nameserver]},
-            "store": {"url": postgres_url},
-            "redis": {"url": redis_target.url, "prefix": redis_target.prefix},
-            "smtp": {"node_name": name, "shutdown_grace": 3.0},
-        }
-        if name == "node-a":  # the console's node
-            extra["web"] = {"listen": f"127.0.0.1:{web_port}", "secret_file": str(secret)}
-        configs.append(write_config(directory, sink.address, extra))
-    a, b = GatewayProcess(configs[0]).start(), GatewayProcess(configs[1]).start()
+    hops = {"node-a": sink.address, "node-b": sink.address}
+    configs = node_configs(
+        tmp_path, hops, dns_server, postgres_url, redis_target, console=("node-a", web_port, secret)
+    )
+    a, b = start_nodes(*configs.values())
     engine = make_engine(postgres_url)
     url = f"http://127.0.0.1:{web_port}"
     try:
         users.add(engine, "ada", "domain-admin", ("example.test",), PASSWORD)
-        assert until(lambda: _answers(url + "/login"), 20)
+        assert until(lambda: answers(url + "/login"), 20)
         assert send(b.port, "cheap pills before") == "ok"  # no rule yet
         with chromium() as browser:
             page = browser.new_page()
@@ -151,10 +140,3 @@ def test_admin_fixes_dry_runs_and_saves_a_rule_the_other_node_applies(
         engine.dispose()
         for node in (a, b):
             node.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import smtplib
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import httpx
 
 from gateway.store import audit, node_status, queue_view, users
 from gateway.store.db import make_engine
+from tests.support.cluster import answers, node_configs, start_nodes
 from tests.support.console import PASSWORD, Browser, api_token
-from tests.support.gateway import GatewayProcess, write_config
 from tests.support.mail import message
 from tests.support.smtp_sink import SmtpSink, free_port
 from tests.support.wait import wait_until
@@ -36,22 +35,17 @@ def test_an_operator_on_node_a_deletes_and_retries_jobs_of_node_b(
     b_hop = free_port()  # nothing listens there until the end
     secret = tmp_path / "web.key"
     secret.write_text("test-signing-key-" + "x" * 32)
-    configs = {}
-    for name, hop in (("node-a", sink.address), ("node-b", f"127.0.0.1:{b_hop}")):
-        directory = tmp_path / name
-        directory.mkdir()
-        extra = {
-            "dns": {"nameservers": [dns_server.nameserver]},
-            "store": {"url": postgres_url},
-            "redis": {"url": redis_target.url, "prefix": redis_target.prefix},
-            "smtp": {"node_name": name, "shutdown_grace": 2.0},
-            "report": {"heartbeat_interval": 0.5, "probe_timeout": 1.0},
-        }
-        if name == "node-a":  # the console's node
-            extra["web"] = {"listen": f"127.0.0.1:{web_port}", "secret_file": str(secret)}
-        configs[name] = write_config(directory, hop, extra)
-    with ThreadPoolExecutor(2) as pool:  # each start takes seconds on a loaded machine
-        a, b = pool.map(lambda n: GatewayProcess(configs[n]).start(), ("node-a", "node-b"))
+    configs = node_configs(
+        tmp_path,
+        {"node-a": sink.address, "node-b": f"127.0.0.1:{b_hop}"},
+        dns_server,
+        postgres_url,
+        redis_target,
+        grace=2.0,
+        extra={"report": {"heartbeat_interval": 0.5, "probe_timeout": 1.0}},
+        console=("node-a", web_port, secret),
+    )
+    a, b = start_nodes(*configs.values())
     b_spool = b.settings.spool.path
     engine = make_engine(postgres_url)
     url = f"http://127.0.0.1:{web_port}"
@@ -75,7 +69,7 @@ def test_an_operator_on_node_a_deletes_and_retries_jobs_of_node_b(
         assert set(by_id) == {j["id"] for j in jobs}
         sender = {r["from"]: i for i, r in by_id.items()}
         doomed, retried = sender["del@sender.test"], sender["retry@sender.test"]
-        assert wait_until(lambda: _answers(url + "/login"), 20)
+        assert wait_until(lambda: answers(url + "/login"), 20)
         bearer = {"Authorization": f"Bearer {api_token(url, 'olga')}"}
 
         # delete over A's API: 202 and a request id; B applies it
@@ -124,10 +118,3 @@ def test_an_operator_on_node_a_deletes_and_retries_jobs_of_node_b(
         engine.dispose()
         for node in (a, b):
             node.stop()
-
-
-def _answers(url: str) -> bool:
-    try:
-        return httpx.get(url, timeout=2).status_code == 200
-    except httpx.TransportError:
-        return False

@@ -17,7 +17,8 @@ from sqlalchemy import func, select
 
 from gateway.store import ledger, quarantine
 from gateway.store.db import make_engine
-from tests.support.gateway import REPO, GatewayProcess, write_config
+from tests.support.cluster import node_configs, start_nodes
+from tests.support.gateway import REPO, GatewayProcess
 from tests.support.mail import message
 from tests.support.wait import wait_until
 
@@ -78,18 +79,9 @@ def subjects(sink) -> set[str]:
 def test_two_nodes_share_rules_lists_quarantine_ledger_and_survive_a_kill(
     tmp_path, sink, dns_server, postgres_url, redis_target
 ):
-    configs = []
-    for name in ("node-a", "node-b"):
-        directory = tmp_path / name
-        directory.mkdir()
-        extra = {
-            "dns": {"nameservers": [dns_server.nameserver]},
-            "store": {"url": postgres_url},
-            "redis": {"url": redis_target.url, "prefix": redis_target.prefix},
-            "smtp": {"node_name": name, "shutdown_grace": 3.0},
-        }
-        configs.append(write_config(directory, sink.address, extra))
-    a, b = GatewayProcess(configs[0]).start(), GatewayProcess(configs[1]).start()
+    hops = {"node-a": sink.address, "node-b": sink.address}
+    configs = list(node_configs(tmp_path, hops, dns_server, postgres_url, redis_target).values())
+    a, b = start_nodes(*configs)
     engine = make_engine(postgres_url)
     try:
         # a list entry added through node A's configuration refuses mail at node B

@@ -8,25 +8,12 @@ import pytest
 from gateway.config import settings_from_dict
 from gateway.pipeline.rules_db import checker
 from gateway.store import rules_store
-from gateway.store.db import create_schema, make_engine
 
 GOOD = (
     "domain: example.test\nrules:\n  - name: one\n"
     "    when: {subject: {contains: pills}}\n    then: {score: 3}\n"
 )
 OTHER = "domain: example.test\nthresholds: {tag: 4.0, quarantine: 6.0, reject: 20.0}\n"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def engine(request, tmp_path):
-    if request.param == "sqlite":
-        url = f"sqlite:///{tmp_path / 'rules.db'}"
-    else:
-        url = request.getfixturevalue("postgres_url")
-    engine = make_engine(url)
-    create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

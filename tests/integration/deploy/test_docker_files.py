@@ -5,6 +5,7 @@ or started (docs/deploy.md says what was and was not run)."""
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import shutil
 import subprocess
@@ -72,6 +73,37 @@ def test_compose_runs_what_issue_13_lists():
     assert services["config-backup"]["environment"]["KEEP"] == "7"
     assert "pg_dump" in " ".join(services["backup"]["command"])
     assert "mailwarden backup --out" in " ".join(services["config-backup"]["command"])
+
+
+@needs_compose
+def test_compose_postfix_sends_its_outbound_mail_through_the_gateways(tmp_path):
+    """Issue 13's left-over: the protected server's users' mail leaves scanned, and only
+    that server (not the whole compose network) is trusted to relay."""
+    done = _compose("config")
+    assert done.returncode == 0, done.stderr
+    config = yaml.safe_load(done.stdout)
+    server = config["services"]["mailserver"]
+    env = server["environment"]
+    listen_port = tomllib.loads((DOCKER / "mailwarden.toml").read_text())["smtp"]["listen"]
+    listen_port = listen_port.rsplit(":", 1)[1]
+    assert env["RELAYHOST"] == f"[gateway-1]:{listen_port}"
+    assert env["FALLBACK_RELAY"] == f"[gateway-2]:{listen_port}"
+    # the relay host settings reach Postfix's main.cf
+    entrypoint = (DOCKER / "postfix" / "entrypoint.sh").read_text()
+    assert '"relayhost = ${RELAYHOST}"' in entrypoint
+    assert '"smtp_fallback_relay = ${FALLBACK_RELAY}"' in entrypoint
+
+    address = ipaddress.ip_address(server["networks"]["default"]["ipv4_address"])
+    subnet = ipaddress.ip_network(config["networks"]["default"]["ipam"]["config"][0]["subnet"])
+    assert address in subnet and ipaddress.ip_network(env["MAIL_NETWORKS"]) == subnet
+
+    secret = tmp_path / "db_password"
+    secret.write_text("s3cret\n")
+    toml = tmp_path / "mailwarden.toml"
+    text = (DOCKER / "mailwarden.toml").read_text()
+    toml.write_text(text.replace("/run/secrets/db_password", str(secret)))
+    trusted = load_settings(toml).outbound.trusted_networks
+    assert trusted == [f"{address}/32"]  # that server alone, not the gateways' neighbours
 
 
 def test_no_password_in_docker_files():

@@ -59,6 +59,7 @@ class Gateway:
         self._web_task: asyncio.Task | None = None
         self._heartbeat: asyncio.Task | None = None
         self.submission: list[SmtpServer] = []  # with [outbound] submission_listen
+        self.guard: OutboundGuard | None = None  # with [outbound]: trusted clients, accounts
         self.submission_addresses: list[tuple[str, int]] = []
 
     async def start(self) -> None:
@@ -90,7 +91,7 @@ class Gateway:
         guard = None
         out = s.outbound
         if out.trusted_networks or out.submission_listen or out.submission_tls_listen:
-            guard = OutboundGuard(s, self.db, self.ports.redis, self.node)
+            guard = self.guard = OutboundGuard(s, self.db, self.ports.redis, self.node)
             self._watch_tasks.append(asyncio.create_task(guard.run(), name="accounts-follow"))
         self.intake = Intake(
             self.pipeline,
@@ -174,9 +175,10 @@ class Gateway:
 
     async def reload(self, config: Path | None) -> bool:
         """SIGHUP: read the config file again and reload what can change at run time
-        (lists, rules and thresholds, logging) without touching sessions: a mail whose
-        DATA ends after this is judged by the new rules. A broken file changes nothing
-        (logged with every problem). Listening address, spool and database stay."""
+        (lists, rules and thresholds, logging, accepted domains, [outbound]) without
+        touching sessions: a mail whose DATA ends after this is judged by the new rules.
+        A broken file changes nothing (logged with every problem). Listening addresses,
+        spool, database and pool sizes stay until a restart."""
         new = self.settings
         if config is not None:
             try:
@@ -190,14 +192,47 @@ class Gateway:
                 logging.getLogger().level,
                 worker=self.worker[0] if self.worker[1] > 1 else None,
             )
+        self._reconfigure_smtp(self.settings, new)
         self.settings = new
         await asyncio.to_thread(self.rules.reset, new)
         self.rules_db.settings = new
         self.rules_db.check = SettingsChecker(new)
         await self.rules_db.reload(force=True)
         await self.ports.lists.reload(force=True)
-        log.info("reloaded (SIGHUP): lists, rules, thresholds and logging from %s", config)
+        log.info(
+            "reloaded (SIGHUP): lists, rules, thresholds, logging, domains and [outbound] from %s",
+            config,
+        )
         return True
+
+    def _reconfigure_smtp(self, old: Settings, new: Settings) -> None:
+        """What each SMTP command and each delivery reads: accepted domains, recipient
+        limits, [outbound] trust, limits and relay. Taking a network out of
+        trusted_networks stops its relaying at its next RCPT."""
+        for server in (self.smtp, *self.submission):
+            server.handler.settings = new
+        self.delivery.settings = new
+        if self.guard is not None:
+            self.guard.reconfigure(new)
+        elif new.outbound.trusted_networks:
+            log.warning("reload (SIGHUP): [outbound] was off at start: restart to turn it on")
+        fixed = {
+            "[smtp] listen": (old.smtp.listen, new.smtp.listen),
+            "[outbound] submission_listen": (
+                old.outbound.submission_listen,
+                new.outbound.submission_listen,
+            ),
+            "[outbound] submission_tls_listen": (
+                old.outbound.submission_tls_listen,
+                new.outbound.submission_tls_listen,
+            ),
+            "[spool] path": (old.spool.path, new.spool.path),
+            "[store] url": (old.store.url, new.store.url),
+            "[delivery] next_hop": (old.delivery.next_hop, new.delivery.next_hop),
+        }
+        changed = [key for key, (before, after) in fixed.items() if before != after]
+        if changed:
+            log.warning("reload (SIGHUP): %s changed: a restart applies it", ", ".join(changed))
 
     def _policy_changed(self, book: PolicyBook) -> None:
         """A rule file changed (called from the reload thread): swap the book atomically."""

@@ -45,16 +45,21 @@ def channel(prefix: str) -> str:
 
 class OutboundGuard:
     def __init__(self, settings: Settings, db: Database, redis: Any, node: str) -> None:
-        self.conf = settings.outbound
         self.db = db
         self.redis = redis
         self.key_prefix = f"{settings.redis.prefix}outbound-rate:"
         self.node = node
-        self.networks = [ipaddress.ip_network(n, strict=False) for n in self.conf.trusted_networks]
+        self.reconfigure(settings)
         self._local: dict[str, tuple[float, int]] = {}  # address -> (window start, count)
         self.prefix = settings.redis.prefix
         self._suspended: dict[str, accounts.Account | None] = {}  # address -> its suspension
         self._background: set[asyncio.Task] = set()
+
+    def reconfigure(self, settings: Settings) -> None:
+        """[outbound] read again (SIGHUP): who is trusted and the limits apply to the
+        next command; a network taken out stops relaying at once."""
+        self.conf = settings.outbound
+        self.networks = [ipaddress.ip_network(n, strict=False) for n in self.conf.trusted_networks]
 
     def trusted(self, ip: str) -> bool:
         """May this client relay to other domains (outbound)?"""

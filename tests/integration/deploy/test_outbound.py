@@ -237,3 +237,45 @@ def test_a_virus_in_outbound_mail_is_refused_and_suspends_its_sender(
     code, text = _refused_at_mail(gw, VIRUS_SENDER)  # at once: this node's own suspension
     assert code == 550 and b"virus" in text
     assert remote_mx.messages == []
+
+
+def test_sighup_applies_a_new_trusted_networks_and_accept_list(
+    tmp_path, sink, dns_server, remote_mx
+):
+    """An operator who finds a network wrongly trusted takes it out and sends SIGHUP: the
+    relaying stops at the next RCPT, with no restart (which would drop sessions)."""
+    import signal
+
+    from tests.support.gateway import GatewayProcess, write_config
+
+    extra = {
+        "dns": {"nameservers": [dns_server.nameserver], "timeout": 1.0},
+        "outbound": {"trusted_networks": ["127.0.0.0/8"], "mx_port": remote_mx.port},
+    }
+    config = write_config(tmp_path, sink.address, extra)
+    gateway = GatewayProcess(config).start()
+    try:
+        data = message(sender="alice@example.test", to="carol@remote.test")
+        assert _send(gateway, "alice@example.test", ["carol@remote.test"], data) == {}
+        remote_mx.wait_for(1)
+
+        text = config.read_text()
+        text = text.replace(
+            'trusted_networks = ["127.0.0.0/8"]', 'trusted_networks = ["192.0.2.0/24"]'
+        )
+        text = text.replace('accept = ["example.test", "other.test"]',
+                            'accept = ["example.test", "other.test", "third.test"]')  # fmt: skip
+        config.write_text(text)
+        gateway.signal(signal.SIGHUP)
+        _wait(lambda: "reloaded (SIGHUP)" in gateway.log.read_text())
+
+        with smtplib.SMTP("127.0.0.1", gateway.port, timeout=20) as client:
+            client.ehlo()
+            client.mail("alice@example.test")
+            code, reply = client.rcpt("carol@remote.test")
+            assert code == 550 and b"5.7.1" in reply  # no longer trusted: no relay
+            assert client.rcpt("dan@third.test")[0] == 250  # a newly accepted domain
+        assert len(remote_mx.messages) == 1
+    finally:
+        gateway.stop()
+    assert gateway.proc is not None and gateway.proc.returncode == 0

@@ -216,6 +216,7 @@ class ClamavSettings(Section):
     # a part too large for clamd, or over clamd's archive limits, in "clean" mode
     on_unscannable: Literal["quarantine", "reject", "accept"] = "quarantine"
     attachment_retention_days: int = Field(30, ge=0)  # for `rescan`; 0: keep none
+    policy_refresh: Seconds = 5.0  # seconds between reads of the AV policies (Redis: at once)
 
 
 class QuarantineSettings(Section):

@@ -1,7 +1,12 @@
-"""Per-mailbox and per-domain antivirus policy, put and cleared by domain admins."""
+"""Per-mailbox and per-domain antivirus policy, put and cleared by domain admins.
+
+Each change calls `changed` (the caller's gateway.store.av_policy_live.notify_sync):
+the gateway processes hold the policies in memory and reload on that notice, or at
+their next `[clamav] policy_refresh` poll without Redis."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Engine
@@ -46,8 +51,10 @@ def put(
     enabled: bool | None = None,
     mode: str | None = None,
     keep_original: bool | None = None,
+    changed: Callable[[], None],
 ) -> dict[str, Any]:
-    """Set the given fields (others keep theirs); audited with before and after."""
+    """Set the given fields (others keep theirs); audited with before and after; then
+    `changed()` tells the gateway processes."""
     actor.require_role(*SETTINGS_ROLES)
     cleaned = target_of(actor, target)
     if enabled is None and mode is None and keep_original is None:
@@ -59,16 +66,18 @@ def put(
         engine, cleaned, enabled=enabled, mode=mode, keep_original=keep_original, actor=actor.name
     )
     _audit(engine, actor, "policy.put", cleaned, before, row)
+    changed()
     return effective(engine, actor, cleaned)
 
 
-def clear(engine: Engine, actor: Actor, target: str) -> bool:
+def clear(engine: Engine, actor: Actor, target: str, *, changed: Callable[[], None]) -> bool:
     actor.require_role(*SETTINGS_ROLES)
     cleaned = target_of(actor, target)
     before = av_policy.fetch_rows(engine, [cleaned]).get(cleaned)
     removed = av_policy.clear_policy(engine, cleaned)
     if removed:
         _audit(engine, actor, "policy.clear", cleaned, before, None)
+        changed()
     return removed
 
 

@@ -32,6 +32,7 @@ from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.smtp.server import SUBMISSION, SUBMISSION_TLS, SmtpServer
 from gateway.smtp.submission import SubmissionHandler
 from gateway.store import ledger, quarantine
+from gateway.store.av_policy_live import PolicyCache
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
 from gateway.store.spool_layout import orphan_dirs, spool_dir
@@ -53,6 +54,7 @@ class Gateway:
         self.address: tuple[str, int] | None = None
         self._release_task: asyncio.Task | None = None
         self._watch_tasks: list[asyncio.Task] = []
+        self.av_policies: PolicyCache | None = None  # with [clamav]
         self.metrics: MetricsEndpoint | None = None
         self.metrics_address: tuple[str, int] | None = None
         self.web: Any = None  # the console's uvicorn server, with [web] listen
@@ -76,7 +78,17 @@ class Gateway:
 
         self.rules = RulesWatcher(s)
         await asyncio.to_thread(self.rules.scan)
-        self.pipeline = build_pipeline(s, self.ports, self.rules.book)
+        if s.clamav is not None:  # read once here, then followed (gateway.store.av_policy_live)
+            self.av_policies = PolicyCache(
+                self.db, self.ports.redis, s.redis.prefix, s.clamav.policy_refresh
+            )
+            await self.av_policies.reload()
+        self.pipeline = build_pipeline(
+            s,
+            self.ports,
+            self.rules.book,
+            av_policies=self.av_policies.policies if self.av_policies else None,
+        )
         self.rules.on_change = self._policy_changed
         self.rules_db = RulesFollower(s, self.db, self.rules.set_db_policies, self.ports.redis)
         await self.rules_db.reload(force=True)
@@ -87,6 +99,10 @@ class Gateway:
             asyncio.create_task(self.ports.lists.run(), name="lists-sync"),
             asyncio.create_task(housekeeping.run(self.db.engine, s), name="housekeeping"),
         ]
+        if self.av_policies is not None:
+            self._watch_tasks.append(
+                asyncio.create_task(self.av_policies.run(), name="av-policies-follow")
+            )
         self.delivery = Delivery(s, self.spool, self.db, self.ports.dns)
         guard = None
         out = s.outbound
@@ -199,8 +215,11 @@ class Gateway:
         self.rules_db.check = SettingsChecker(new)
         await self.rules_db.reload(force=True)
         await self.ports.lists.reload(force=True)
+        if self.av_policies is not None:
+            await self.av_policies.reload()
         log.info(
-            "reloaded (SIGHUP): lists, rules, thresholds, logging, domains and [outbound] from %s",
+            "reloaded (SIGHUP): lists, antivirus policies, rules, thresholds, logging, domains "
+            "and [outbound] from %s",
             config,
         )
         return True

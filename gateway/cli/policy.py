@@ -13,6 +13,7 @@ policy and where each field comes from.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 
 from gateway.actions import policy as policy_actions
 from gateway.actions.common import Actor
@@ -20,7 +21,7 @@ from gateway.address import domain_of
 from gateway.cli import CliError
 from gateway.cli.common import acting_user, add_config_argument, print_json
 from gateway.config import Settings, load_settings
-from gateway.store import av_policy
+from gateway.store import av_policy, av_policy_live
 from gateway.store.db import create_schema, make_engine
 
 _ON_OFF = {"on": True, "off": False, "yes": True, "no": False}
@@ -59,6 +60,11 @@ def _target(settings: Settings, text: str) -> str:
     return target
 
 
+def _notify(settings: Settings) -> Callable[[], None]:
+    """The running gateways reload their copy on this notice (or at their next poll)."""
+    return lambda: av_policy_live.notify_sync(settings.redis.url, settings.redis.prefix)
+
+
 def run(args: argparse.Namespace) -> int:
     settings = load_settings(args.config)
     engine = make_engine(settings.store.url)
@@ -68,7 +74,9 @@ def run(args: argparse.Namespace) -> int:
             return _set(engine, settings, args)
         if args.verb == "clear":
             actor = Actor.cli(acting_user(args.by))
-            removed = policy_actions.clear(engine, actor, _target(settings, args.target))
+            removed = policy_actions.clear(
+                engine, actor, _target(settings, args.target), changed=_notify(settings)
+            )
             print("removed" if removed else "nothing to remove: it inherits already")
             return 0
         return _show(engine, settings, args)
@@ -87,6 +95,7 @@ def _set(engine, settings: Settings, args: argparse.Namespace) -> int:
         enabled=None if args.antivirus is None else _ON_OFF[args.antivirus],
         mode=args.mode,
         keep_original=None if args.keep_original is None else _ON_OFF[args.keep_original],
+        changed=_notify(settings),
     )
     _print_effective(engine, target)
     return 0

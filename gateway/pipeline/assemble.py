@@ -15,7 +15,7 @@ from gateway.domain_policy import PolicyBook
 from gateway.lists.live import ListStore
 from gateway.pipeline.chain import build_chain
 from gateway.pipeline.rules_db import load_db_policies
-from gateway.pipeline.run import Pipeline
+from gateway.pipeline.run import AvPolicyLoader, Pipeline
 from gateway.store.av_policy import load_av_policies
 
 
@@ -31,10 +31,16 @@ def build_ports(settings: Settings, db: Any) -> Ports:
 
 
 def build_pipeline(
-    settings: Settings, ports: Ports, book: PolicyBook | None = None, chain: Any = None
+    settings: Settings,
+    ports: Ports,
+    book: PolicyBook | None = None,
+    chain: Any = None,
+    av_policies: AvPolicyLoader | None = None,
 ) -> Pipeline:
     """The pipeline; `book` defaults to the settings plus the domain files of [rules] dir
-    and the database's rules; `chain` to a new one from the settings."""
+    and the database's rules; `chain` to a new one from the settings; `av_policies` (the
+    server's PolicyCache.policies) to a database read per message, fresh for one-shot
+    uses (`scan`, dry runs) that follow no changes."""
     if book is None:
         from gateway.pipeline.policy_files import RulesWatcher
 
@@ -49,5 +55,11 @@ def build_pipeline(
         book,
         ports,
         settings.pipeline.budget,
-        av_policies=(partial(load_av_policies, db) if db is not None and settings.clamav else None),
+        av_policies=av_policies or _av_policies_per_message(settings, db),
     )
+
+
+def _av_policies_per_message(settings: Settings, db: Any) -> AvPolicyLoader | None:
+    if db is None or not settings.clamav:
+        return None
+    return partial(load_av_policies, db)

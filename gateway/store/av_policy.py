@@ -89,17 +89,37 @@ def fetch_rows(engine: Engine, targets: Iterable[str]) -> dict[str, dict[str, An
         return {r.target: dict(r._mapping) for r in found}
 
 
+def all_rows(engine: Engine) -> dict[str, dict[str, Any]]:
+    """Every row's settings by target (for a process's copy: gateway.store.av_policy_live)."""
+    columns = [av_policies.c.target, *(av_policies.c[name] for name in FIELDS)]
+    with engine.connect() as conn:
+        return {r.target: dict(r._mapping) for r in conn.execute(select(*columns))}
+
+
+def policies_from(
+    rows: Mapping[str, Mapping[str, Any]], rcpts: Sequence[str]
+) -> dict[str, AvPolicy]:
+    """The effective AvPolicy of each recipient (keys as given), from rows that hold at
+    least each one's mailbox and domain rows if they exist; bad addresses get the default."""
+    found: dict[str, AvPolicy] = {}
+    for rcpt in rcpts:
+        try:
+            found[rcpt] = resolve(rows, rcpt).policy
+        except ValueError:
+            found[rcpt] = AvPolicy()
+    return found
+
+
 def policies_for(engine: Engine, rcpts: Sequence[str]) -> dict[str, AvPolicy]:
     """The effective AvPolicy of each recipient (keys as given); bad addresses get the default."""
-    keys: dict[str, list[str]] = {}
+    keys: list[str] = []
     for rcpt in rcpts:
         try:
             target = normalise_target(rcpt)
         except ValueError:
             continue
-        keys[rcpt] = [target, domain_target(target)]
-    rows = fetch_rows(engine, (k for pair in keys.values() for k in pair))
-    return {rcpt: resolve(rows, rcpt).policy if rcpt in keys else AvPolicy() for rcpt in rcpts}
+        keys += [target, domain_target(target)]
+    return policies_from(fetch_rows(engine, keys), rcpts)
 
 
 async def load_av_policies(db: Database, rcpts: Sequence[str]) -> dict[str, AvPolicy]:

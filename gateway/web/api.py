@@ -255,6 +255,7 @@ def build(console: Console) -> APIRouter:
             enabled=body.antivirus,
             mode=body.mode,
             keep_original=body.keep_original,
+            changed=console.policies_changed,
         )
 
     @api.get("/domains/{domain}/rules")

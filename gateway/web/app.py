@@ -52,6 +52,7 @@ def create_app(
     lists_changed: Callable[[], None] | None = None,
     rules_changed: Callable[[], None] | None = None,
     chain: Any = None,
+    policies_changed: Callable[[], None] | None = None,
 ) -> FastAPI:
     """`chain`: the gateway's filter chain when the console runs beside it (dry runs
     then share its loaded classifier model instead of loading their own)."""
@@ -71,6 +72,7 @@ def create_app(
         rules_db.checker(settings),
         rules_changed or (lambda: None),
         Bench(settings, engine, chain),
+        policies_changed or (lambda: None),
     )
     app.state.console = console
     routers = [api.build(console), pages.build(console), reports.build(console)]

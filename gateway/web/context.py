@@ -27,3 +27,4 @@ class Console:
     rules_checker: SettingsChecker
     rules_changed: Callable[[], None]
     dry_runs: Bench  # the pipeline's parts for rules dry runs, made on first use
+    policies_changed: Callable[[], None]  # tells the gateway processes (av_policy_live)

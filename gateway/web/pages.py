@@ -323,6 +323,7 @@ def build(console: Console) -> APIRouter:
             enabled=_on_off(form.get("antivirus")),
             mode=str(form.get("mode") or "") or None,
             keep_original=_on_off(form.get("keep_original")),
+            changed=console.policies_changed,
         )
         return back(f"/domains/{name}/policies")
 

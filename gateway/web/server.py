@@ -10,6 +10,7 @@ import uvicorn
 from gateway.config import Settings, parse_host_port
 from gateway.lists.live import notify_sync
 from gateway.pipeline import rules_db
+from gateway.store import av_policy_live
 from gateway.store.db import create_schema, make_engine
 from gateway.web.app import create_app
 
@@ -26,6 +27,7 @@ def build_server(
         lambda: notify_sync(settings.redis.url, settings.redis.prefix),
         lambda: rules_db.notify_sync(settings.redis.url, settings.redis.prefix),
         chain,
+        lambda: av_policy_live.notify_sync(settings.redis.url, settings.redis.prefix),
     )
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="off"

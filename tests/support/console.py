@@ -79,12 +79,16 @@ class ConsoleUnderTest:
         raise AssertionError(f"nothing held with subject {subject!r}")
 
 
-def start_console(directory: Path, **extra) -> ConsoleUnderTest:
+def start_console(
+    directory: Path, sections: dict[str, dict] | None = None, **extra
+) -> ConsoleUnderTest:
+    """`sections`: more of the gateway's config; `extra`: more of its [web] section."""
     sink = SmtpSink().start()
     secret = directory / "web.key"
     secret.write_text("test-signing-key-" + "x" * 32)
     port = free_port()
     sections = {
+        **(sections or {}),
         "policy": {"symbols": {"HEADER_MISSING_DATE": 11.0}},
         "policy.thresholds": {"reject": 1000.0},  # held, never refused: staff review it
         "web": {"listen": f"127.0.0.1:{port}", "secret_file": str(secret), **extra},

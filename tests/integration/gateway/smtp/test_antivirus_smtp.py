@@ -19,6 +19,7 @@ from gateway.mail.mime import leaf_parts
 from gateway.store import attachments, av_policy, ledger, quarantine
 from tests.support.clamd import ClamdServer
 from tests.support.virusmail import EICAR, Payload, Shapes
+from tests.support.wait import wait_until
 
 EICAR_NAME = "Mailwarden.Test.EICAR.UNOFFICIAL"
 CLEAN_NOTES = Payload("notes.txt", b"meeting at ten\r\n")
@@ -55,12 +56,23 @@ def av_gateway(make_gateway, clamd):
     return make_gateway(clamav={"socket": str(clamd.socket), "timeout": 10.0})
 
 
+def set_policies(gw, *targets: tuple[str, dict]) -> None:
+    """Rows written straight into the database, then the running gateway told to read
+    them again (what the Redis notice or its poll does: tests/.../test_av_policy_pickup)."""
+    for target, fields in targets:
+        av_policy.set_policy(gw.gateway.db.engine, target, **fields)
+    gw.call(gw.gateway.av_policies.reload())
+
+
 def test_each_recipient_gets_the_version_their_policy_asks_for(av_gateway, sink):
     engine = av_gateway.gateway.db.engine
-    av_policy.set_policy(engine, "@example.test", mode="clean", keep_original=True)
-    av_policy.set_policy(engine, "carol@example.test", mode="detect")
-    av_policy.set_policy(engine, "dave@example.test", enabled=False)
-    av_policy.set_policy(engine, "@other.test", keep_original=False)
+    set_policies(
+        av_gateway,
+        ("@example.test", {"mode": "clean", "keep_original": True}),
+        ("carol@example.test", {"mode": "detect"}),
+        ("dave@example.test", {"enabled": False}),
+        ("@other.test", {"keep_original": False}),
+    )
     data = infected_mail()
     rcpts = ["bob@example.test", "carol@example.test", "dave@example.test", "erin@other.test"]
     code, reply = send(av_gateway.port, rcpts, data)
@@ -122,7 +134,7 @@ def test_each_recipient_gets_the_version_their_policy_asks_for(av_gateway, sink)
 
 
 def test_detect_copy_is_byte_identical_below_our_headers(av_gateway, sink):
-    av_policy.set_policy(av_gateway.gateway.db.engine, "carol@example.test", mode="detect")
+    set_policies(av_gateway, ("carol@example.test", {"mode": "detect"}))
     data = infected_mail("e2")
     code, _ = send(av_gateway.port, ["carol@example.test"], data)
     assert code == 250
@@ -163,7 +175,7 @@ def test_scanner_stopped_mid_run_tempfails_and_nothing_is_delivered(make_gateway
 def test_antivirus_off_recipient_is_not_tempfailed_when_the_scanner_is_down(make_gateway, sink):
     with ClamdServer() as own:
         gw = make_gateway(clamav={"socket": str(own.socket), "timeout": 3.0})
-        av_policy.set_policy(gw.gateway.db.engine, "dave@example.test", enabled=False)
+        set_policies(gw, ("dave@example.test", {"enabled": False}))
         own.stop()
         code, _ = send(gw.port, ["dave@example.test"], infected_mail("e6"))
         assert code == 250
@@ -176,6 +188,7 @@ def test_policy_cli_changes_what_the_running_gateway_does(av_gateway, sink, caps
     assert cli(["policy", "set", "bob@example.test", "--mode", "detect", "--config", config]) == 0
     out = capsys.readouterr().out
     assert "mode           detect   (from bob@example.test)" in out
+    wait_until(lambda: av_gateway.gateway.av_policies.rows.get("bob@example.test"), timeout=10)
     code, _ = send(av_gateway.port, ["bob@example.test"], infected_mail("e7"))
     assert code == 250
     [got] = sink.wait_for(1)

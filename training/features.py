@@ -34,7 +34,7 @@ from sklearn.feature_extraction import FeatureHasher
 from sklearn.utils.sparsefuncs_fast import inplace_csr_row_normalize_l2
 
 from gateway.mail import mime
-from training import features3
+from training import features3, vectors
 
 # Bump when tokens change. A model stores the version it was trained with and is scored
 # with exactly those tokens: every version listed in FEATURES_VERSIONS stays extractable.
@@ -508,6 +508,23 @@ _EXTRA_HASHER = FeatureHasher(
 )
 
 
+_LAYOUTS = {
+    "mw-features-1": vectors.Layout((N_FEATURES,), (1.0,), (), blocks_normalised=False),
+    "mw-features-2": vectors.Layout(
+        (N_FEATURES, CHAR_FEATURES),
+        (1.0, CHAR_WEIGHT),
+        ((CHAR_PREFIX.encode(), vectors.CHARS), (EXTRA_PREFIX.encode(), vectors.DROPPED)),
+        blocks_normalised=True,
+    ),
+    "mw-features-3": vectors.Layout(
+        (N_FEATURES, CHAR_FEATURES, EXTRA_FEATURES, features3.RAW_FEATURES),
+        (1.0, CHAR_WEIGHT, EXTRA_WEIGHT, RAW_WEIGHT),
+        ((CHAR_PREFIX.encode(), vectors.CHARS), (EXTRA_PREFIX.encode(), vectors.EXTRA)),
+        blocks_normalised=True,
+    ),
+}
+
+
 def vectorize(
     token_lists: Sequence[list[str]],
     version: str = FEATURES_VERSION,
@@ -519,51 +536,9 @@ def vectorize(
     (normalised on their own, weighted CHAR_WEIGHT); mw-features-1 rows are unchanged.
     mw-features-3 adds two more blocks, each normalised and weighted on its own: the
     `x.` structural tokens and the raw byte 4-grams (`grams`, binary; features3).
+    Built by training.vectors in one pass over all blocks.
     """
-    if version == "mw-features-1":
-        matrix = _HASHER.transform(token_lists).tocsr()
-        np.log1p(matrix.data, out=matrix.data)
-        return normalize_rows(matrix)
-    third = version == "mw-features-3"
-    words, chars, extra = [], [], []
-    for tokens in token_lists:
-        words.append([t for t in tokens if not t.startswith((CHAR_PREFIX, EXTRA_PREFIX))])
-        chars.append([t for t in tokens if t.startswith(CHAR_PREFIX)])
-        if third:
-            extra.append([t for t in tokens if t.startswith(EXTRA_PREFIX)])
-    blocks = [normalize_rows(_log_counts(_HASHER, words))]
-    blocks.append(_weighted(_log_counts(_CHAR_HASHER, chars), CHAR_WEIGHT))
-    if third:
-        blocks.append(_weighted(_log_counts(_EXTRA_HASHER, extra), EXTRA_WEIGHT))
-        blocks.append(_weighted(_gram_rows(grams, len(token_lists)), RAW_WEIGHT))
-    matrix = sp.hstack(blocks, format="csr", dtype=np.float32)
-    return normalize_rows(matrix)
-
-
-def _log_counts(hasher: FeatureHasher, token_lists: list[list[str]]) -> sp.csr_matrix:
-    matrix = hasher.transform(token_lists).tocsr()
-    np.log1p(matrix.data, out=matrix.data)
-    return matrix
-
-
-def _weighted(block: sp.csr_matrix, weight: float) -> sp.csr_matrix:
-    block = normalize_rows(block)
-    block.data *= np.float32(weight)
-    return block
-
-
-def _gram_rows(grams: Sequence[np.ndarray | None] | None, rows: int) -> sp.csr_matrix:
-    """Binary rows of byte 4-gram columns (features3.raw_grams per message)."""
-    if grams is None:
-        grams = [None] * rows
-    if len(grams) != rows:
-        raise ValueError("one grams array per token list")
-    arrays = [np.zeros(0, np.int32) if g is None else g for g in grams]
-    indptr = np.zeros(rows + 1, dtype=np.int64)
-    np.cumsum([a.size for a in arrays], out=indptr[1:])
-    indices = np.concatenate(arrays) if rows else np.zeros(0, np.int32)
-    data = np.ones(indices.size, dtype=np.float32)
-    return sp.csr_matrix((data, indices, indptr), shape=(rows, features3.RAW_FEATURES))
+    return vectors.hashed_rows(token_lists, _LAYOUTS[version], grams)
 
 
 def token_columns(tokens: Sequence[str], version: str = FEATURES_VERSION) -> dict[int, list[str]]:

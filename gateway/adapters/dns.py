@@ -1,21 +1,26 @@
-"""The one DNS client of the gateway (dnspython), pointable at any server.
+"""The one DNS client of the gateway, pointable at any server.
 
-Everything that resolves names (SPF, DKIM, DMARC, DNSBL, MX for bounces) goes
-through a `Resolver`, so one `[dns]` section decides where queries go and how
-long each may take. Answers are returned as plain values; a failure is one of
-three exceptions so callers can map it to their own temperror/none symbols.
+Everything that resolves names (SPF, DKIM, DMARC, DNSBL, URIBL, MX for bounces)
+goes through a `Resolver`, so one `[dns]` section decides where queries go and
+how long each may take, and one cache (`dns_cache`) keeps every answer, positive
+or negative, for all of them. Queries from the event loop share one UDP socket
+(`dns_client.UdpClient`); the blocking libraries in worker threads (pyspf,
+dkimpy) read the same cache and ask on their own only when it has no answer.
+Answers are returned as plain values; a failure is one of two exceptions so
+callers can map it to their own temperror/none symbols.
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
-import dns.asyncresolver
-import dns.exception
 import dns.name
 import dns.resolver
 
+from gateway.adapters.dns_cache import Answer, AnswerCache, Entry, Negative
+from gateway.adapters.dns_client import QueryTimeout, ServerFailed, UdpClient, blocking_query
 from gateway.config import DnsSettings, parse_host_port
 
 
@@ -41,59 +46,36 @@ _INVALID_NAME = (
 )
 
 
-def _nameservers(settings: DnsSettings) -> tuple[list[str], int] | None:
-    """Parse ["127.0.0.1:5353"] or ["192.0.2.1"] into (addresses, port)."""
+def _nameservers(settings: DnsSettings) -> list[tuple[str, int]]:
+    """Parse ["127.0.0.1:5353"] or ["192.0.2.1"] into [(address, port)]; the system's
+    servers (/etc/resolv.conf) when none are configured."""
     if not settings.nameservers:
-        return None
-    hosts, ports = [], set()
+        system = dns.resolver.Resolver(configure=True)
+        return [(str(host), system.port) for host in system.nameservers]
+    servers, ports = [], set()
     for entry in settings.nameservers:
         if entry.count(":") == 1 or entry.startswith("["):
             host, port = parse_host_port(entry)
         else:
             host, port = entry, 53
-        hosts.append(host)
+        servers.append((host, port))
         ports.add(port)
     if len(ports) != 1:
         raise ValueError("dns.nameservers: all servers must use the same port")
-    return hosts, ports.pop()
+    return servers
 
 
-def _configure(
-    resolver: dns.resolver.BaseResolver,
-    settings: DnsSettings,
-    cache: dns.resolver.LRUCache | None = None,
-) -> None:
-    resolver.timeout = settings.timeout
-    resolver.lifetime = settings.timeout
-    resolver.cache = cache
-    servers = _nameservers(settings)
-    if servers:
-        resolver.nameservers, resolver.port = servers
+def _result(entry: Entry, name: str, rdtype: str) -> Answer:
+    if isinstance(entry, Negative):
+        kind = "NXDOMAIN" if entry.nxdomain else "NoAnswer"
+        raise NoRecord(f"{name}/{rdtype}: {kind}")
+    return entry
 
 
-def make_sync_resolver(
-    settings: DnsSettings, cache: dns.resolver.LRUCache | None = None
-) -> dns.resolver.Resolver:
-    """A blocking resolver for libraries that need one (pyspf, dkimpy) in a thread."""
-    configure = not settings.nameservers
-    resolver = dns.resolver.Resolver(configure=configure)
-    _configure(resolver, settings, cache)
-    return resolver
-
-
-def _classify(exc: Exception, name: str, rdtype: str) -> Exception:
-    """Map a dnspython failure to NoRecord (will not change) or DnsError (try later)."""
-    if isinstance(exc, dns.resolver.NXDOMAIN | dns.resolver.NoAnswer):
-        return NoRecord(f"{name}/{rdtype}: {exc.__class__.__name__}")
-    if isinstance(exc, _INVALID_NAME):
-        return NoRecord(f"{name!r}/{rdtype}: not a valid DNS name ({exc.__class__.__name__})")
-    if isinstance(exc, dns.exception.Timeout):
+def _failure(exc: Exception, name: str, rdtype: str) -> DnsError:
+    if isinstance(exc, QueryTimeout):
         return DnsError(f"{name}/{rdtype}: timeout")
-    if isinstance(exc, dns.resolver.NoNameservers):
-        return DnsError(f"{name}/{rdtype}: no server answered ({exc})")
-    if isinstance(exc, dns.exception.DNSException | ValueError | OSError):
-        return DnsError(f"{name}/{rdtype}: {exc}")
-    raise exc
+    return DnsError(f"{name}/{rdtype}: no server answered ({exc})")
 
 
 class Budget:
@@ -128,17 +110,23 @@ class BlockingLookups:
     through dnspython's deprecated module-level `query`.
     """
 
-    def __init__(self, resolver: dns.resolver.Resolver, budget: Budget) -> None:
+    def __init__(self, resolver: Resolver, budget: Budget) -> None:
         self.resolver = resolver
         self.budget = budget
+        # what the event loop already asked for this message and could not get
+        # (time-outs): asked again here, it would only spend the budget twice
+        self.failed: dict[tuple[str, str], DnsError] = {}
 
-    def resolve(self, name: str, rdtype: str) -> dns.resolver.Answer:
-        """One query; NoRecord or DnsError on failure."""
-        timeout = self.budget.timeout(name)
-        try:
-            return self.resolver.resolve(name, rdtype, lifetime=timeout, search=False)
-        except Exception as exc:  # noqa: BLE001 - mapped to NoRecord / DnsError
-            raise _classify(exc, name, rdtype) from None
+    def resolve(self, name: str, rdtype: str) -> Answer:
+        """One query (the cache first); NoRecord or DnsError on failure."""
+        entry = self.resolver.cache.get(name, rdtype)
+        if entry is None:
+            known = self.failed.get((name.lower(), rdtype))
+            if known is not None:
+                raise known
+            timeout = self.budget.timeout(name)
+            entry = self.resolver.ask_blocking(name, rdtype, timeout)
+        return _result(entry, name, rdtype)
 
     def txt(self, name: str) -> list[bytes]:
         """Each TXT record's strings joined, as bytes."""
@@ -198,60 +186,95 @@ class BlockingLookups:
 class Resolver:
     """Async lookups with one timeout per query; values as text or bytes.
 
-    The async resolver and the blocking one (pyspf, dkimpy) share one answer cache
-    (dnspython's, thread-safe, each answer kept for its TTL): a sender's SPF, DKIM
-    and DMARC records are asked for once, not once per message.
+    The event loop's queries and the blocking ones (pyspf, dkimpy) share one
+    answer cache, each answer kept for its TTL: a sender's SPF, DKIM and DMARC
+    records, a list's answer for an address, are asked for once, not once per
+    message or per filter.
     """
 
     def __init__(self, settings: DnsSettings) -> None:
         self.settings = settings
-        cache = dns.resolver.LRUCache(settings.cache_size) if settings.cache_size else None
-        self._resolver = dns.asyncresolver.Resolver(configure=not settings.nameservers)
-        _configure(self._resolver, settings, cache)
-        self.sync = make_sync_resolver(settings, cache)
+        self.servers = _nameservers(settings)
+        self.cache = AnswerCache(settings.cache_size)
+        self._client = UdpClient(self.servers)
 
     def blocking(self, budget: Budget) -> BlockingLookups:
         """Budgeted blocking lookups for a worker thread (pyspf, dkimpy)."""
-        return BlockingLookups(self.sync, budget)
+        return BlockingLookups(self, budget)
 
     def budget(self, seconds: float | None = None) -> Budget:
         """A fresh per-message budget ([dns] budget and timeout unless told)."""
         return Budget(seconds or self.settings.budget, self.settings.timeout)
 
-    async def _resolve(self, name: str, rdtype: str, timeout: float | None) -> dns.resolver.Answer:
+    def ask_blocking(self, name: str, rdtype: str, timeout: float) -> Entry:
+        """A query from a worker thread, past the cache; the answer is cached."""
         try:
-            return await self._resolver.resolve(
-                name, rdtype, lifetime=timeout or self.settings.timeout, search=False
-            )
-        except Exception as exc:  # noqa: BLE001 - every failure becomes one of two errors
-            raise _classify(exc, name, rdtype) from None
+            entry = blocking_query(self.servers, name, rdtype, timeout)
+        except (QueryTimeout, ServerFailed) as exc:
+            raise _failure(exc, name, rdtype) from None
+        except _INVALID_NAME as exc:
+            raise NoRecord(
+                f"{name!r}/{rdtype}: not a valid DNS name ({exc.__class__.__name__})"
+            ) from None
+        self.cache.put(name, rdtype, entry)
+        return entry
+
+    async def resolve(self, name: str, rdtype: str, timeout: float | None = None) -> Answer:
+        """The answer (the cache first); NoRecord or DnsError."""
+        entry = self.cache.get(name, rdtype)
+        if entry is None:
+            try:
+                entry = await self._client.query(name, rdtype, timeout or self.settings.timeout)
+            except (QueryTimeout, ServerFailed) as exc:
+                raise _failure(exc, name, rdtype) from None
+            except _INVALID_NAME as exc:
+                raise NoRecord(
+                    f"{name!r}/{rdtype}: not a valid DNS name ({exc.__class__.__name__})"
+                ) from None
+            self.cache.put(name, rdtype, entry)
+        return _result(entry, name, rdtype)
+
+    async def prefetch(self, lookups: BlockingLookups, questions: list[tuple[str, str]]) -> None:
+        """Ask `questions` together, so the worker thread that needs them next finds
+        them in the cache; a time-out is noted in `lookups` and not asked again."""
+
+        async def one(name: str, rdtype: str) -> None:
+            try:
+                await self.resolve(name, rdtype, lookups.budget.timeout(name))
+            except NoRecord:
+                pass
+            except DnsError as exc:
+                lookups.failed[(name.lower(), rdtype)] = exc
+
+        unique = list(dict.fromkeys((n, t) for n, t in questions if n))
+        if unique:
+            await asyncio.gather(*(one(n, t) for n, t in unique))
 
     async def txt(self, name: str, timeout: float | None = None) -> list[bytes]:
         """Each TXT record's strings joined, as bytes."""
-        answer = await self._resolve(name, "TXT", timeout)
+        answer = await self.resolve(name, "TXT", timeout)
         return [b"".join(r.strings) for r in answer]
 
     async def addresses(
         self, name: str, rdtype: str = "A", timeout: float | None = None
     ) -> list[str]:
-        answer = await self._resolve(name, rdtype, timeout)
+        answer = await self.resolve(name, rdtype, timeout)
         return [r.address for r in answer]
 
     async def addresses_ttl(
         self, name: str, rdtype: str = "A", timeout: float | None = None
     ) -> tuple[list[str], int]:
-        """Addresses and the answer's TTL in seconds (for caches that must honour it)."""
-        answer = await self._resolve(name, rdtype, timeout)
-        ttl = answer.rrset.ttl if answer.rrset is not None else 0
-        return [r.address for r in answer], int(ttl)
+        """Addresses and the seconds the answer has left (for caches that must honour it)."""
+        answer = await self.resolve(name, rdtype, timeout)
+        return [r.address for r in answer], answer.ttl()
 
     async def mx(self, name: str, timeout: float | None = None) -> list[tuple[int, str]]:
         """(preference, host) sorted by preference."""
-        answer = await self._resolve(name, "MX", timeout)
+        answer = await self.resolve(name, "MX", timeout)
         return sorted((r.preference, r.exchange.to_text(omit_final_dot=True)) for r in answer)
 
     async def ptr(self, ip: str, timeout: float | None = None) -> list[str]:
         import dns.reversename
 
-        answer = await self._resolve(dns.reversename.from_address(ip).to_text(), "PTR", timeout)
+        answer = await self.resolve(dns.reversename.from_address(ip).to_text(), "PTR", timeout)
         return [r.target.to_text(omit_final_dot=True) for r in answer]

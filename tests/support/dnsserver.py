@@ -1,8 +1,9 @@
 """A real DNS server on loopback (dnslib, UDP and TCP) serving test zones.
 
 Tests add records at run time; names not present answer NXDOMAIN, names present
-without the asked type answer NODATA. A name can be made slow (to test
-timeouts) or to answer SERVFAIL.
+without the asked type answer NODATA (with an SOA giving the negative TTL when
+`zone.negative_ttl` is set, as real servers do). A name can be made slow (to test
+timeouts) or to answer SERVFAIL; `udp_limit` truncates long UDP answers (TC bit).
 """
 
 from __future__ import annotations
@@ -12,8 +13,8 @@ import threading
 import time
 from collections import defaultdict
 
-from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, TXT, A, DNSLabel, DNSRecord
-from dnslib.server import BaseResolver, DNSLogger, DNSServer
+from dnslib import AAAA, CNAME, MX, PTR, QTYPE, RCODE, RR, SOA, TXT, A, DNSLabel, DNSRecord
+from dnslib.server import BaseResolver, DNSHandler, DNSLogger, DNSServer
 
 _RDATA = {
     "A": A,
@@ -65,6 +66,7 @@ class _ZoneResolver(BaseResolver):
             by_type = self._lookup(name)
             if by_type is None:
                 reply.header.rcode = RCODE.NXDOMAIN
+                self._negative(reply)
                 return reply
             owner = qname
             for _ in range(8):  # follow CNAMEs inside the zone, as a recursive server would
@@ -84,7 +86,16 @@ class _ZoneResolver(BaseResolver):
             reply.add_answer(
                 RR(owner, QTYPE.reverse[qtype], rdata=self.zone.rdata(qtype, rdata), ttl=60)
             )
+        if not answers:
+            self._negative(reply)
         return reply
+
+    def _negative(self, reply) -> None:
+        """RFC 2308: the zone's SOA in the authority section, its minimum the negative TTL."""
+        ttl = self.zone.negative_ttl
+        if ttl is not None:
+            soa = SOA("ns.test.", "hostmaster.test.", (1, 3600, 600, 86400, ttl))
+            reply.add_auth(RR("test.", QTYPE.SOA, rdata=soa, ttl=ttl))
 
     def _lookup(self, name: str):
         by_type = self.zone.records.get(name)
@@ -98,6 +109,25 @@ class _ZoneResolver(BaseResolver):
         return by_type
 
 
+class _Handler(DNSHandler):
+    """dnslib's handler, truncating as servers do: the question kept, the TC bit set
+    (dnslib's own truncation drops the question, which clients rightly refuse)."""
+
+    limit = 0
+
+    def get_reply(self, data):
+        if self.protocol != "udp" or not self.limit:
+            return super().get_reply(data)
+        request = DNSRecord.parse(data)
+        reply = self.server.resolver.resolve(request, self)
+        packed = reply.pack()
+        if len(packed) <= self.limit:
+            return packed
+        reply.rr, reply.auth, reply.ar = [], [], []
+        reply.header.tc = 1
+        return reply.pack()
+
+
 class TestZone:
     """Records served by a `LoopbackDns`. All methods are thread-safe."""
 
@@ -108,6 +138,7 @@ class TestZone:
         self.delays: dict[str, float] = {}
         self.servfail: dict[str, frozenset[str] | None] = {}  # name -> failing types
         self.queries: list[tuple[str, str]] = []
+        self.negative_ttl: int | None = None  # None: negative answers without an SOA
         self.lock = threading.Lock()
 
     def add(self, name: str, rtype: str, value) -> None:
@@ -156,13 +187,22 @@ class TestZone:
 class LoopbackDns:
     """Start with `with LoopbackDns() as dns:`; `dns.port` and `dns.zone` for tests."""
 
-    def __init__(self, zone: TestZone | None = None) -> None:
+    def __init__(self, zone: TestZone | None = None, udp_limit: int = 0) -> None:
+        """`udp_limit`: UDP answers longer than this many bytes are truncated (0: never)."""
         self.zone = zone or TestZone()
+        handler = type("Handler", (_Handler,), {"limit": udp_limit})
         self.port = _free_port()
         logger = DNSLogger(log="-request,-reply,-truncated,-error,-recv,-send,-data", prefix=False)
         self._resolver = _ZoneResolver(self.zone)
         self._servers = [
-            DNSServer(self._resolver, address="127.0.0.1", port=self.port, tcp=tcp, logger=logger)
+            DNSServer(
+                self._resolver,
+                address="127.0.0.1",
+                port=self.port,
+                tcp=tcp,
+                logger=logger,
+                handler=handler,
+            )
             for tcp in (False, True)
         ]
         for server in self._servers:

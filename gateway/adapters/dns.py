@@ -247,7 +247,7 @@ class Resolver:
                 lookups.failed[(name.lower(), rdtype)] = exc
 
         unique = list(dict.fromkeys((n, t) for n, t in questions if n))
-        if unique:
+        if unique and self.cache.size:  # without a cache the threads would ask again
             await asyncio.gather(*(one(n, t) for n, t in unique))
 
     async def txt(self, name: str, timeout: float | None = None) -> list[bytes]:

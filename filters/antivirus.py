@@ -189,10 +189,16 @@ class Antivirus:
         for target, data in todo:
             unique.setdefault(data, []).append(target)
         datas = [d for d in unique if d]
-        outcomes = await asyncio.gather(
-            clamd.version(), *(clamd.scan(d) for d in datas), return_exceptions=True
+        pair: tuple[Any, Any] = await asyncio.gather(
+            clamd.version(), clamd.scan_many(datas), return_exceptions=True
         )
-        version, results = outcomes[0], dict(zip(datas, outcomes[1:], strict=True))
+        version, scanned = pair
+        if isinstance(scanned, BaseException):
+            outcomes: list[Any] = [version, scanned]
+            results: dict[bytes, Any] = {}
+        else:
+            outcomes = [version, *scanned]
+            results = dict(zip(datas, scanned, strict=True))
         errors = [r for r in outcomes if isinstance(r, BaseException)]
         bombs_found = await bombs
         if errors:
@@ -220,7 +226,7 @@ class Antivirus:
             separable = await asyncio.to_thread(_separable, ctx, infected)
         return AvEvidence(
             scans=tuple(scans),
-            version=version,  # type: ignore[arg-type]
+            version=version,
             separable=separable,
             elapsed_ms=(time.perf_counter() - started) * 1000,
             bombs=bombs_found,

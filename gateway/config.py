@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import os
 import re
 import socket
 import tomllib
@@ -101,7 +102,9 @@ class SmtpSettings(Section):
     tls_key: Path | None = None
     require_tls: bool = False
     shutdown_grace: Seconds = 30.0
-    processes: int = Field(1, ge=1, le=64)  # gateways sharing the port (SO_REUSEPORT)
+    processes: int = Field(
+        1, ge=0, le=64
+    )  # gateways sharing the port (SO_REUSEPORT); 0: a core each
     node_name: str | None = None  # in the ledger and heartbeats; None: the host name
     max_mime_depth: int = Field(50, gt=0)  # nested multiparts/messages; deeper: 550 5.6.0
     max_mime_parts: int = Field(10_000, gt=0)  # MIME entities per message; more: 550 5.6.0
@@ -112,6 +115,17 @@ class SmtpSettings(Section):
         if not value or any(c.isspace() for c in value):
             raise ValueError("must be a host name without spaces")
         return value
+
+    @field_validator("processes")
+    @classmethod
+    def _processes(cls, value: int) -> int:
+        """0: one gateway per core this process may run on (its CPU affinity)."""
+        if value:
+            return value
+        try:
+            return max(1, min(64, len(os.sched_getaffinity(0))))
+        except AttributeError:  # not Linux
+            return max(1, min(64, os.cpu_count() or 1))
 
 
 class DomainsSettings(Section):

@@ -150,7 +150,7 @@ def extract(
     if parts is None:
         parts = list(mime.leaf_parts(msg))
     fallback = _declared_charset(parts)
-    headers = [(k.lower(), header_text(v, fallback)) for k, v in msg.raw_items()]
+    headers = _header_values(msg, fallback)
     tokens: list[str] = []
 
     subject = " ".join(v for k, v in headers if k == "subject")
@@ -192,6 +192,30 @@ def header_text(value: str, fallback: str | None = None) -> str:
     if "=?" in value:
         value = mime.decode_rfc2047(value)
     return value
+
+
+# Header values some token reads (the other headers count by name only); Received: the
+# first _READ_RECEIVED hops (features3 reads 4, _received_tokens 6, the rest are counted).
+_READ_VALUES = frozenset(
+    {"subject", "from", "to", "reply-to", "date", "message-id", "content-type"}
+    | {"x-mailer", "user-agent", "received"}
+)
+_READ_RECEIVED = 6
+
+
+def _header_values(msg: email.message.Message, fallback: str | None) -> list[tuple[str, str]]:
+    """(lower-cased name, value) of every header; values that no token reads are left
+    raw (decoding them, RFC 2047 words above all, cost a tenth of a message's features)."""
+    out = []
+    received = 0
+    for name, value in msg.raw_items():
+        name = name.lower()
+        if name in _READ_VALUES and (name != "received" or received < _READ_RECEIVED):
+            received += name == "received"
+            out.append((name, header_text(value, fallback)))
+        else:
+            out.append((name, value))
+    return out
 
 
 _WEAK_DECLARATIONS = frozenset({None, "us-ascii", "ascii", "iso-8859-1", "latin-1", "cp1252"})
@@ -279,9 +303,12 @@ def html_text(markup: str) -> tuple[str, list[str]]:
 
 
 def _text_tokens(text: str, prefix: str, out: list[str]) -> None:
+    append = out.append
     for word in _TOKEN.findall(text.lower()):
         size = len(word)
-        if size < 2:
+        if 1 < size < 26 and word.isascii() and word.isalpha():  # most words: first
+            append(prefix + word)
+        elif size < 2:
             if size and word >= "\u3040":  # a lone CJK character
                 out.append(prefix + word)
         elif size > 25:
@@ -311,27 +338,44 @@ def _cjk_tokens(run: str, prefix: str, out: list[str]) -> None:
 def _char_tokens(text: str, out: list[str]) -> None:
     """Character 4-grams of each Latin-script word, padded with spaces (char_wb)."""
     seen: dict[str, list[str]] = {}
+    prefixed = CHAR_PREFIX.__add__
     for word in _TOKEN.findall(text.lower()):
         grams = seen.get(word)
         if grams is None:
-            if len(word) > 30 or _CJK_RUN.search(word):
+            if len(word) > _CHAR_MAX_WORD or (not word.isascii() and _CJK_RUN.search(word)):
                 grams = []
             else:
                 padded = " " + word + " "
-                ends = range(CHAR_N, len(padded) + 1)
-                grams = [CHAR_PREFIX + padded[i - CHAR_N : i] for i in ends]
+                grams = list(map(prefixed, map(padded.__getitem__, _GRAM_SLICES[len(padded)])))
             seen[word] = grams
         out.extend(grams)
 
 
+_CHAR_MAX_WORD = 30
+# the slices of every 4-gram of a padded word, by its length (map, not a loop per gram)
+_GRAM_SLICES = [
+    tuple(slice(end - CHAR_N, end) for end in range(CHAR_N, size + 1))
+    for size in range(_CHAR_MAX_WORD + 3)
+]
+
+
 def _style_tokens(body: str, out: list[str]) -> None:
     head = body[:5000]
-    letters = sum(map(str.isalpha, head))
+    if head.isascii():  # str.isalpha / isupper are A-Z a-z / A-Z there: count in C
+        data = head.encode("ascii")
+        letters = len(data) - len(data.translate(None, _ASCII_LETTERS))
+        upper = len(data) - len(data.translate(None, _ASCII_UPPER))
+    else:
+        letters = sum(map(str.isalpha, head))
+        upper = sum(map(str.isupper, head)) if letters else 0
     if letters:
-        upper = sum(map(str.isupper, head))
         out.append(f"sty:upper:{min(10 * upper // letters, 9)}")
     out.append(f"sty:len:{min(len(body).bit_length(), 17)}")
     out.append(f"sty:bang:{min(body.count('!'), 5)}")
+
+
+_ASCII_UPPER = bytes(range(65, 91))
+_ASCII_LETTERS = _ASCII_UPPER + bytes(range(97, 123))
 
 
 def _url_tokens(urls: list[str], out: list[str]) -> None:

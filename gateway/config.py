@@ -154,6 +154,9 @@ class DeliverySettings(Section):
     command_timeout: Seconds = 300.0
     bounce_relay: HostPort | None = None
     poll_interval: Seconds = 1.0
+    # seconds between checks of the database for queue actions asked on another node's
+    # console; with [redis] url a request arrives at once by a Redis message
+    request_refresh: Seconds = 5.0
 
 
 class SpoolSettings(Section):

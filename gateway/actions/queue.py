@@ -8,6 +8,7 @@ hears 404: nothing says these pages exist.
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,9 +17,12 @@ from typing import Any
 from sqlalchemy.engine import Engine
 
 from gateway.actions.common import Actor, BadInput, NotFound
+from gateway.adapters.redis import publish_sync
 from gateway.config import Settings, is_this_node
 from gateway.store import audit, node_status, queue_control, queue_requests, queue_view
 from gateway.store.users import OPERATOR
+
+log = logging.getLogger(__name__)
 
 DOWN_AFTER_BEATS = 3  # a node whose last report is older than this many heartbeats is down
 
@@ -111,13 +115,13 @@ def control(
     if node is not None and not is_this_node(settings, node):
         if node not in {r["node"] for r in node_status.all_nodes(engine)}:
             raise NotFound(f"{node}: no such node")
-        return _remote(engine, actor, node, op, job)
+        return _remote(engine, actor, settings, node, op, job)
     roots = queue_view.roots_of(Path(settings.spool.path), job)
     if not roots:
         other = None if node is not None else _reporting(engine, settings, job)
         if other is None:
             raise NotFound(f"{job}: no such job in this node's queue nor in another's report")
-        return _remote(engine, actor, other, op, job)
+        return _remote(engine, actor, settings, other, op, job)
     requests = [(root, queue_control.submit(root, op, job, actor.name)) for root in roots]
     started = time.monotonic()
     answers = []
@@ -136,8 +140,13 @@ def control(
     return result
 
 
-def _remote(engine: Engine, actor: Actor, node: str, op: str, job: str | None) -> dict[str, Any]:
+def _remote(
+    engine: Engine, actor: Actor, settings: Settings, node: str, op: str, job: str | None
+) -> dict[str, Any]:
     request = queue_requests.add(engine, node, op, job, actor.name)
+    # the node named acts at once; without Redis it finds the row by its own poll
+    redis = settings.redis
+    publish_sync(redis.url, queue_requests.channel(redis.prefix), node, "queue request", log)
     _audit(engine, actor, op, job, {"node": node, "request": request})
     return {
         "op": op,

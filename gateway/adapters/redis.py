@@ -79,13 +79,15 @@ async def follow(
     interval: float,
     what: str,
     log: logging.Logger,
+    wanted: Callable[[str], bool] | None = None,
 ) -> None:
     """Until cancelled: `reload` every `interval` seconds, and at once on each message on
-    `channel` when Redis is given. Losing Redis costs speed, never a change: the poll
-    goes on, and the loss is logged once (its return once). `reload` must not raise."""
+    `channel` when Redis is given (only those whose text `wanted` accepts, when given).
+    Losing Redis costs speed, never a change: the poll goes on, and the loss is logged
+    once (its return once). `reload` must not raise."""
     tasks = [asyncio.create_task(_poll(reload, interval), name=f"{what}:poll")]
     if redis is not None:
-        listen = _listen(redis, channel, reload, interval, what, log)
+        listen = _listen(redis, channel, reload, interval, what, log, wanted)
         tasks.append(asyncio.create_task(listen, name=f"{what}:listen"))
     try:
         await asyncio.gather(*tasks)
@@ -93,6 +95,14 @@ async def follow(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _wanted(message: dict[str, Any], wanted: Callable[[str], bool] | None) -> bool:
+    if wanted is None:
+        return True
+    data = message.get("data")
+    text = data.decode("utf-8", "replace") if isinstance(data, bytes) else str(data)
+    return wanted(text)
 
 
 async def _poll(reload: Callable[[], Awaitable[None]], interval: float) -> None:
@@ -108,6 +118,7 @@ async def _listen(
     interval: float,
     what: str,
     log: logging.Logger,
+    wanted: Callable[[str], bool] | None = None,
 ) -> None:
     down = False
     while True:
@@ -119,7 +130,7 @@ async def _listen(
                 down = False
             await reload()  # whatever changed while not subscribed
             async for message in pubsub.listen():
-                if message.get("type") == "message":
+                if message.get("type") == "message" and _wanted(message, wanted):
                     await reload()
         except asyncio.CancelledError:
             raise

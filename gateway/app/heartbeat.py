@@ -4,8 +4,9 @@ Each beat also says whether the next hop answered an SMTP greeting (connect,
 read the 220, QUIT: a clean session in the protected server's log) and which
 signature database clamd runs. The report turns beats into availability
 minutes and signature ages (gateway/report/sla.py). With each beat the node also
-replaces its row in node_status (clamd, Redis, its spool's counts and oldest jobs),
-which the console's node and queue pages show for every node.
+replaces its row in node_status (clamd, Redis, its queue's counts and oldest jobs, as
+the delivery scheduler holds them: no spool file is read for it), which the
+console's node and queue pages show for every node.
 """
 
 from __future__ import annotations
@@ -14,14 +15,18 @@ import asyncio
 import contextlib
 import functools
 import logging
+from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from gateway.adapters.clamd import ClamdClient, ScanError
 from gateway.config import Settings, parse_host_port
 from gateway.store import availability, node_status, queue_view
 from gateway.store.db import Database
+from gateway.store.node_status import SNAPSHOT_JOBS
+
+# (limit) -> the queue's counts and its `limit` oldest jobs as rows (gateway.store.queue_view)
+QueueSnapshot = Callable[[int], tuple[dict[str, Any], list[dict[str, Any]]]]
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +96,10 @@ async def run(
     settings: Settings,
     clamd: ClamdClient | None,
     redis: Any = None,
-    spool_root: Path | None = None,
+    queue: QueueSnapshot | None = None,
 ) -> None:
-    """Beat every [report] heartbeat_interval seconds until cancelled."""
+    """Beat every [report] heartbeat_interval seconds until cancelled; `queue` gives
+    the queue's counts and oldest jobs (the delivery scheduler's view)."""
     cfg = settings.report
     host, port = parse_host_port(settings.delivery.next_hop)
     started = datetime.now(UTC)
@@ -103,9 +109,7 @@ async def run(
             signatures = await signatures_of(clamd)
             now = datetime.now(UTC)
             await db.write(availability.beat, node, now, ok, signatures)
-            jobs = (
-                [] if spool_root is None else await asyncio.to_thread(queue_view.rows, spool_root)
-            )
+            counts, jobs = (queue_view.summary([]), []) if queue is None else queue(SNAPSHOT_JOBS)
             status: dict[str, Any] = {
                 "updated_at": now,
                 "started_at": started,
@@ -113,8 +117,8 @@ async def run(
                 "redis": await redis_state(redis),
                 "next_hop": _state(ok),
                 "signatures": _json_dates(signatures),
-                "queue": queue_view.summary(jobs),
-                "jobs": jobs,  # node_status keeps the oldest SNAPSHOT_JOBS
+                "queue": counts,
+                "jobs": jobs,
             }
             await db.write(functools.partial(node_status.report, node=node, **status))
         except asyncio.CancelledError:

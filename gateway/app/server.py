@@ -138,7 +138,12 @@ class Gateway:
             self.submission.append(server)
         self._heartbeat = asyncio.create_task(  # beats only while mail is accepted
             heartbeat.run(
-                self.db, self.node, s, self.ports.clamd, self.ports.redis, self.spool.root
+                self.db,
+                self.node,
+                s,
+                self.ports.clamd,
+                self.ports.redis,
+                queue=self.delivery.queue_snapshot,
             ),
             name="heartbeat",
         )
@@ -146,7 +151,16 @@ class Gateway:
         self._watch_tasks.append(asyncio.create_task(self._queue_gauges(), name="queue-gauges"))
         self._watch_tasks.append(  # queue actions asked on another node's console
             asyncio.create_task(
-                queue_requests.run(self.db, self.node, self.spool.root), name="queue-requests"
+                queue_requests.run(
+                    self.db,
+                    self.node,
+                    self.spool.root,
+                    self.ports.redis,
+                    s.redis.prefix,
+                    s.delivery.request_refresh,
+                    handed=self.delivery.check_controls,
+                ),
+                name="queue-requests",
             )
         )
         if s.metrics.listen and self.worker[1] == 1:  # several workers: the supervisor serves

@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 
 import aiosmtplib
 
@@ -30,7 +31,7 @@ from gateway.delivery.dsn import build_dsn
 from gateway.model import RcptStatus
 from gateway.monitor import events
 from gateway.outages import OUTAGES
-from gateway.store import ledger
+from gateway.store import ledger, queue_view
 from gateway.store import queue_control as control
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool, new_queue_id
@@ -92,6 +93,7 @@ class Delivery:
         self._idle: dict[tuple[str, int], list[tuple[aiosmtplib.SMTP, float]]] = {}
         self._fresh: dict[str, bytes] = {}  # job id -> its spooled copy, until first attempt
         self._fresh_bytes = 0
+        self._controls_due = False  # check_controls: read the control requests now
         self._removals: list[str] = []  # finished jobs waiting for `_remove_batches`
         self._remover: asyncio.Task | None = None
         self._tls = ssl.create_default_context()
@@ -149,15 +151,27 @@ class Delivery:
     def pending_jobs(self) -> int:
         return len(self._jobs)
 
+    def queue_snapshot(self, limit: int) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """The queue's counts and its `limit` oldest jobs as the scheduler holds them
+        (gateway.store.queue_view.snapshot), for the heartbeat's node report."""
+        return queue_view.snapshot(self.spool, list(self._jobs.values()), limit, busy=self._busy)
+
     def oldest_received_at(self) -> float | None:
         """When the oldest job waiting was received (for the queue-age gauge)."""
         return min((job.received_at for job in self._jobs.values()), default=None)
+
+    def check_controls(self) -> None:
+        """Read the spool's control requests now, not at the next poll (a request
+        from another node's console was just handed on)."""
+        self._controls_due = True
+        self._wake.set()
 
     async def _scheduler(self) -> None:
         next_control = 0.0
         while True:
             now = time.time()
-            if now >= next_control:  # operator requests: `mailwarden queue hold|flush|...`
+            if now >= next_control or self._controls_due:  # `mailwarden queue hold|...`
+                self._controls_due = False
                 await self._apply_controls()
                 next_control = now + self.cfg.poll_interval
             while self._heap and self._heap[0][0] <= now:

@@ -1,8 +1,9 @@
 """Queue actions addressed to another node, in the shared database.
 
 Each node's spool is its own, so an operator on node A cannot touch a job of node
-B directly: the console writes a row here naming node B, node B picks up the rows
-addressed to it within a few seconds (gateway/app/queue_requests.py), hands each to
+B directly: the console writes a row here naming node B and publishes B's name on
+`channel` (Redis); node B picks up the rows addressed to it at once, or within
+[delivery] request_refresh seconds without Redis (gateway/app/queue_requests.py), hands each to
 its own spool's control requests (gateway/store/queue_control.py) and writes the
 outcome back. A request to a node that is down waits until it starts again.
 """
@@ -48,6 +49,11 @@ queue_requests = Table(
     Column("message", Text),
     Index("ix_queue_requests_node_state", "node", "state"),
 )
+
+
+def channel(prefix: str) -> str:
+    """The Redis channel on which a new request names its node (gateway/app/queue_requests.py)."""
+    return f"{prefix}queue:requests"
 
 
 def add(engine: Engine, node: str, op: str, job: str | None, by: str) -> str:

@@ -280,7 +280,11 @@ def _body(
 
 _TEXT_TYPES = frozenset({"text/plain", "text/html"})
 _HTML_DROP = re.compile(r"(?is)<(script|style|head|title)\b.*?</\1\s*>|<!--.*?-->")
-_HTML_LINK = re.compile(r"""(?i)\b(?:href|src)\s*=\s*["']?([^"'\s>]+)""")
+# (?i)\b(?:href|src)... spelt out: without IGNORECASE the engine skips ahead to an h or s
+# (twice as fast); \u017f is the long s, which IGNORECASE matches as s
+_HTML_LINK = re.compile(
+    r"""(?=[hHsS\u017f])\b(?:[hH][rR][eE][fF]|[sS\u017f][rR][cC])\s*=\s*["']?([^"'\s>]+)"""
+)
 _HTML_TAG = re.compile(r"(?s)<[^>]*>")
 _HTML_START = re.compile(r"(?i)^\s*<(!doctype|html|head|body|table|div|p|font)\b")
 

@@ -269,7 +269,7 @@ def _html_tokens(markup: str, out: list[str]) -> None:
         out.append("h:tiny_font")
     if ("fff" in low or "white" in low) and _WHITE.search(low):
         out.append("h:white_text")
-    if "<!--" in low and _COMMENT_SPLIT.search(low):
+    if "<!--" in low and _comment_in_word(low):
         out.append("h:comment_in_word")
     tags: dict[str, int] = {}
     for name in _TAG_NAME.findall(markup):
@@ -277,7 +277,7 @@ def _html_tokens(markup: str, out: list[str]) -> None:
     for name, count in tags.items():
         out.append(f"h:{name}:{_bucket(count)}")
     text = _TAGS.sub(" ", markup)
-    letters = len(_NON_LETTERS.sub("", text[:20_000]))
+    letters = _letters(text[:20_000])
     out.append(f"h:letters:{_bucket(letters, 14)}")
     if tags.get("img") and letters < 200:
         out.append("h:image_only")
@@ -296,6 +296,27 @@ def _html_tokens(markup: str, out: list[str]) -> None:
             out.append("h:anchor_domain_" + ("same" if same else "other"))
         for word in _WORDS.findall(label.lower())[:3]:
             out.append("h:anchor_word:" + word)
+
+
+def _comment_in_word(low: str) -> bool:
+    """_COMMENT_SPLIT.search(low), tried only where a comment starts."""
+    start = low.find("<!--", 1)
+    while start >= 0:
+        if _COMMENT_SPLIT.match(low, start - 1):
+            return True
+        start = low.find("<!--", start + 1)
+    return False
+
+
+_ASCII_LETTERS = bytes(range(65, 91)) + bytes(range(97, 123))
+
+
+def _letters(text: str) -> int:
+    """len(_NON_LETTERS.sub("", text)): in ASCII the letters are A-Z a-z, counted in C."""
+    if text.isascii():
+        data = text.encode("ascii")
+        return len(data) - len(data.translate(None, _ASCII_LETTERS))
+    return len(_NON_LETTERS.sub("", text))
 
 
 def _url_pieces(urls: list[str], out: list[str]) -> None:

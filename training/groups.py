@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
+
 CJK, HEADERLESS, OTHER = "cjk", "headerless", "other"
 GROUPS = (CJK, HEADERLESS, OTHER)
 MIN_GROUP_HAM = 2000  # fewer out-of-fold ham: no offset of its own (0)
@@ -31,9 +33,20 @@ def group_of(tokens: Sequence[str]) -> str:
     Cheap on purpose (no language guess: it runs for every message scored).
     """
     sample = tokens[:400]
-    cjk = sum(1 for t in sample if t and "\u3040" <= t[-1] <= "\ud7af")
-    if sample and cjk >= 0.3 * len(sample):
+    if sample and _ending_in_cjk(sample) >= 0.3 * len(sample):
         return CJK
     if "hdr:subject_only" in tokens:
         return HEADERLESS
     return OTHER
+
+
+def _ending_in_cjk(tokens: Sequence[str]) -> int:
+    """How many tokens end in U+3040..U+D7AF: the last code point before each separator
+    of the joined tokens (numpy; a generator over 400 tokens cost more than the rest)."""
+    text = "\x00" + "\x00".join(tokens) + "\x00"
+    points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
+    ends = np.flatnonzero(points == 0)
+    if ends.size != len(tokens) + 1:  # a token holds NUL
+        return sum(1 for t in tokens if t and "\u3040" <= t[-1] <= "\ud7af")
+    last = points[ends[1:] - 1]  # a separator itself when the token is empty
+    return int(np.count_nonzero((last >= 0x3040) & (last <= 0xD7AF)))

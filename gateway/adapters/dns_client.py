@@ -1,12 +1,11 @@
 """Asking the configured DNS servers: one UDP socket per event loop, TCP when truncated.
 
-dnspython's async resolver opens and closes a UDP endpoint for every query, which
-cost the event loop more than the query itself. `UdpClient` keeps one socket per
-event loop (per address family) and matches each reply to its query by the
-random 16-bit id, the server's address and the question; anything else that
-arrives (a late reply to a query given up, a forgery with a wrong id or question,
-garbage) is dropped and the query keeps waiting. Identical questions asked while
-one is in flight share it.
+dnspython's async resolver opens and closes a UDP endpoint for every query.
+`UdpClient` keeps one socket per event loop (per address family) and matches each
+reply to its query by the random 16-bit id, the server's address and the question;
+anything else that arrives (a late reply to a query given up, a forgery with a
+wrong id or question, garbage) is dropped and the query keeps waiting. Identical
+questions asked while one is in flight share it.
 
 Source port: a socket kept for many queries has one source port, so an off-path
 forger has only the id (16 bits) to guess, not id and port (about 31 bits) as
@@ -20,9 +19,11 @@ timeout); the servers are asked in order, the next one after an error answer
 (SERVFAIL, REFUSED, unparsable) or a time-out while time is left. A truncated
 UDP answer (TC bit) is asked again over TCP from the same server.
 
-`blocking_query` is the same for worker threads (pyspf, dkimpy), with dnspython's
-synchronous functions: a socket per query there, but those threads mostly find
-their answers in the cache the event loop has filled.
+`blocking_query` is the same for worker threads (pyspf, dkimpy): a connected
+socket per query there, but those threads mostly find their answers in the cache
+the event loop has filled. Queries and answers are read and written by
+`dns_wire`, not dnspython's message classes (which cost about as much as all the
+rest of a query).
 """
 
 from __future__ import annotations
@@ -36,18 +37,12 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-import dns.exception
-import dns.flags
-import dns.message
-import dns.name
-import dns.query
-import dns.rcode
-import dns.rdatatype
-
+from gateway.adapters import dns_wire
 from gateway.adapters.dns_cache import MAX_NEGATIVE_TTL, MAX_TTL, Answer, Entry, Negative
+from gateway.adapters.dns_wire import NOERROR, NXDOMAIN, Reply, WireError
 
 ROTATE_AFTER = 2_000  # queries per UDP socket before a new one (a new source port)
-EDNS_PAYLOAD = 1232  # the size DNS flag day 2020 recommends: no IP fragments
+NEGATIVE_TTL_WITHOUT_SOA = 300  # dnspython's choice, kept: a negative answer without an SOA
 
 
 class ServerFailed(Exception):
@@ -58,31 +53,46 @@ class QueryTimeout(Exception):
     """No answer before the deadline."""
 
 
-def make_query(name: str, rdtype: str) -> dns.message.QueryMessage:
-    """A recursive query with a random id (dnspython's ids are random too, but say so)."""
-    query = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
-    query.id = secrets.randbits(16)
-    return query
+@dataclass(frozen=True, slots=True)
+class Question:
+    """One query on the wire: a random id (`secrets`), the name's wire form, the type."""
+
+    qid: int
+    qname: bytes
+    rdtype: int
+
+    @classmethod
+    def make(cls, name: str, rdtype: str) -> Question:
+        code = dns_wire.TYPES.get(rdtype)
+        if code is None:
+            raise ValueError(f"record type {rdtype} is not asked by the gateway")
+        return cls(secrets.randbits(16), dns_wire.encode_name(name), code)
+
+    def again(self, taken: Any) -> Question:
+        """The same question with another random id not in `taken`."""
+        qid = self.qid
+        while qid in taken:
+            qid = secrets.randbits(16)
+        return Question(qid, self.qname, self.rdtype)
+
+    def wire(self) -> bytes:
+        return dns_wire.encode_query(self.qid, self.qname, self.rdtype)
+
+    def read(self, data: bytes) -> Reply:
+        return dns_wire.decode(data, self.qid, self.qname, self.rdtype)
 
 
-def interpret(query: dns.message.Message, response: dns.message.Message) -> Entry:
+def interpret(reply: Reply) -> Entry:
     """The cache entry an answer means; ServerFailed when it is not an answer to keep."""
-    if not isinstance(response, dns.message.QueryMessage):
-        raise ServerFailed("not an answer to a query")
-    rcode = response.rcode()
-    if rcode not in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-        raise ServerFailed(dns.rcode.to_text(rcode))
-    try:
-        chain = response.resolve_chaining()
-    except dns.exception.DNSException as exc:
-        raise ServerFailed(f"unusable answer: {exc}") from None
+    if reply.rcode not in (NOERROR, NXDOMAIN):
+        raise ServerFailed(f"rcode {reply.rcode}")
     now = time.monotonic()
-    if chain.answer is not None:
-        return Answer(tuple(chain.answer), now + min(chain.minimum_ttl, MAX_TTL))
-    # the SOA of the authority section gives the negative TTL (dnspython: its TTL and
-    # minimum field); without an SOA dnspython's default of 300 s, as before
-    ttl = min(chain.minimum_ttl, MAX_NEGATIVE_TTL)
-    return Negative(rcode == dns.rcode.NXDOMAIN, now + ttl)
+    if reply.records:
+        if reply.rcode == NXDOMAIN:
+            raise ServerFailed("records in an NXDOMAIN answer")
+        return Answer(reply.records, now + min(max(reply.ttl, 0), MAX_TTL))
+    ttl = NEGATIVE_TTL_WITHOUT_SOA if reply.ttl < 0 else reply.ttl
+    return Negative(reply.rcode == NXDOMAIN, now + min(ttl, MAX_NEGATIVE_TTL))
 
 
 @dataclass
@@ -90,7 +100,7 @@ class _Socket:
     """One UDP socket and the queries waiting for a reply on it."""
 
     transport: asyncio.DatagramTransport
-    waiting: dict[int, tuple[dns.message.Message, tuple[str, int], asyncio.Future]] = field(
+    waiting: dict[int, tuple[Question, tuple[str, int], asyncio.Future]] = field(
         default_factory=dict
     )
     sent: int = 0
@@ -117,12 +127,10 @@ class _Protocol(asyncio.DatagramProtocol):
         if (addr[0], addr[1]) != server or future.done():
             return
         try:
-            response = dns.message.from_wire(data)
-        except Exception:  # noqa: BLE001 - garbage with a matching id: keep waiting
-            return
-        if not query.is_response(response):
-            return  # same id, other question: not ours
-        future.set_result(response)
+            reply = query.read(data)
+        except WireError:
+            return  # same id, but garbage or another question: not ours, keep waiting
+        future.set_result(reply)
 
     def error_received(self, exc: Exception) -> None:
         pass  # an ICMP error for one query: that query times out, the others go on
@@ -172,15 +180,15 @@ class UdpClient:
 
     async def _ask_servers(self, name: str, rdtype: str, deadline: float) -> Entry:
         failure: Exception = QueryTimeout(f"{name}/{rdtype}")
+        question = Question.make(name, rdtype)
         for server in self.servers:
             if time.monotonic() >= deadline:
                 break
-            query = make_query(name, rdtype)
             try:
-                response = await self._udp(query, server, deadline)
-                if response.flags & dns.flags.TC:
-                    response = await _tcp(query, server, deadline)
-                return interpret(query, response)
+                reply = await self._udp(question, server, deadline)
+                if reply.truncated:
+                    reply = await _tcp(question, server, deadline)
+                return interpret(reply)
             except (QueryTimeout, ServerFailed) as exc:
                 failure = exc
         raise failure
@@ -221,74 +229,103 @@ class UdpClient:
             return sock
         return await opening
 
-    async def _udp(
-        self, query: dns.message.Message, server: tuple[str, int], deadline: float
-    ) -> dns.message.Message:
+    async def _udp(self, question: Question, server: tuple[str, int], deadline: float) -> Reply:
         family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
         sock = await self._socket(family)
-        while query.id in sock.waiting:
-            query.id = secrets.randbits(16)
+        question = question.again(sock.waiting)
         future: asyncio.Future = asyncio.get_running_loop().create_future()
-        sock.waiting[query.id] = (query, server, future)
+        sock.waiting[question.qid] = (question, server, future)
         sock.sent += 1
         if sock.sent >= ROTATE_AFTER:
             sock.retired = True  # the next query opens a new socket (a new source port)
         try:
-            sock.transport.sendto(query.to_wire(), server)
+            sock.transport.sendto(question.wire(), server)
             return await asyncio.wait_for(future, max(0.0, deadline - time.monotonic()))
         except TimeoutError:
-            raise QueryTimeout(f"{query.question[0].name}: no answer from {server[0]}") from None
+            raise QueryTimeout(f"no answer from {server[0]}") from None
         except OSError as exc:
             raise ServerFailed(f"{server[0]}: {exc}") from None
         finally:
-            sock.waiting.pop(query.id, None)
+            sock.waiting.pop(question.qid, None)
             sock.close_if_idle()
 
 
-async def _tcp(
-    query: dns.message.Message, server: tuple[str, int], deadline: float
-) -> dns.message.Message:
-    """The same query over TCP (the UDP answer was truncated)."""
+async def _tcp(question: Question, server: tuple[str, int], deadline: float) -> Reply:
+    """The same question over TCP (the UDP answer was truncated)."""
 
-    async def ask() -> dns.message.Message:
+    async def ask() -> Reply:
         reader, writer = await asyncio.open_connection(server[0], server[1])
         try:
-            wire = query.to_wire()
+            wire = question.wire()
             writer.write(struct.pack("!H", len(wire)) + wire)
             (size,) = struct.unpack("!H", await reader.readexactly(2))
-            return dns.message.from_wire(await reader.readexactly(size))
+            return question.read(await reader.readexactly(size))
         finally:
             writer.close()
 
     try:
-        response = await asyncio.wait_for(ask(), max(0.0, deadline - time.monotonic()))
+        return await asyncio.wait_for(ask(), max(0.0, deadline - time.monotonic()))
     except TimeoutError:
-        raise QueryTimeout(f"{query.question[0].name}: no TCP answer from {server[0]}") from None
-    except (OSError, EOFError, asyncio.IncompleteReadError, dns.exception.DNSException) as exc:
+        raise QueryTimeout(f"no TCP answer from {server[0]}") from None
+    except (OSError, EOFError, asyncio.IncompleteReadError, WireError) as exc:
         raise ServerFailed(f"{server[0]} over TCP: {exc}") from None
-    if not query.is_response(response):
-        raise ServerFailed(f"{server[0]} over TCP: an answer to another question")
-    return response
 
 
 def blocking_query(servers: list[tuple[str, int]], name: str, rdtype: str, timeout: float) -> Entry:
     """`UdpClient.query` for a worker thread (no event loop): a socket per query."""
     deadline = time.monotonic() + timeout
     failure: Exception = QueryTimeout(f"{name}/{rdtype}")
-    for host, port in servers:
-        left = deadline - time.monotonic()
-        if left <= 0:
+    question = Question.make(name, rdtype)
+    for server in servers:
+        if deadline - time.monotonic() <= 0:
             break
-        query = make_query(name, rdtype)
         try:
-            response, _tcp_used = dns.query.udp_with_fallback(
-                query, host, timeout=left, port=port, ignore_unexpected=True, ignore_errors=True
-            )
-            return interpret(query, response)
-        except dns.exception.Timeout:
-            failure = QueryTimeout(f"{name}/{rdtype}: no answer from {host}")
-        except ServerFailed as exc:
+            reply = _blocking_udp(question, server, deadline)
+            if reply.truncated:
+                reply = _blocking_tcp(question, server, deadline)
+            return interpret(reply)
+        except (QueryTimeout, ServerFailed) as exc:
             failure = exc
-        except (OSError, EOFError, dns.exception.DNSException) as exc:
-            failure = ServerFailed(f"{host}: {exc}")
     raise failure
+
+
+def _blocking_udp(question: Question, server: tuple[str, int], deadline: float) -> Reply:
+    family = socket.AF_INET6 if ":" in server[0] else socket.AF_INET
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(server)  # the kernel drops datagrams from anyone else
+            sock.send(question.wire())
+            while True:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise QueryTimeout(f"no answer from {server[0]}")
+                sock.settimeout(left)
+                data = sock.recv(65535)
+                try:
+                    return question.read(data)
+                except WireError:
+                    continue  # another id or question, or garbage: keep waiting
+        except TimeoutError:
+            raise QueryTimeout(f"no answer from {server[0]}") from None
+        except OSError as exc:
+            raise ServerFailed(f"{server[0]}: {exc}") from None
+
+
+def _blocking_tcp(question: Question, server: tuple[str, int], deadline: float) -> Reply:
+    try:
+        left = max(0.001, deadline - time.monotonic())
+        with socket.create_connection(server, timeout=left) as sock:
+            wire = question.wire()
+            sock.sendall(struct.pack("!H", len(wire)) + wire)
+            data = b""
+            while len(data) < 2 or len(data) < 2 + struct.unpack_from("!H", data)[0]:
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(65535)
+                if not chunk:
+                    raise ServerFailed(f"{server[0]} closed the TCP connection")
+                data += chunk
+            return question.read(data[2:])
+    except TimeoutError:
+        raise QueryTimeout(f"no TCP answer from {server[0]}") from None
+    except (OSError, WireError) as exc:
+        raise ServerFailed(f"{server[0]} over TCP: {exc}") from None

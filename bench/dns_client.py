@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -52,10 +53,8 @@ async def _run(ask: Any, questions: list[str], concurrency: int) -> None:
     async def worker() -> None:
         while queue:
             name = queue.pop()
-            try:
+            with contextlib.suppress(NoRecord, dns.resolver.NXDOMAIN):
                 await ask(name)
-            except (NoRecord, dns.resolver.NXDOMAIN):
-                pass
 
     await asyncio.gather(*(worker() for _ in range(concurrency)))
 

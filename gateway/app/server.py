@@ -243,7 +243,7 @@ class Gateway:
         limits, [outbound] trust, limits and relay. Taking a network out of
         trusted_networks stops its relaying at its next RCPT."""
         for server in (self.smtp, *self.submission):
-            server.handler.settings = new
+            server.handler.reconfigure(new)
         self.delivery.settings = new
         if self.guard is not None:
             self.guard.reconfigure(new)

@@ -101,6 +101,11 @@ class GatewayHandler:
         self.guard = guard  # outbound: trusted clients and suspended accounts
         self._background: set[asyncio.Task] = set()
 
+    def reconfigure(self, settings: Settings) -> None:
+        """Settings read again (SIGHUP): accepted domains and limits apply from the
+        next command."""
+        self.settings = settings
+
     @staticmethod
     def _info(session: Session) -> SessionInfo:
         return SessionInfo(

@@ -67,6 +67,11 @@ class SubmissionHandler(GatewayHandler):
         # a dynamic address listed by the PBL); their login is the check
         super().__init__(settings, intake, (), resolver, guard)
         self.guard: OutboundGuard = guard
+        self.reconfigure(settings)
+        self._logins = ThreadPoolExecutor(LOGIN_THREADS, thread_name_prefix="auth")
+
+    def reconfigure(self, settings: Settings) -> None:
+        super().reconfigure(settings)
         out = settings.outbound
         self.limit = sessions.LoginLimit(
             out.auth_max_failures_account,
@@ -74,7 +79,6 @@ class SubmissionHandler(GatewayHandler):
             timedelta(seconds=out.auth_window),
             sessions.SUBMISSION,
         )
-        self._logins = ThreadPoolExecutor(LOGIN_THREADS, thread_name_prefix="auth")
 
     def _outbound(self, session: Session) -> bool:
         return bool(session.authenticated)

@@ -10,7 +10,8 @@ quarantined mail as legitimate).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+import json
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -190,11 +191,14 @@ delivery_attempts = Table(
 Index("ix_delivery_attempts_message", delivery_attempts.c.message_id)
 
 
+_INSERT_ATTEMPTS = insert(delivery_attempts)  # built once: its cache key is kept
+
+
 def record_attempts_many(conn: Connection, calls: list[tuple]) -> None:
     """`record_attempts` for many jobs: one statement."""
     rows = [row for (some,) in calls for row in some]
     if rows:
-        conn.execute(insert(delivery_attempts), rows)
+        conn.execute(_INSERT_ATTEMPTS, rows)
 
 
 @batched(record_attempts_many)  # new rows only: order-free within a group
@@ -208,16 +212,39 @@ def record_attempts(conn: Connection, rows: list[dict[str, Any]]) -> None:
 _DATETIME_COLUMNS = ("received_at", "decided_at", "delivered_at", "created_at")
 
 
+_JSON_COLUMNS = {
+    "messages": ("viruses", "filters", "timings_ms"),
+    "recipients": ("symbols", "reasons"),
+}
+_ALL_JSON_COLUMNS = frozenset(name for names in _JSON_COLUMNS.values() for name in names)
+
+
+class Encoded(str):
+    """A JSON column's value encoded once, when its row is made, as SQLAlchemy's JSON
+    type would encode it (json.dumps): the spool job carries the text and the insert
+    binds it as text, instead of encoding the same structure twice."""
+
+
+def encoded(value: Any) -> Encoded:
+    return Encoded(json.dumps(value))
+
+
 def to_jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """A row with datetimes as ISO strings (so it can ride in a spool job)."""
     return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in row.items()}
 
 
 def from_jsonable(row: dict[str, Any]) -> dict[str, Any]:
+    """A row back from a spool job: datetimes parsed, encoded JSON columns (strings in
+    the job; structures in jobs of earlier versions, left as they are) marked again."""
     out = dict(row)
     for key in _DATETIME_COLUMNS:
         if isinstance(out.get(key), str):
             out[key] = datetime.fromisoformat(out[key])
+    for key in _ALL_JSON_COLUMNS:
+        value = out.get(key)
+        if isinstance(value, str) and not isinstance(value, Encoded):
+            out[key] = Encoded(value)
     return out
 
 
@@ -247,16 +274,18 @@ def message_row(
         "outcome": outcome,
         "smtp_reply": reply[:512],
         "virus_found": bool(viruses),
-        "viruses": viruses,
+        "viruses": encoded(viruses),
         "av_db_version": _fact(verdict, "antivirus", "db_version"),
         "model_version": _fact(verdict, "classifier", "model_version"),
-        "filters": {
-            domain: {name: _result_json(r) for name, r in by_filter.items()}
-            for domain, by_filter in verdict.results.items()
-        }
-        if len(verdict.results) > 1
-        else {name: _result_json(r) for name, r in first.items()},
-        "timings_ms": dict(verdict.timings_ms),
+        "filters": encoded(
+            {
+                domain: {name: _result_json(r) for name, r in by_filter.items()}
+                for domain, by_filter in verdict.results.items()
+            }
+            if len(verdict.results) > 1
+            else {name: _result_json(r) for name, r in first.items()}
+        ),
+        "timings_ms": encoded(dict(verdict.timings_ms)),
     }
 
 
@@ -273,8 +302,8 @@ def recipient_rows(
                 "action": str(d.action),
                 "score": round(d.score, 3),
                 "spam": d.spam,
-                "symbols": [s.as_json() for s in d.symbols],
-                "reasons": list(d.reasons),
+                "symbols": encoded([s.as_json() for s in d.symbols]),
+                "reasons": encoded(list(d.reasons)),
                 "av_enabled": d.virus.scanned if d.virus else None,
                 "av_mode": d.virus.mode if d.virus else None,
                 "virus_found": bool(d.virus and d.virus.viruses),
@@ -316,17 +345,52 @@ def _result_json(result: FilterResult) -> dict[str, Any]:
     return out
 
 
+_PLAIN = (str, int, float, bool, type(None), list, dict, tuple)  # a tuple: no union per call
+
+
 def _is_plain(value: Any) -> bool:
-    return isinstance(value, str | int | float | bool | type(None) | list | dict | tuple)
+    return isinstance(value, _PLAIN)
+
+
+def _text_json_insert(table: Table) -> Any:
+    """INSERT INTO table whose JSON columns take their Encoded text as it is."""
+    return insert(table).values(
+        {name: bindparam(name, type_=Text) for name in _JSON_COLUMNS[table.name]}
+    )
+
+
+# built once each (their cache keys are kept): these run for every message
+_INSERTS = {
+    table.name: (_text_json_insert(table), insert(table)) for table in (messages, recipients)
+}
+
+
+def _insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """One executemany for the rows whose JSON columns are all Encoded (every row made
+    by message_row / recipient_rows), another for any other rows (seeded by tests, or
+    restored from a spool job of an earlier version): the plain insert encodes them."""
+    names = _JSON_COLUMNS[table.name]
+    text_insert, plain_insert = _INSERTS[table.name]
+    ready, other = [], []
+    for row in rows:
+        if all(isinstance(row.get(name), Encoded) for name in names):
+            ready.append(row)
+        else:
+            other.append(
+                {k: json.loads(v) if isinstance(v, Encoded) else v for k, v in row.items()}
+            )
+    if ready:
+        conn.execute(text_insert, ready)
+    if other:
+        conn.execute(plain_insert, other)
 
 
 def record_many(conn: Connection, calls: list[tuple]) -> None:
     """`record` for many messages: one statement per table."""
-    message_rows = [from_jsonable(message) for message, _ in calls]
+    _insert_rows(conn, messages, [from_jsonable(message) for message, _ in calls])
     rcpt_rows = [from_jsonable(r) for _, rows in calls for r in rows]
-    conn.execute(insert(messages), message_rows)
     if rcpt_rows:
-        conn.execute(insert(recipients), rcpt_rows)
+        _insert_rows(conn, recipients, rcpt_rows)
 
 
 @batched(record_many)

@@ -68,7 +68,6 @@ _CJK_RUN = re.compile(rf"[{_CJK}]")
 _DIGIT9 = str.maketrans("0123456789", "9999999999")
 _URL_STRIP = re.compile(r"(?i)(?:https?://|www\.)\S+|\S+@\S+")
 _NON_LETTERS = re.compile(r"[\W\d_]+")
-_SHAPE = re.compile(r"[A-Za-z]+|\d+")
 _RCVD_FROM = re.compile(r"(?is)^\s*from\s+(\S+)(?:\s+\(([^)]*)\))?")
 _FOLD = re.compile(r"\r?\n[ \t]")
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -489,7 +488,7 @@ def _message_id_tokens(mid: str | None, sender: str | None, out: list[str]) -> N
     if not local:
         out.append("mid:noat")
         return
-    shape = _SHAPE.sub(lambda m: "a" if m.group(0)[0].isalpha() else "9", local)[:24]
+    shape = features3.shape(local, 24)
     out.append("mid:shape:" + shape)
     out.append(f"mid:len:{min(len(local) // 8, 8)}")
     domain = domain.lower().strip(">. ")

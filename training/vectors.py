@@ -89,15 +89,12 @@ def hashed_rows(
     if layout.prefixes:
         key = key[block != DROPPED]
     key.sort()
-    first = np.empty(key.size, dtype=bool)
-    first[:1] = True
-    np.not_equal(key[1:], key[:-1], out=first[1:])
-    starts = np.flatnonzero(first)
-    counts = np.empty(starts.size, dtype=np.float32)
-    counts[:-1] = np.diff(starts)
-    counts[-1:] = key.size - starts[-1:]
+    fresh = np.empty(key.size, dtype=bool)
+    fresh[:1] = True
+    np.not_equal(key[1:], key[:-1], out=fresh[1:])
+    starts = np.flatnonzero(fresh)
+    data = np.log1p(np.diff(starts, append=key.size).astype(np.float32))
     key = key[starts]
-    data = np.log1p(counts)
     # raw byte 4-grams: binary, the last block, already sorted and distinct per row
     if grams is not None and len(layout.widths) > RAW:
         present = [g for g in grams if g is not None]
@@ -111,23 +108,24 @@ def hashed_rows(
             if rows > 1:  # rows in order again (stable: columns stay sorted within)
                 order = np.argsort(key // n_cols, kind="stable")
                 key, data = key[order], data[order]
-    row, column = np.divmod(key, n_cols) if rows > 1 else (np.zeros(key.size, np.int64), key)
-    indptr = _indptr(row, rows)
+    # where each (row, block) starts: keys are sorted by row, then column
+    firsts = (np.arange(rows, dtype=np.int64)[:, None] * n_cols + offsets[None, :]).ravel()
+    segments = np.append(np.searchsorted(key, firsts), key.size)
+    indptr = segments[:: offsets.size]
     if layout.blocks_normalised:
-        in_block = np.searchsorted(offsets, column, side="right") - 1
-        segments = _indptr(row * offsets.size + in_block, rows * offsets.size)
         inplace_csr_row_normalize_l2(_Segments(data, key, segments, (segments.size - 1, n_cols)))
-        data *= weight_of[in_block]
+        if rows == 1:
+            for index, weight in enumerate(layout.weights):
+                if weight != 1.0:
+                    data[segments[index] : segments[index + 1]] *= np.float32(weight)
+        else:
+            data *= np.repeat(np.tile(weight_of, rows), np.diff(segments))
     inplace_csr_row_normalize_l2(_Segments(data, key, indptr, (rows, n_cols)))
+    if rows > 1:
+        key -= np.repeat(np.arange(rows, dtype=np.int64) * n_cols, np.diff(indptr))
     return sp.csr_matrix(
-        (data, column.astype(np.int32), indptr.astype(np.int32)), shape=(rows, n_cols)
+        (data, key.astype(np.int32), indptr.astype(np.int32)), shape=(rows, n_cols)
     )
-
-
-def _indptr(ids: np.ndarray, count: int) -> np.ndarray:
-    out = np.zeros(count + 1, dtype=np.int64)
-    np.cumsum(np.bincount(ids, minlength=count), out=out[1:])
-    return out
 
 
 def _blocks(tokens: list[str], layout: Layout) -> np.ndarray:

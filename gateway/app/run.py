@@ -8,6 +8,7 @@ from typing import Any
 
 from gateway.app.server import serve
 from gateway.config import Settings
+from gateway.monitor import memtrace
 
 
 def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -21,5 +22,6 @@ def loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
 
 def run_gateway(settings: Settings, **serve_args: Any) -> None:
     """Serve until SIGTERM (serve's own signal handling ends the loop)."""
+    memtrace.install()
     with asyncio.Runner(loop_factory=loop_factory()) as runner:
         runner.run(serve(settings, **serve_args))

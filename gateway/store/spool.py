@@ -9,6 +9,7 @@ after the next hop accepted (or we bounced) every recipient.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -68,7 +69,7 @@ class Job:
         return cls(**raw)
 
 
-def _fsync_dir(path: Path) -> None:
+def _fsync_dir(path: str | Path) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)
@@ -76,7 +77,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def _write_synced(path: Path, data: bytes) -> None:
+def _write_synced(path: str, data: bytes) -> None:
     """Create `path` with `data`, fsynced. Plain os calls: open() would add fstat,
     ioctl and lseek, and each system call is a GIL hand-over under load."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o644)
@@ -89,8 +90,19 @@ def _write_synced(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
+def _read(path: str) -> bytes:
+    with open(path, "rb") as fh:
+        return fh.read()
+
+
 class Spool:
-    """Blocking file operations; callers run them in a thread."""
+    """Blocking file operations; callers run them in a thread.
+
+    A job's file names are plain strings, never pathlib paths: pathlib interns every
+    name it parses (sys.intern), so each message put two to four names of its own into
+    the interpreter's table of interned strings; that table, which the imported
+    libraries fill to the edge of a resize, was reallocated at twice its size (3.7 MiB)
+    after about 23,000 messages, and the memory stayed (docs/performance.md)."""
 
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
@@ -98,15 +110,19 @@ class Spool:
         self.tmp = self.root / "tmp"
         for d in (self.queue, self.tmp):
             d.mkdir(parents=True, exist_ok=True)
+        self._queue = os.fspath(self.queue)
+        self._tmp = os.fspath(self.tmp)
 
-    def _paths(self, job_id: str) -> tuple[Path, Path]:
-        return self.queue / f"{job_id}.eml", self.queue / f"{job_id}.json"
+    def _paths(self, job_id: str) -> tuple[str, str]:
+        base = os.path.join(self._queue, job_id)
+        return base + ".eml", base + ".json"
 
     def write(self, jobs: Iterable[tuple[Job, bytes]]) -> None:
         """Make every job durable: data and state fsynced, renamed, directory fsynced."""
         staged = []
         for job, data in jobs:
-            tmp_eml, tmp_json = self.tmp / f"{job.id}.eml", self.tmp / f"{job.id}.json"
+            base = os.path.join(self._tmp, job.id)
+            tmp_eml, tmp_json = base + ".eml", base + ".json"
             _write_synced(tmp_eml, data)
             _write_synced(tmp_json, job.to_json())
             staged.append((job.id, tmp_eml, tmp_json))
@@ -116,29 +132,29 @@ class Spool:
             eml, meta = self._paths(job_id)
             os.replace(tmp_eml, eml)  # data first: a .json always has its .eml
             os.replace(tmp_json, meta)
-        _fsync_dir(self.queue)
+        _fsync_dir(self._queue)
 
     def update(self, job: Job) -> None:
         """Replace a job's state atomically (after a delivery attempt)."""
-        tmp = self.tmp / f"{job.id}.json"
+        tmp = os.path.join(self._tmp, job.id) + ".json"
         _write_synced(tmp, job.to_json())
         os.replace(tmp, self._paths(job.id)[1])
-        _fsync_dir(self.queue)
+        _fsync_dir(self._queue)
 
     def remove(self, job_ids: Iterable[str]) -> None:
         """Forget jobs: state first (so a crash leaves an orphan .eml, never a
         .json without data), then the data. Not fsynced: if a power cut undoes
         the removal, the copy is delivered again (at least once, never lost)."""
         for job_id in job_ids:
-            eml, meta = self._paths(job_id)
-            meta.unlink(missing_ok=True)
-            eml.unlink(missing_ok=True)
+            for path in reversed(self._paths(job_id)):
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(path)
 
     def read(self, job_id: str) -> bytes:
-        return self._paths(job_id)[0].read_bytes()
+        return _read(self._paths(job_id)[0])
 
     def load(self, job_id: str) -> Job:
-        return Job.from_json(self._paths(job_id)[1].read_bytes())
+        return Job.from_json(_read(self._paths(job_id)[1]))
 
     def recover(self) -> list[Job]:
         """All jobs on disk, after clearing what a crash left half-written.
@@ -195,6 +211,6 @@ class Spool:
 
     def size_of(self, job_id: str) -> int:
         try:
-            return self._paths(job_id)[0].stat().st_size
+            return os.stat(self._paths(job_id)[0]).st_size
         except OSError:
             return 0

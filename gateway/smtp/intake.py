@@ -178,15 +178,10 @@ class Intake:
         }
         row = ledger.message_row(verdict, "accepted", str(reply), self.node, datetime.now(UTC))
         rows = ledger.recipient_rows(verdict, status, item_of)
-        if jobs:  # the ledger rows ride along, so a crash before the commit loses nothing
-            jobs[0][0].meta["ledger"] = {
-                "message": ledger.to_jsonable(row),
-                "recipients": [ledger.to_jsonable(r) for r in rows],
-            }
         loop = asyncio.get_running_loop()
         try:
             if jobs:
-                await loop.run_in_executor(self._disk, self.spool.write, jobs)
+                await loop.run_in_executor(self._disk, self._spool_write, jobs, row, rows)
             await self.db.write(_insert, row, rows, items)
         except Exception:
             log.exception("%s: could not store the message durably; answering 451", qid)
@@ -204,6 +199,17 @@ class Intake:
                 task.add_done_callback(self._background.discard)
         events.verdict(verdict, "accepted", reply)
         return reply
+
+    def _spool_write(self, jobs: list[tuple[Job, bytes]], row: dict, rows: list[dict]) -> None:
+        """In the disk thread: the ledger rows ride along in the first job, so a crash
+        before the commit loses nothing; their JSON columns are encoded here, once, for
+        the job and the database writer both (not on the event loop)."""
+        ledger.encode_json(row, rows)
+        jobs[0][0].meta["ledger"] = {
+            "message": ledger.to_jsonable(row),
+            "recipients": [ledger.to_jsonable(r) for r in rows],
+        }
+        self.spool.write(jobs)
 
     async def _keep_attachments(self, verdict: Verdict) -> None:
         """Keep delivered attachments for retro-detection; a failure never refuses mail."""

@@ -220,13 +220,23 @@ _ALL_JSON_COLUMNS = frozenset(name for names in _JSON_COLUMNS.values() for name 
 
 
 class Encoded(str):
-    """A JSON column's value encoded once, when its row is made, as SQLAlchemy's JSON
-    type would encode it (json.dumps): the spool job carries the text and the insert
-    binds it as text, instead of encoding the same structure twice."""
+    """A JSON column's value encoded once (encode_json), as SQLAlchemy's JSON type
+    would encode it (json.dumps): the spool job carries the text and the insert binds
+    it as text, instead of encoding the same structure twice."""
 
 
 def encoded(value: Any) -> Encoded:
     return Encoded(json.dumps(value))
+
+
+def encode_json(message: dict[str, Any], rcpt_rows: list[dict[str, Any]]) -> None:
+    """Encode the JSON columns of a message's rows in place, once (the intake does it
+    in its disk thread, for the spool job and the database writer both)."""
+    for row, names in ((message, _JSON_COLUMNS["messages"]),
+                       *((r, _JSON_COLUMNS["recipients"]) for r in rcpt_rows)):  # fmt: skip
+        for name in names:
+            if name in row and not isinstance(row[name], Encoded):
+                row[name] = encoded(row[name])
 
 
 def to_jsonable(row: dict[str, Any]) -> dict[str, Any]:
@@ -274,18 +284,16 @@ def message_row(
         "outcome": outcome,
         "smtp_reply": reply[:512],
         "virus_found": bool(viruses),
-        "viruses": encoded(viruses),
+        "viruses": viruses,
         "av_db_version": _fact(verdict, "antivirus", "db_version"),
         "model_version": _fact(verdict, "classifier", "model_version"),
-        "filters": encoded(
-            {
-                domain: {name: _result_json(r) for name, r in by_filter.items()}
-                for domain, by_filter in verdict.results.items()
-            }
-            if len(verdict.results) > 1
-            else {name: _result_json(r) for name, r in first.items()}
-        ),
-        "timings_ms": encoded(dict(verdict.timings_ms)),
+        "filters": {
+            domain: {name: _result_json(r) for name, r in by_filter.items()}
+            for domain, by_filter in verdict.results.items()
+        }
+        if len(verdict.results) > 1
+        else {name: _result_json(r) for name, r in first.items()},
+        "timings_ms": dict(verdict.timings_ms),
     }
 
 
@@ -302,8 +310,8 @@ def recipient_rows(
                 "action": str(d.action),
                 "score": round(d.score, 3),
                 "spam": d.spam,
-                "symbols": encoded([s.as_json() for s in d.symbols]),
-                "reasons": encoded(list(d.reasons)),
+                "symbols": [s.as_json() for s in d.symbols],
+                "reasons": list(d.reasons),
                 "av_enabled": d.virus.scanned if d.virus else None,
                 "av_mode": d.virus.mode if d.virus else None,
                 "virus_found": bool(d.virus and d.virus.viruses),
@@ -366,9 +374,9 @@ _INSERTS = {
 
 
 def _insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany for the rows whose JSON columns are all Encoded (every row made
-    by message_row / recipient_rows), another for any other rows (seeded by tests, or
-    restored from a spool job of an earlier version): the plain insert encodes them."""
+    """One executemany for the rows whose JSON columns are all Encoded (accepted mail's
+    rows, encoded for its spool job), another for any other rows (refused mail, seeded
+    rows, a spool job of an earlier version): the plain insert encodes them."""
     names = _JSON_COLUMNS[table.name]
     text_insert, plain_insert = _INSERTS[table.name]
     ready, other = [], []

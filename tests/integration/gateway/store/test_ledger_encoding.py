@@ -1,5 +1,5 @@
-"""The ledger's JSON columns are encoded once, when the rows are made, and the text
-is what the database stores: the same text as SQLAlchemy's own encoding, whether the
+"""The ledger's JSON columns are encoded once (for the spool job of an accepted mail)
+and the text is what the database stores: the same text as SQLAlchemy's own encoding, whether the
 rows come straight from the intake, back from a spool job after a crash, or from a
 spool job written by an earlier version (structures, not text)."""
 

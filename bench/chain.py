@@ -160,7 +160,7 @@ class Rspamd:
             self.args += ["-g", "root"]
         self.proc: subprocess.Popen | None = None
 
-    def start(self, timeout: float = 60.0) -> Rspamd:
+    def start(self, timeout: float = 240.0) -> Rspamd:  # over a minute on a loaded machine
         with open(self.dir / "stderr.log", "wb") as stderr:
             self.proc = subprocess.Popen(self.args, stdout=subprocess.DEVNULL, stderr=stderr)
         deadline = time.monotonic() + timeout

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import dns.name
@@ -72,10 +74,20 @@ def _result(entry: Entry, name: str, rdtype: str) -> Answer:
     return entry
 
 
-def _failure(exc: Exception, name: str, rdtype: str) -> DnsError:
-    if isinstance(exc, QueryTimeout):
-        return DnsError(f"{name}/{rdtype}: timeout")
-    return DnsError(f"{name}/{rdtype}: no server answered ({exc})")
+@contextmanager
+def _lookup_errors(name: str, rdtype: str) -> Iterator[None]:
+    """The client's failures as the adapter's: DnsError (worth a retry later) or
+    NoRecord (a name the DNS cannot hold: no retry helps)."""
+    try:
+        yield
+    except QueryTimeout:
+        raise DnsError(f"{name}/{rdtype}: timeout") from None
+    except ServerFailed as exc:
+        raise DnsError(f"{name}/{rdtype}: no server answered ({exc})") from None
+    except _INVALID_NAME as exc:
+        raise NoRecord(
+            f"{name!r}/{rdtype}: not a valid DNS name ({exc.__class__.__name__})"
+        ) from None
 
 
 class Budget:
@@ -208,14 +220,8 @@ class Resolver:
 
     def ask_blocking(self, name: str, rdtype: str, timeout: float) -> Entry:
         """A query from a worker thread, past the cache; the answer is cached."""
-        try:
+        with _lookup_errors(name, rdtype):
             entry = blocking_query(self.servers, name, rdtype, timeout)
-        except (QueryTimeout, ServerFailed) as exc:
-            raise _failure(exc, name, rdtype) from None
-        except _INVALID_NAME as exc:
-            raise NoRecord(
-                f"{name!r}/{rdtype}: not a valid DNS name ({exc.__class__.__name__})"
-            ) from None
         self.cache.put(name, rdtype, entry)
         return entry
 
@@ -223,14 +229,8 @@ class Resolver:
         """The answer (the cache first); NoRecord or DnsError."""
         entry = self.cache.get(name, rdtype)
         if entry is None:
-            try:
+            with _lookup_errors(name, rdtype):
                 entry = await self._client.query(name, rdtype, timeout or self.settings.timeout)
-            except (QueryTimeout, ServerFailed) as exc:
-                raise _failure(exc, name, rdtype) from None
-            except _INVALID_NAME as exc:
-                raise NoRecord(
-                    f"{name!r}/{rdtype}: not a valid DNS name ({exc.__class__.__name__})"
-                ) from None
             self.cache.put(name, rdtype, entry)
         return _result(entry, name, rdtype)
 

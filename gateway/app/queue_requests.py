@@ -23,6 +23,7 @@ from typing import Any
 from gateway.adapters.redis import follow
 from gateway.store import queue_control, queue_requests
 from gateway.store.db import Database
+from gateway.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -107,6 +108,4 @@ async def run(
     try:
         await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)

@@ -75,7 +75,7 @@ def create_app(
         policies_changed or (lambda: None),
     )
     app.state.console = console
-    routers = [api.build(console), pages.build(console), reports.build(console)]
+    routers = [api.build(console), *pages.build(console), reports.build(console)]
     for router in routers:
         app.include_router(router)
     app.state.routers = routers

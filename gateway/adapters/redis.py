@@ -15,6 +15,7 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.outages import OUTAGES
+from gateway.tasks import cancel_and_wait
 
 
 def connect(settings: Settings) -> Any:
@@ -92,9 +93,7 @@ async def follow(
     try:
         await asyncio.gather(*tasks)
     finally:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_and_wait(tasks)
 
 
 def _wanted(message: dict[str, Any], wanted: Callable[[str], bool] | None) -> bool:

@@ -386,30 +386,19 @@ class Delivery:
             }
             for result, r, reply in results
         ]
-        # queued now, so it commits in the same group as the status updates below
-        written = asyncio.ensure_future(self.db.write(ledger.record_attempts, tried))
-        try:
+        marks = [
+            (job.queue_id, rcpts, status, when, error, job.attempts)
             for status, group, when in (
                 (done, delivered, now),
                 (RcptStatus.BOUNCED, bounced, None),
                 (RcptStatus.PENDING, deferred, None),
-            ):
-                for error, rcpts in _by_error(group).items():
-                    await self.db.write(
-                        ledger.mark_recipients,
-                        job.queue_id,
-                        rcpts,
-                        status,
-                        when,
-                        error,
-                        job.attempts,
-                    )
+            )
+            for error, rcpts in _by_error(group).items()
+        ]
+        try:  # one write (one hand-over to the database writer) for the attempt's rows
+            await self.db.write(ledger.record_delivery, tried, marks)
         except Exception:
             log.exception("%s: could not record delivery in the ledger", job.id)
-        try:
-            await written
-        except Exception:
-            log.exception("%s: could not record the delivery attempt in the ledger", job.id)
 
     async def _send_dsn(
         self, job: Job, bounced: list[RcptState], original: bytes, remote: str

@@ -5,6 +5,10 @@ database transaction with the ledger rows and quarantine items, then 250. If
 the database fails, the spool files are removed and the client hears 451, so
 nothing acknowledged is lost and nothing refused is delivered. The commit runs
 shielded: a client that disconnects after DATA cannot cut it in half.
+
+One hand-over from the event loop: a disk thread writes the spool and passes the
+rows straight on to the database writer, which commits them with the rows of the
+other messages waiting at that moment and wakes the event loop once for all.
 """
 
 from __future__ import annotations
@@ -35,7 +39,7 @@ from gateway.monitor import events
 from gateway.pipeline.run import Pipeline
 from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.store import attachments, ledger, quarantine
-from gateway.store.db import Database, batched
+from gateway.store.db import Database, Ticket, batched
 from gateway.store.spool import Job, RcptState, Spool, new_queue_id
 
 log = logging.getLogger(__name__)
@@ -179,10 +183,14 @@ class Intake:
         row = ledger.message_row(verdict, "accepted", str(reply), self.node, datetime.now(UTC))
         rows = ledger.recipient_rows(verdict, status, item_of)
         loop = asyncio.get_running_loop()
+        stored: asyncio.Future[None] = loop.create_future()
         try:
-            if jobs:
-                await loop.run_in_executor(self._disk, self._spool_write, jobs, row, rows)
-            await self.db.write(_insert, row, rows, items)
+            if jobs:  # one hand-over: the disk thread passes the rows on to the writer
+                kept = self._kept_attachments(verdict)
+                self._disk.submit(self._store, jobs, row, rows, items, kept, stored, loop)
+            else:
+                self.db.put(_insert, (row, rows, items), stored, loop)
+            await stored
         except Exception:
             log.exception("%s: could not store the message durably; answering 451", qid)
             events.verdict(verdict, "tempfailed", TEMPFAIL_REPLY)
@@ -193,17 +201,44 @@ class Intake:
             return TEMPFAIL_REPLY
         if jobs:
             self.on_spooled(jobs)
-            if self.keep_attachments:  # in the background: it must not delay the 250
-                task = asyncio.create_task(self._keep_attachments(verdict))
-                self._background.add(task)
-                task.add_done_callback(self._background.discard)
         events.verdict(verdict, "accepted", reply)
         return reply
 
+    def _store(
+        self,
+        jobs: list[tuple[Job, bytes]],
+        row: dict,
+        rows: list[dict],
+        items: list[dict[str, Any]],
+        kept: list[attachments.Attachment],
+        stored: asyncio.Future[None],
+        loop: asyncio.AbstractEventLoop,
+    ) -> None:
+        """In a disk thread: the spool (fsynced), then the ledger rows handed straight
+        to the database writer, which settles `stored` when their group commits (one
+        wake-up of the event loop for both). The attachments kept for rescans are packed
+        after that, here, and stored in a later write only if the rows committed: the
+        250 does not wait for them, and a failure never refuses mail."""
+        try:
+            self._spool_write(jobs, row, rows)
+            written = self.db.put(_insert, (row, rows, items), stored, loop)
+        except BaseException as exc:  # noqa: BLE001 - handed to the awaiting _accept
+            loop.call_soon_threadsafe(_fail, stored, exc)
+            return
+        if not kept:
+            return
+        queue_id = jobs[0][0].queue_id
+        try:
+            packed = attachments.pack(kept)
+        except Exception:
+            log.exception("%s: could not keep attachments for rescans", queue_id)
+            return
+        self.db.put(_store_attachments, (written, queue_id, packed))
+
     def _spool_write(self, jobs: list[tuple[Job, bytes]], row: dict, rows: list[dict]) -> None:
-        """In the disk thread: the ledger rows ride along in the first job, so a crash
-        before the commit loses nothing; their JSON columns are encoded here, once, for
-        the job and the database writer both (not on the event loop)."""
+        """The ledger rows ride along in the first job, so a crash before the commit
+        loses nothing; their JSON columns are encoded here, once, for the job and the
+        database writer both (not on the event loop)."""
         ledger.encode_json(row, rows)
         jobs[0][0].meta["ledger"] = {
             "message": ledger.to_jsonable(row),
@@ -211,8 +246,10 @@ class Intake:
         }
         self.spool.write(jobs)
 
-    async def _keep_attachments(self, verdict: Verdict) -> None:
-        """Keep delivered attachments for retro-detection; a failure never refuses mail."""
+    def _kept_attachments(self, verdict: Verdict) -> list[attachments.Attachment]:
+        """Delivered attachments to keep for retro-detection (`mailwarden rescan`)."""
+        if not self.keep_attachments:
+            return []
         infections = [
             i
             for by_filter in verdict.results.values()
@@ -220,13 +257,10 @@ class Intake:
             for i in r.infections
         ]
         try:
-            kept = attachments.kept_after_delivery(verdict.ctx.parts, infections)
-            if not kept:
-                return
-            packed = await asyncio.to_thread(attachments.pack, kept)
-            await self.db.write(_store_attachments, verdict.ctx.queue_id, packed)
+            return attachments.kept_after_delivery(verdict.ctx.parts, infections)
         except Exception:
             log.exception("%s: could not keep attachments for rescans", verdict.ctx.queue_id)
+            return []
 
     def _delivery_jobs(self, verdict: Verdict, item_of: dict[str, str]) -> list[tuple[Job, bytes]]:
         """One job per distinct rendering (and kept-original item, named in notices);
@@ -286,6 +320,11 @@ class Intake:
         return items, item_of
 
 
+def _fail(future: asyncio.Future, exc: BaseException) -> None:
+    if not future.done():
+        future.set_exception(exc)
+
+
 def _insert_many(conn, calls: list[tuple]) -> None:
     ledger.record_many(conn, [(row, rows) for row, rows, _ in calls])
     items = [item for _, _, some in calls for item in some]
@@ -298,5 +337,13 @@ def _insert(conn, row, rows, items) -> None:
     _insert_many(conn, [(row, rows, items)])
 
 
-def _store_attachments(conn, queue_id: str, packed: list[attachments.Packed]) -> None:
-    attachments.store_attachments(conn, queue_id, packed, datetime.now(UTC))
+def _store_attachments_many(conn, calls: list[tuple]) -> None:
+    """Attachments of messages whose ledger rows committed (in an earlier group, or in
+    this one: then both commit or neither); none of a message answered 451."""
+    kept = [(queue_id, packed) for written, queue_id, packed in calls if not written.failed]
+    attachments.store_many(conn, kept, datetime.now(UTC))
+
+
+@batched(_store_attachments_many)  # new rows, and last_seen of blobs: order-free
+def _store_attachments(conn, written: Ticket, queue_id: str, packed: list) -> None:
+    _store_attachments_many(conn, [(written, queue_id, packed)])

@@ -32,8 +32,10 @@ from sqlalchemy import (
     LargeBinary,
     String,
     Table,
+    bindparam,
     delete,
     exists,
+    insert,
     select,
     update,
 )
@@ -150,53 +152,81 @@ def store_attachments(
     message_id: str,
     attachments: Sequence[Attachment | Packed],
     now: datetime,
-) -> int:
-    """Record a delivered message's attachments (inside the caller's transaction).
+) -> None:
+    """Record a delivered message's attachments (inside the caller's transaction)."""
+    store_many(conn, [(message_id, attachments)], now)
 
-    Returns how many new blobs were written (the rest were already stored).
-    """
-    new = 0
-    for item in attachments:
-        blob_row = item if isinstance(item, Packed) else pack([item])[0]
-        values = {
-            "sha256": blob_row.sha256,
-            "size": blob_row.size,
-            "compressed": blob_row.compressed,
-            "data": blob_row.data,
+
+def store_many(
+    conn: Connection,
+    calls: Sequence[tuple[str, Sequence[Attachment | Packed]]],
+    now: datetime,
+) -> None:
+    """`store_attachments` for several messages: a blob already stored (by any node, or
+    earlier in `calls`) is stored once and its last_seen moved to `now`; one reference
+    per attachment. Three statements for the lot, however many messages."""
+    blobs: dict[str, Packed] = {}
+    refs = []
+    for message_id, items in calls:
+        for item in items:
+            blob_row = item if isinstance(item, Packed) else pack([item])[0]
+            blobs.setdefault(blob_row.sha256, blob_row)
+            refs.append(
+                {
+                    "message_id": message_id,
+                    "part_id": item.part_id[:64],
+                    "filename": (item.filename or "")[:255] or None,
+                    "sha256": blob_row.sha256,
+                    "stored_at": now,
+                }
+            )
+    if not refs:
+        return
+    values = [
+        {
+            "sha256": b.sha256,
+            "size": b.size,
+            "compressed": b.compressed,
+            "data": b.data,
             "first_seen": now,
             "last_seen": now,
         }
-        # another node may store the same blob at the same moment: first one wins
-        inserted = _insert_or_ignore(conn, values)
-        new += inserted
-        if not inserted:
-            conn.execute(
-                update(attachment_blobs)
-                .where(attachment_blobs.c.sha256 == blob_row.sha256)
-                .values(last_seen=now)
-            )
-        conn.execute(
-            attachment_refs.insert().values(
-                message_id=message_id,
-                part_id=item.part_id[:64],
-                filename=(item.filename or "")[:255] or None,
-                sha256=blob_row.sha256,
-                stored_at=now,
-            )
-        )
-    return new
+        for b in blobs.values()
+    ]
+    # another node may store the same blob at the same moment: first one wins
+    conn.execute(_insert_or_ignore(conn.dialect.name), values)
+    # the ones stored before: seen again now (not the new ones: a blob is not rewritten)
+    conn.execute(_TOUCH_BLOBS, {"b_now": now, "b_shas": list(blobs)})
+    conn.execute(_INSERT_REFS, refs)
 
 
-def _insert_or_ignore(conn: Connection, values: dict[str, Any]) -> int:
-    dialect = conn.dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]
-    else:  # pragma: no cover - the two databases the project supports
-        raise RuntimeError(f"unsupported database {dialect}")
-    stmt = insert(attachment_blobs).values(**values).on_conflict_do_nothing()
-    return conn.execute(stmt).rowcount
+# built once (their cache keys are kept): these run for every delivered attachment
+_SEEN = attachment_blobs.c.last_seen.type
+_TOUCH_BLOBS = (
+    update(attachment_blobs)
+    .where(
+        attachment_blobs.c.sha256.in_(bindparam("b_shas", expanding=True)),
+        attachment_blobs.c.last_seen != bindparam("b_now", type_=_SEEN),
+    )
+    .values(last_seen=bindparam("b_now", type_=_SEEN))
+)
+_INSERT_REFS = insert(attachment_refs)
+_INSERT_OR_IGNORE: dict[str, Any] = {}
+
+
+def _insert_or_ignore(dialect: str) -> Any:
+    stmt = _INSERT_OR_IGNORE.get(dialect)
+    if stmt is None:
+        if dialect == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert as dialect_insert
+        elif dialect == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert as dialect_insert  # type: ignore[assignment]
+        else:  # pragma: no cover - the two databases the project supports
+            raise RuntimeError(f"unsupported database {dialect}")
+        stmt = _INSERT_OR_IGNORE[dialect] = dialect_insert(
+            attachment_blobs
+        ).on_conflict_do_nothing()
+    return stmt
 
 
 def purge(engine: Engine, now: datetime, retention_days: int) -> tuple[int, int]:

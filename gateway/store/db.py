@@ -10,6 +10,8 @@ also gets a revision in gateway/store/migrations/versions/ (gateway.store.schema
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 import queue
 import threading
 from collections.abc import Callable
@@ -23,6 +25,7 @@ from sqlalchemy.exc import InterfaceError, OperationalError
 
 from gateway.outages import OUTAGES
 
+log = logging.getLogger(__name__)
 metadata = MetaData()
 
 # modules that define tables on `metadata`; one line each
@@ -112,6 +115,8 @@ class Database:
     with the other writes waiting at that moment: one commit (one fsync) for many
     messages under load, instead of one each. A failing write is retried alone, so
     it never takes the others down with it. The writer keeps its connection.
+    `db.put(fn, args, future, loop)` is the same from another thread (the intake's
+    disk threads hand a message's rows on after its spool write).
     """
 
     MAX_GROUP = 128
@@ -134,8 +139,23 @@ class Database:
     async def write(self, fn: Callable[..., T], *args) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._writes.put((fn, args, future, loop))
+        self._writes.put((fn, args, future, loop, None))
         return await future
+
+    def put(
+        self,
+        fn: Callable[..., Any],
+        args: tuple,
+        future: asyncio.Future | None = None,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> Ticket:
+        """`write` from another thread, without a trip through the event loop: the
+        writer settles `future` (on `loop`) when the group commits, or drops the
+        outcome when there is none. The returned Ticket says, in threads, whether the
+        write committed: a later write can depend on it (`Ticket.failed`)."""
+        ticket = Ticket()
+        self._writes.put((fn, args, future, loop, ticket))
+        return ticket
 
     def _next_group(self) -> list | None:
         """What is waiting now (at least one write), or None when closing."""
@@ -168,20 +188,24 @@ class Database:
                     conn.close()
                     conn = None
                 if len(group) == 1:
-                    _settle(group[0], error=exc)
+                    _settle([(group[0], None, exc)])
                     continue
+                settled = []
                 for item in group:  # find the one that failed; commit the others
+                    outcome: tuple[Any, Any, BaseException | None]
                     try:
                         with self.engine.begin() as alone:
                             result = item[0](alone, *item[1])
                     except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
-                        _settle(item, error=exc)
+                        outcome = (item, None, exc)
                     else:
-                        _settle(item, result=result)
+                        outcome = (item, result, None)
+                    _mark(outcome)  # before the next item: it may depend on this one
+                    settled.append(outcome)
+                _settle(settled)
                 continue
             OUTAGES.ok("database", self.safe_url)
-            for item, result in zip(group, results, strict=True):
-                _settle(item, result=result)
+            _settle([(item, result, None) for item, result in zip(group, results, strict=True)])
         if conn is not None:
             conn.close()
 
@@ -202,7 +226,7 @@ def _apply(conn: Connection, group: list) -> list:
     are made at once, where its first call was (their results are None)."""
     results: list = [None] * len(group)
     done: set[Callable] = set()
-    for index, (fn, args, _, _) in enumerate(group):
+    for index, (fn, args, *_) in enumerate(group):
         many = getattr(fn, "many", None)
         if many is None:
             results[index] = fn(conn, *args)
@@ -212,15 +236,46 @@ def _apply(conn: Connection, group: list) -> list:
     return results
 
 
-def _settle(item, result=None, error: BaseException | None = None) -> None:
-    _, _, future, loop = item
+class Ticket:
+    """A write handed over with `Database.put`: `failed` is None until the writer has
+    committed it (True if it raised instead). Set in the writer thread before any
+    later write runs, so a write queued after another can check it."""
 
-    def settle() -> None:
+    __slots__ = ("failed",)
+
+    def __init__(self) -> None:
+        self.failed: bool | None = None
+
+
+def _mark(outcome: tuple) -> None:
+    item, _, error = outcome
+    if item[4] is not None:
+        item[4].failed = error is not None
+
+
+def _settle(outcomes: list[tuple]) -> None:
+    """Hand each write's result or error to its caller: one callback per event loop
+    for the whole group (one wake-up, not one per write). A write nobody awaits
+    (`Database.put` without a future) that failed is logged here."""
+    by_loop: dict[Any, list[tuple]] = {}
+    for outcome in outcomes:
+        _mark(outcome)
+        item, _, error = outcome
+        if item[2] is not None:
+            by_loop.setdefault(item[3], []).append(outcome)
+        elif error is not None:
+            log.error("database write %s failed", item[0].__qualname__, exc_info=error)
+    for loop, some in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # that loop closed: nobody is waiting
+            loop.call_soon_threadsafe(_resolve, some)
+
+
+def _resolve(outcomes: list[tuple]) -> None:
+    for item, result, error in outcomes:
+        future = item[2]
         if future.done():
-            return
+            continue
         if error is not None:
             future.set_exception(error)
         else:
             future.set_result(result)
-
-    loop.call_soon_threadsafe(settle)

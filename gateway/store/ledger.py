@@ -368,29 +368,30 @@ def _text_json_insert(table: Table) -> Any:
 
 
 # built once each (their cache keys are kept): these run for every message
-_INSERTS = {
-    table.name: (_text_json_insert(table), insert(table)) for table in (messages, recipients)
-}
+_INSERTS = {table.name: _text_json_insert(table) for table in (messages, recipients)}
 
 
 def _insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """One executemany for the rows whose JSON columns are all Encoded (accepted mail's
-    rows, encoded for its spool job), another for any other rows (refused mail, seeded
-    rows, a spool job of an earlier version): the plain insert encodes them."""
+    """One executemany for rows of the same columns, their JSON columns bound as text:
+    accepted mail's rows come Encoded (for its spool job); the others (refused or
+    quarantined mail, seeded rows, a spool job of an earlier version) are encoded here,
+    once, as SQLAlchemy's JSON type would (json.dumps; None as 'null'). A JSON column
+    a row leaves out is NULL, as an insert without it gives."""
     names = _JSON_COLUMNS[table.name]
-    text_insert, plain_insert = _INSERTS[table.name]
-    ready, other = [], []
+    by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
-        if all(isinstance(row.get(name), Encoded) for name in names):
-            ready.append(row)
-        else:
-            other.append(
-                {k: json.loads(v) if isinstance(v, Encoded) else v for k, v in row.items()}
-            )
-    if ready:
-        conn.execute(text_insert, ready)
-    if other:
-        conn.execute(plain_insert, other)
+        for name in names:
+            value = row.get(name, _ABSENT)
+            if value is _ABSENT:
+                row[name] = None
+            elif not isinstance(value, Encoded):
+                row[name] = encoded(value)
+        by_columns.setdefault(tuple(row), []).append(row)
+    for some in by_columns.values():
+        conn.execute(_INSERTS[table.name], some)
+
+
+_ABSENT = object()
 
 
 def record_many(conn: Connection, calls: list[tuple]) -> None:
@@ -466,3 +467,22 @@ def mark_recipients(
 ) -> None:
     """Record a delivery outcome (delivered, bounced, deferred) for some recipients."""
     mark_many(conn, [(queue_id, rcpts, status, when, error, attempts)])
+
+
+def record_delivery_many(conn: Connection, calls: list[tuple]) -> None:
+    """`record_delivery` for many jobs: one statement for the attempts, one for the
+    outcomes."""
+    record_attempts_many(conn, [(attempts,) for attempts, _ in calls])
+    mark_many(conn, [mark for _, marks in calls for mark in marks])
+
+
+@batched(record_delivery_many)  # new rows, and changes to rows committed before delivery
+def record_delivery(
+    conn: Connection,
+    attempts: list[dict[str, Any]],
+    marks: list[tuple[str, list[str], str, datetime | None, str | None, int]],
+) -> None:
+    """One delivery attempt of a job in one write: its per-recipient attempt rows
+    (`record_attempts`) and the outcomes (`mark_recipients` arguments, one tuple for
+    each status and error)."""
+    record_delivery_many(conn, [(attempts, marks)])

@@ -112,3 +112,24 @@ def test_a_spool_job_of_an_earlier_version_is_restored_as_it_was(engine):
     with engine.connect() as conn:
         got = conn.execute(select(ledger.messages.c.filters, ledger.messages.c.timings_ms)).all()
     assert [tuple(row) for row in got] == [(FILTERS, {"auth": 1.25, "total": 9.5})] * 2
+
+
+def test_refused_and_encoded_rows_in_one_group_store_the_same_text(engine):
+    """A commit group mixes accepted mail (encoded for its spool job) with refused or
+    quarantined mail (structures): one insert for all, the same text either way, and a
+    JSON column a row leaves out stays NULL."""
+    bare = message("BARE", lambda v: v)
+    del bare["viruses"]
+    with engine.begin() as conn:
+        ledger.record_many(
+            conn,
+            [
+                (message("ENCODED", ledger.encoded), [recipient("ENCODED", ledger.encoded)]),
+                (message("PLAIN", lambda v: v), [recipient("PLAIN", lambda v: v)]),
+                (bare, []),
+            ],
+        )
+    assert stored_text(engine, "PLAIN") == stored_text(engine, "ENCODED")
+    with engine.connect() as conn:
+        viruses = dict(conn.execute(select(ledger.messages.c.id, ledger.messages.c.viruses)).all())
+    assert viruses == {"ENCODED": [], "PLAIN": [], "BARE": None}

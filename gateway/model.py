@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from functools import cached_property
 from types import MappingProxyType
 from typing import Any
+
+from gateway.lazy import cached_property
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
 
@@ -306,6 +307,13 @@ class MessageContext:
         from gateway.mail.structure import scan_structure
 
         return scan_structure(self.raw)
+
+    def read_all(self) -> None:
+        """Parse now what the filters' lookups read: the MIME tree, every part's text
+        and links, the URLs. For a worker thread: a big message parsed on the event
+        loop would hold every other session of the process until it is done."""
+        self.urls  # noqa: B018 - the parts and the message on the way
+        self.body_text  # noqa: B018
 
     def header(self, name: str) -> list[str]:
         """All values of a header, decoded; never raises on malformed input."""

@@ -11,9 +11,9 @@ import email.utils
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass
-from functools import cached_property
 
 from gateway.address import domain_of, local_part
+from gateway.lazy import cached_property
 from gateway.mail.mime import url_domain
 from gateway.model import FilterResult, MessageContext
 

@@ -17,7 +17,8 @@ import quopri
 import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
-from functools import cached_property
+
+from gateway.lazy import cached_property
 
 MAX_DEPTH = 40  # deeper nesting is reported, not followed
 

@@ -87,3 +87,37 @@ def test_evaluate_runs_once_per_recipient_domain():
     assert set(verdict.results) == {"one.test", "two.test"}
     assert verdict.results["two.test"]["f"].symbols[0].options == ("two.test",)
     assert [d.rcpt for d in verdict.decisions] == ["a@one.test", "b@two.test", "c@one.test"]
+
+
+class SeesParsed:
+    """Notes, when its lookup starts on the loop, whether the parts were parsed already."""
+
+    name, on_error = "sees", OnError.CONTINUE
+
+    async def lookup(self, ctx, ports):
+        return {"parsed_before": "parts" in vars(ctx), "urls": ctx.urls}
+
+    def evaluate(self, ctx, evidence, scope):
+        return FilterResult(facts=evidence)
+
+
+def html_message(padding: int) -> MessageContext:
+    env = Envelope("a@sender.test", ["b@example.test"], "192.0.2.1")
+    raw = (
+        b"Subject: x\r\nContent-Type: text/html\r\n\r\n"
+        b'<p><a href="http://link.example/x">x</a></p>\r\n' + b"<p>filler</p>\r\n" * padding
+    )
+    return MessageContext("Q2", env, raw, datetime.now(UTC))
+
+
+def test_a_big_message_is_parsed_in_a_worker_thread_before_the_lookups():
+    big = html_message(10_000)  # about 150 KB: over READ_AHEAD_BYTES
+    small = html_message(10)
+    verdict = run([SeesParsed()], big)
+    facts = verdict.results["example.test"]["sees"].facts
+    assert facts == {"parsed_before": True, "urls": ("http://link.example/x",)}
+    assert "read_ahead" in verdict.timings_ms
+    verdict = run([SeesParsed()], small)
+    facts = verdict.results["example.test"]["sees"].facts
+    assert facts == {"parsed_before": False, "urls": ("http://link.example/x",)}
+    assert "read_ahead" not in verdict.timings_ms

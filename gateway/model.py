@@ -7,6 +7,7 @@ functions of their inputs, and so that any value can be written to the ledger.
 from __future__ import annotations
 
 import email
+import email.message
 import email.policy
 import re
 from collections.abc import Mapping
@@ -234,19 +235,37 @@ _NOT_A_LEAF = ("multipart", "message")
 _CONTAINER = re.compile(rb"(?im)^content-type:[ \t]*(?:multipart|message)/")
 
 
+# A header block that email.feedparser reads one way only: every line a field (a name of
+# printable ASCII but ":", then ":") or a continuation (space or tab), each ended by CRLF.
+_PLAIN_HEADERS = re.compile(r"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*")
+# one field as compat32's header_source_parse makes it: the name as written; the value
+# without the blanks after ":" and without its last CRLF, continuation lines kept as sent
+_EOL = re.compile(r"[\r\n]")
+_PLAIN_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\r\n")
+
+
 def parse_message(raw: bytes) -> email.message.Message:
-    """`email.message_from_bytes` with compat32, cheaper for single-part mail: the
-    parser reads only the header block and the body becomes the payload as is,
-    which is what the parser would make of it, without splitting it into lines.
-    Anything else (multipart, message/*, header defects) takes the full parser."""
+    """`email.message_from_bytes` with compat32, cheaper for single-part mail: a header
+    block of plain fields is read by two regular expressions instead of the parser's
+    line-by-line reading, and the body becomes the payload as is, which is what the
+    parser would make of it, without splitting it into lines. Anything else
+    (multipart, message/*, odd header lines) takes the full parser."""
     end = raw.find(b"\r\n\r\n")
     if end >= 0 and not _CONTAINER.search(raw, 0, end + 2):
-        msg = email.message_from_bytes(raw[: end + 4], policy=email.policy.compat32)
-        if (
-            msg.get_payload() == ""
-            and not msg.defects
-            and msg.get_content_maintype() not in _NOT_A_LEAF
-        ):
+        head = raw[: end + 2].decode("ascii", "surrogateescape")
+        start = head.find("\r\n") + 2 if head.startswith("From ") else 0  # an mbox line
+        unixfrom = head[: start - 2] if start else None
+        if _PLAIN_HEADERS.fullmatch(head, start) and not (unixfrom and _EOL.search(unixfrom)):
+            msg = email.message.Message(policy=email.policy.compat32)
+            if unixfrom:
+                msg.set_unixfrom(unixfrom)
+            for name, value in _PLAIN_FIELD.findall(head, start):
+                msg.set_raw(name, value)
+        else:
+            msg = email.message_from_bytes(raw[: end + 4], policy=email.policy.compat32)
+            if msg.get_payload() != "" or msg.defects:
+                return email.message_from_bytes(raw, policy=email.policy.compat32)
+        if msg.get_content_maintype() not in _NOT_A_LEAF:
             msg.set_payload(raw[end + 4 :].decode("ascii", "surrogateescape"))
             return msg
     return email.message_from_bytes(raw, policy=email.policy.compat32)

@@ -272,6 +272,9 @@ def _leaf(part: email.message.Message, part_id: str, depth: int, flags: set[str]
 
 
 class _HtmlText(html.parser.HTMLParser):
+    """The stdlib's HTML parser collecting visible text and href/src values: the
+    reference reading (`_FastHtmlText` gives the same, faster)."""
+
     _SKIP = frozenset({"script", "style", "head", "title"})
     _BREAK = frozenset({"br", "p", "div", "tr", "li", "h1", "h2", "h3", "h4", "td", "table", "hr"})
 
@@ -301,9 +304,74 @@ class _HtmlText(html.parser.HTMLParser):
             self.out.append(data)
 
 
+# Start and end tags written plainly (most of real mail's HTML): html.parser makes the
+# same events of them as of any tag, found here with one match instead of three and one
+# per attribute. Anything else (odd names or values, tags that switch html.parser to
+# raw text: script, style, title, textarea...) takes html.parser's own code.
+_WS = r"[ \t\n\r\f]"
+_PLAIN_START = re.compile(
+    rf"""<([a-zA-Z][a-zA-Z0-9]*)((?:{_WS}+[a-zA-Z_:][-a-zA-Z0-9_:.]*"""
+    rf"""(?:{_WS}*={_WS}*(?:"[^"]*"|'[^']*'|[^\s"'=<>`/]+(?=[\s>])))?)*){_WS}*(/?)>"""
+)
+_PLAIN_ATTR = re.compile(
+    rf"""{_WS}+([a-zA-Z_:][-a-zA-Z0-9_:.]*)(?:{_WS}*={_WS}*("[^"]*"|'[^']*'|[^\s"'=<>`/]+))?"""
+)
+_PLAIN_END = re.compile(r"</([a-zA-Z][a-zA-Z0-9]*)>")
+# elements after which html.parser reads raw text, in this Python or a later one
+_RAW_TEXT = frozenset({"script", "style", "title", "textarea", "xmp", "iframe", "noembed"})
+_RAW_TEXT |= {"noframes", "noscript", "plaintext"}
+
+
+class _FastHtmlText(_HtmlText):
+    """`_HtmlText` with plainly written tags read by one match each, and no line
+    numbers kept (`updatepos`: nothing here reads them). The same text and links as
+    `_HtmlText` (tests/unit/gateway/mail/test_html_reading.py compares them)."""
+
+    def updatepos(self, i: int, j: int) -> int:
+        return j
+
+    def parse_starttag(self, i: int) -> int:
+        match = _PLAIN_START.match(self.rawdata, i)
+        if match is None:
+            return super().parse_starttag(i)
+        tag = match.group(1).lower()
+        if tag in _RAW_TEXT:
+            return super().parse_starttag(i)
+        self.lasttag = tag
+        attrs: list[tuple[str, str | None]] = []
+        if match.group(2):
+            for name, written in _PLAIN_ATTR.findall(match.group(2)):
+                # html.parser: None without "=", unquoted, unescaped when not empty
+                value: str | None = None
+                if written:
+                    value = written[1:-1] if written[:1] in ("'", '"') else written
+                    value = html.unescape(value) if value else value
+                attrs.append((name.lower(), value))
+        if match.group(3):
+            self.handle_startendtag(tag, attrs)
+        else:
+            self.handle_starttag(tag, attrs)
+        return match.end()
+
+    def parse_endtag(self, i: int) -> int:
+        if self.cdata_elem is None:
+            match = _PLAIN_END.match(self.rawdata, i)
+            if match is not None:
+                self.handle_endtag(match.group(1).lower())
+                return match.end()
+        return super().parse_endtag(i)
+
+
+_READER: type[_HtmlText] = _FastHtmlText
+
+
 def _html_read(markup: str) -> tuple[str, tuple[str, ...]]:
     """Visible text and href/src links of an HTML document, in one parse."""
-    parser = _HtmlText()
+    return _html_read_with(_READER, markup)
+
+
+def _html_read_with(reader: type[_HtmlText], markup: str) -> tuple[str, tuple[str, ...]]:
+    parser = reader()
     try:
         parser.feed(markup)
         parser.close()

@@ -13,6 +13,7 @@ from gateway.model import AvPolicy, Envelope, Infection, MessageContext
 from gateway.store import attachments, av_policy, ledger
 from gateway.store.attachments import Attachment
 from gateway.store.db import Database
+from tests.support.ledgerseed import message_row, recipient_row
 from tests.support.virusmail import EICAR, Payload, Shapes
 
 PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/test"
@@ -89,40 +90,17 @@ def test_set_keeps_unnamed_fields_and_clear_inherits_again(db):
         av_policy.set_policy(engine, "example.test", mode="clean")
 
 
-def _message_row(queue_id: str, when: datetime) -> dict:
-    return {
-        "id": queue_id,
-        "node": "n1",
-        "received_at": when,
-        "decided_at": when,
-        "client_ip": "192.0.2.1",
-        "mail_from": "a@example.org",
-        "size": 1,
-        "sha256": "0" * 64,
-        "outcome": "accepted",
-    }
-
-
-def _rcpt_row(queue_id: str) -> dict:
-    return {
-        "message_id": queue_id,
-        "rcpt": "user@example.test",
-        "domain": "example.test",
-        "action": "accept",
-        "score": 0.0,
-        "status": "delivered",
-    }
-
-
 def test_attachments_are_deduplicated_reported_once_and_purged(db):
     engine = db.engine
     now = datetime.now(UTC)
     same = Attachment("2", "report.doc", b"same bytes in two messages")
     with engine.begin() as conn:
         for qid in ("Q1", "Q2"):
-            ledger.record(conn, _message_row(qid, now), [_rcpt_row(qid)])
+            ledger.record(
+                conn, message_row(qid, now), [recipient_row(qid, "user@example.test", now)]
+            )
             attachments.store_attachments(conn, qid, [same], now - timedelta(days=1))
-        ledger.record(conn, _message_row("Q3", now), [_rcpt_row("Q3")])
+        ledger.record(conn, message_row("Q3", now), [recipient_row("Q3", "user@example.test", now)])
         attachments.store_attachments(
             conn, "Q3", [Attachment("3", None, b"old")], now - timedelta(days=40)
         )

@@ -11,6 +11,7 @@ from datetime import UTC, datetime
 from sqlalchemy import Text, cast, select
 
 from gateway.store import ledger
+from tests.support.ledgerseed import message_row
 
 FILTERS = {
     "auth": {"symbols": [{"name": "SPF_PASS", "options": ["ip4"], "factor": 1.0}]},
@@ -22,20 +23,13 @@ SYMBOLS = [{"name": "BAYES_HAM", "score": -1.5, "options": ["0.02"]}]
 
 def message(queue_id: str, make) -> dict:
     when = datetime(2026, 12, 7, 19, 0, tzinfo=UTC)
-    return {
-        "id": queue_id,
-        "node": "n1",
-        "received_at": when,
-        "decided_at": when,
-        "client_ip": "192.0.2.1",
-        "mail_from": "a@example.org",
-        "size": 1,
-        "sha256": "0" * 64,
-        "outcome": "accepted",
-        "viruses": make([]),
-        "filters": make(FILTERS),
-        "timings_ms": make({"auth": 1.25, "total": 9.5}),
-    }
+    return message_row(
+        queue_id,
+        when,
+        viruses=make([]),
+        filters=make(FILTERS),
+        timings_ms=make({"auth": 1.25, "total": 9.5}),
+    )
 
 
 def recipient(queue_id: str, make) -> dict:

@@ -335,10 +335,20 @@ class MessageContext:
         self.body_text  # noqa: B018
 
     def header(self, name: str) -> list[str]:
-        """All values of a header, decoded; never raises on malformed input."""
-        from gateway.mail.mime import header_values
+        """All values of a header, decoded; never raises on malformed input. Each name
+        is looked up and decoded once (the ledger, the events, the checks and the rules
+        ask for the same few)."""
+        key = name.lower()
+        found = self._header_values.get(key)
+        if found is None:
+            from gateway.mail.mime import header_values
 
-        return header_values(self.message, name)
+            found = self._header_values[key] = tuple(header_values(self.message, name))
+        return list(found)
+
+    @cached_property
+    def _header_values(self) -> dict[str, tuple[str, ...]]:
+        return {}
 
 
 @dataclass(frozen=True)

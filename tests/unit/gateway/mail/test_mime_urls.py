@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from gateway.mail.mime import leaf_parts, message_urls
+import pytest
+
+from gateway.mail.mime import decode_text, extract_urls, leaf_parts, message_urls
+from gateway.mail.received import normalise
+from gateway.model import Envelope, MessageContext
+from gateway.paths import corpora_dir
+from tests.support.corpus_sample import corpus_sample
 
 
 def parts_of(msg: EmailMessage):
@@ -68,3 +75,41 @@ def test_an_html_part_is_parsed_once_for_its_text_links_and_urls(monkeypatch):
     assert ctx.parts[0].links() == ["https://hidden.test/"]
     assert mime.message_urls(ctx.parts) == ["http://c.test/", "https://hidden.test/"]
     assert len(feeds) == 1
+
+
+# the pattern extract_urls used before it was spelt out for speed
+_CASELESS_URL = re.compile(r"""(?i)\b(?:https?://|www\.)[^\s<>"'()\[\]{}]+""")
+_URL_TEXTS = [
+    "see HTTP://A.test/x, Https://b.test/y. hTTpſ://long-s.test/ WwW.c.test! xwww.d.test",
+    "http://e.test/(paren) <http://f.test/> 'www.g.test' [https://h.test/]{x} \u212attp://k.test",
+    "\u0130www.i.test _http://j.test/ 9www.k.test caf\u00e9http://l.test/ http:// www.",
+]
+
+
+def test_urls_found_as_by_the_caseless_pattern():
+    for text in _URL_TEXTS:
+        old = [m.group(0).rstrip(".,;:!?") for m in _CASELESS_URL.finditer(text)]
+        assert extract_urls(text) == old
+
+
+def test_no_letter_but_the_long_s_folds_to_the_url_patterns_letters():
+    caseless = re.compile(r"(?i)[htpsw]")
+    folds = [
+        chr(c)
+        for c in range(0x110000)
+        if not 0xD800 <= c < 0xE000 and caseless.fullmatch(chr(c)) and chr(c) not in "htpswHTPSW"
+    ]
+    assert folds == ["\u017f"]
+
+
+def test_urls_of_real_mail_found_as_by_the_caseless_pattern():
+    raws = corpus_sample()
+    if not raws:
+        pytest.skip(f"no corpora in {corpora_dir()} (set MAILWARDEN_CORPORA to check them)")
+    envelope = Envelope("a@x.test", ("b@y.test",), "192.0.2.1")
+    for raw in raws:
+        ctx = MessageContext("q", envelope, normalise(raw)[0], datetime(2026, 1, 1, tzinfo=UTC))
+        for part in ctx.parts:
+            text = part.text() if part.is_text else decode_text(part.payload[:65536], "latin-1")
+            old = [m.group(0).rstrip(".,;:!?") for m in _CASELESS_URL.finditer(text)]
+            assert extract_urls(text) == old

@@ -112,3 +112,19 @@ def flattened(msg) -> bytes | str:
         return msg.as_bytes()
     except Exception as exc:  # noqa: BLE001 - the generator fails on some real mail
         return type(exc).__name__
+
+
+def test_context_headers_are_decoded_once_and_as_header_values_reads_them():
+    from datetime import UTC, datetime
+
+    from gateway.mail.mime import header_values
+    from gateway.model import Envelope, MessageContext
+
+    raw = CASES["encoded words"].replace(b"\r\n\r\n", b"\r\nSubject: two\r\n\r\n", 1)
+    ctx = MessageContext("q", Envelope("", (), "192.0.2.1"), raw, datetime.now(UTC))
+    for name in ("Subject", "subject", "SUBJECT", "From", "Date", "X-None"):
+        assert ctx.header(name) == header_values(parse_message(raw), name)
+    first = ctx.header("Subject")
+    first.append("changed by a caller")
+    assert ctx.header("subject") == header_values(parse_message(raw), "Subject")
+    assert len(ctx.header("Subject")) == 2

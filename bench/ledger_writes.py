@@ -6,7 +6,10 @@ symbols and facts, two recipients), the rows put in a spool job and the job enco
 (`Job.to_json`), then `ledger.record_many` for groups of 8 messages in one
 transaction, as the database writer does under load, on a SQLite file. Prints the
 process CPU time per message (the GIL makes it the core's cost): `--code DIR` runs
-another checkout's gateway package with this script, to compare. Not a test.
+another checkout's gateway package with this script, to compare. `--group N`: N
+messages a commit (at the chain's rates most groups hold one or two); `--delivery`:
+also each message's delivery outcome (its attempt rows and the recipients' status, one
+transaction per group as the writer makes them). Not a test.
 """
 
 from __future__ import annotations
@@ -62,7 +65,27 @@ def _verdict(queue_id: str):
     return Verdict(ctx, results, decisions, timings)
 
 
-def measure(messages: int) -> dict:
+def _delivery_rows(queue_id: str, rcpts: list[str]) -> tuple[list[dict], list[tuple]]:
+    now = datetime.now(UTC)
+    attempts = [
+        {"message_id": queue_id, "job_id": f"{queue_id}.0", "kind": "message", "rcpt": r,
+         "attempt": 1, "at": now, "result": "delivered", "reply": "250 2.0.0 Ok: queued",
+         "remote": "127.0.0.1:2525"}
+        for r in rcpts
+    ]  # fmt: skip
+    return attempts, [(queue_id, rcpts, "delivered", now, None, 1)]
+
+
+def _record_delivery(conn, ledger, calls: list[tuple[list[dict], list[tuple]]]) -> None:
+    many = getattr(ledger, "record_delivery_many", None)
+    if many is not None:
+        many(conn, calls)
+    else:  # the code before: the same statements, from two writes
+        ledger.record_attempts_many(conn, [(attempts,) for attempts, _ in calls])
+        ledger.mark_many(conn, [mark for _, marks in calls for mark in marks])
+
+
+def measure(messages: int, group: int = GROUP, delivery: bool = False) -> dict:
     from gateway.store import ledger
     from gateway.store.db import create_schema, make_engine
     from gateway.store.spool import Job, RcptState
@@ -75,9 +98,9 @@ def measure(messages: int) -> dict:
         spool_bytes = 0
         started, cpu = time.perf_counter(), time.process_time()
         with engine.connect() as conn:
-            for first in range(0, messages, GROUP):
+            for first in range(0, messages, group):
                 calls = []
-                for verdict in verdicts[first : first + GROUP]:
+                for verdict in verdicts[first : first + group]:
                     now = datetime.now(UTC)
                     row = ledger.message_row(verdict, "accepted", "250 2.0.0 Ok", "bench", now)
                     rows = ledger.recipient_rows(verdict, status, {})
@@ -94,6 +117,13 @@ def measure(messages: int) -> dict:
                     calls.append((row, rows))
                 with conn.begin():
                     ledger.record_many(conn, calls)
+            if delivery:
+                rcpts = list(status)
+                for first in range(0, messages, group):
+                    some = verdicts[first : first + group]
+                    done = [_delivery_rows(v.ctx.queue_id, rcpts) for v in some]
+                    with conn.begin():
+                        _record_delivery(conn, ledger, done)
         cpu = time.process_time() - cpu
         wall = time.perf_counter() - started
         with engine.connect() as conn:
@@ -101,6 +131,8 @@ def measure(messages: int) -> dict:
         engine.dispose()
     return {
         "messages": messages,
+        "group": group,
+        "delivery": delivery,
         "cpu_us_per_message": round(cpu / messages * 1e6, 1),
         "wall_us_per_message": round(wall / messages * 1e6, 1),
         "spool_json_bytes_per_message": round(spool_bytes / messages),
@@ -114,9 +146,11 @@ def main() -> int:
     parser.add_argument("--messages", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--code", type=Path, default=Path(__file__).resolve().parents[1])
+    parser.add_argument("--group", type=int, default=GROUP, help="messages a commit")
+    parser.add_argument("--delivery", action="store_true", help="and delivery outcomes")
     args = parser.parse_args()
     sys.path.insert(0, str(args.code.resolve()))
-    runs = [measure(args.messages) for _ in range(args.rounds)]
+    runs = [measure(args.messages, args.group, args.delivery) for _ in range(args.rounds)]
     print(
         json.dumps(
             {

@@ -42,7 +42,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Connection, Engine
 
 from gateway.mail.mime import uuencoded_blocks
-from gateway.store import feedback, ledger
+from gateway.store import bulk, feedback, ledger
 from gateway.store.db import metadata
 
 attachment_blobs = Table(
@@ -197,7 +197,7 @@ def store_many(
     conn.execute(_insert_or_ignore(conn.dialect.name), values)
     # the ones stored before: seen again now (not the new ones: a blob is not rewritten)
     conn.execute(_TOUCH_BLOBS, {"b_now": now, "b_shas": list(blobs)})
-    conn.execute(_INSERT_REFS, refs)
+    bulk.executemany(conn, _INSERT_REFS, refs)
 
 
 # built once (their cache keys are kept): these run for every delivered attachment

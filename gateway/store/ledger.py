@@ -37,6 +37,7 @@ from sqlalchemy.engine import Connection, Engine
 
 from gateway.address import domain_of
 from gateway.model import FilterResult
+from gateway.store import bulk
 from gateway.store.db import batched, metadata
 
 if TYPE_CHECKING:
@@ -196,9 +197,7 @@ _INSERT_ATTEMPTS = insert(delivery_attempts)  # built once: its cache key is kep
 
 def record_attempts_many(conn: Connection, calls: list[tuple]) -> None:
     """`record_attempts` for many jobs: one statement."""
-    rows = [row for (some,) in calls for row in some]
-    if rows:
-        conn.execute(_INSERT_ATTEMPTS, rows)
+    bulk.executemany(conn, _INSERT_ATTEMPTS, [row for (some,) in calls for row in some])
 
 
 @batched(record_attempts_many)  # new rows only: order-free within a group
@@ -388,7 +387,7 @@ def _insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
                 row[name] = encoded(value)
         by_columns.setdefault(tuple(row), []).append(row)
     for some in by_columns.values():
-        conn.execute(_INSERTS[table.name], some)
+        bulk.executemany(conn, _INSERTS[table.name], some)
 
 
 _ABSENT = object()
@@ -451,8 +450,7 @@ def mark_many(conn: Connection, calls: list[tuple]) -> None:
         for queue_id, rcpts, status, when, error, attempts in calls
         for rcpt in rcpts
     ]
-    if params:
-        conn.execute(_MARK, params)
+    bulk.executemany(conn, _MARK, params)
 
 
 @batched(mark_many)  # rows committed before delivery began: order-free within a group

@@ -22,12 +22,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import aiosmtplib
-
 from gateway.adapters.dns import DnsError, NoRecord, Resolver
 from gateway.address import domain_of
 from gateway.config import Settings, parse_host_port
 from gateway.delivery.dsn import build_dsn
+from gateway.delivery.smtp_client import SmtpClient, SMTPException, accepted
 from gateway.model import RcptStatus
 from gateway.monitor import events
 from gateway.outages import OUTAGES
@@ -90,7 +89,7 @@ class Delivery:
         self._queue: asyncio.Queue[Job] = asyncio.Queue()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
-        self._idle: dict[tuple[str, int], list[tuple[aiosmtplib.SMTP, float]]] = {}
+        self._idle: dict[tuple[str, int], list[tuple[SmtpClient, float]]] = {}
         self._fresh: dict[str, bytes] = {}  # job id -> its spooled copy, until first attempt
         self._fresh_bytes = 0
         self._controls_due = False  # check_controls: read the control requests now
@@ -476,7 +475,7 @@ class Delivery:
             next_hop = (host, port) == parse_host_port(self.cfg.next_hop)
             try:
                 outcomes = await self._transaction(host, port, job, data, rcpts)
-            except (OSError, aiosmtplib.SMTPException, TimeoutError) as exc:
+            except (OSError, SMTPException, TimeoutError) as exc:
                 last = Outcome("temp", f"{remote}: {exc.__class__.__name__}: {exc}")
                 log.debug("%s: %s", job.id, last.text)
                 if next_hop:
@@ -492,7 +491,7 @@ class Delivery:
             return outcomes, remote
         return {r: last for r in rcpts}, "-"
 
-    async def _connect(self, host: str, port: int) -> aiosmtplib.SMTP:
+    async def _connect(self, host: str, port: int) -> SmtpClient:
         """A session to host:port: a cached idle one if still fresh, else a new one."""
         idle = self._idle.get((host, port), [])
         while idle:
@@ -500,24 +499,18 @@ class Delivery:
             if time.monotonic() - since < IDLE_SECONDS and client.is_connected:
                 return client
             client.close()
-        client = aiosmtplib.SMTP(
-            hostname=host,
-            port=port,
-            local_hostname=self.hostname,
-            timeout=self.cfg.command_timeout,
-            start_tls=False,
+        client = await SmtpClient.open(
+            host, port, self.hostname, self.cfg.connect_timeout, self.cfg.command_timeout
         )
-        await client.connect(timeout=self.cfg.connect_timeout)
-        await client.ehlo()
-        if client.supports_extension("starttls"):
+        if client.supports("starttls"):
             try:
-                await client.starttls(tls_context=self._tls)
-                await client.ehlo()
-            except aiosmtplib.SMTPException as exc:
+                await client.starttls(self._tls, host)
+                await client.ehlo(self.hostname)
+            except SMTPException as exc:
                 log.info("STARTTLS to %s failed (%s); going on in clear", host, exc)
         return client
 
-    def _keep(self, host: str, port: int, client: aiosmtplib.SMTP) -> None:
+    def _keep(self, host: str, port: int, client: SmtpClient) -> None:
         """Cache a session after a complete transaction, for the next job (as Postfix does)."""
         idle = self._idle.setdefault((host, port), [])
         if len(idle) < self.cfg.workers:
@@ -532,10 +525,10 @@ class Delivery:
         self._idle.clear()
 
     @staticmethod
-    async def _quit(client: aiosmtplib.SMTP) -> None:
+    async def _quit(client: SmtpClient) -> None:
         try:
             await asyncio.wait_for(client.quit(), 2)
-        except (OSError, aiosmtplib.SMTPException, TimeoutError):
+        except (OSError, SMTPException, TimeoutError):
             client.close()
 
     async def _transaction(
@@ -557,40 +550,33 @@ class Delivery:
         return outcomes
 
     async def _mail_transaction(
-        self, client: aiosmtplib.SMTP, host: str, job: Job, data: bytes, rcpts: list[str]
+        self, client: SmtpClient, host: str, job: Job, data: bytes, rcpts: list[str]
     ) -> dict[str, Outcome]:
         options, encoding = [], "ascii"
-        if _has_8bit(data) and client.supports_extension("8bitmime"):
+        if _has_8bit(data) and client.supports("8bitmime"):
             options.append("BODY=8BITMIME")
         if job.smtputf8:
-            if not client.supports_extension("smtputf8"):
+            if not client.supports("smtputf8"):
                 o = Outcome("perm", f"{host} does not support SMTPUTF8", "5.6.7")
                 return {r: o for r in rcpts}
             options.append("SMTPUTF8")
             encoding = "utf-8"
-        try:
-            await client.mail(job.mail_from, options=options, encoding=encoding)
-        except aiosmtplib.SMTPResponseException as exc:
-            await client.rset()
-            o = outcome_for(exc.code, exc.message)
+        mail, replies, final = await client.transaction(
+            job.mail_from, options, rcpts, data, encoding
+        )
+        if mail.code != 250:
+            o = outcome_for(mail.code, mail.message)
             return {r: o for r in rcpts}
         outcomes: dict[str, Outcome] = {}
-        accepted = []
-        for rcpt in rcpts:
-            try:
-                await client.rcpt(rcpt, encoding=encoding)
-                accepted.append(rcpt)
-            except aiosmtplib.SMTPResponseException as exc:
-                outcomes[rcpt] = outcome_for(exc.code, exc.message)
-        if not accepted:
-            await client.rset()
-            return outcomes
-        try:
-            response = await client.data(data)
-            o = outcome_for(response.code, response.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            o = outcome_for(exc.code, exc.message)
-        outcomes.update({r: o for r in accepted})
+        taken = []
+        for rcpt, reply in zip(rcpts, replies, strict=True):
+            if accepted(reply):
+                taken.append(rcpt)
+            else:
+                outcomes[rcpt] = outcome_for(reply.code, reply.message)
+        if taken and final is not None:
+            o = outcome_for(final.code, final.message)
+            outcomes.update({r: o for r in taken})
         return outcomes
 
 

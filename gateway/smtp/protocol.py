@@ -31,6 +31,7 @@ INTERNALS: tuple[tuple[str, str], ...] = (
     ("module", "inspect"),  # replaced below: the AUTH scan and EHLO signature
     ("module", "MISSING"),
     ("module", "syntax"),
+    ("module", "sanitized_log"),  # replaced below: skipped when its level is off
     ("class", "_call_handler_hook"),
     ("class", "_timeout_cb"),
     ("class", "_reset_timeout"),
@@ -55,6 +56,8 @@ INTERNALS: tuple[tuple[str, str], ...] = (
     ("class", "auth_LOGIN"),
     ("class", "_create_session"),
     ("instance", "_auth_require_tls"),
+    ("instance", "_timeout_handle"),  # cancelled by connection_lost
+    ("instance", "_timeout_duration"),
 )
 TESTED_VERSIONS = ("1.4.6",)
 
@@ -110,8 +113,24 @@ def _hooks_of_class(cls: type) -> list[str]:
     return [name for name in dir(cls) if name.startswith(("handle_", "smtp_"))]
 
 
+_LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING}
+_sanitized_log = aiosmtpd.smtp.sanitized_log
+
+
+def _sanitized_log_if_enabled(func: Any, msg: Any, *args: Any, **kwargs: Any) -> None:
+    """aiosmtpd logs every command line through sanitized_log, which copies and
+    scans the arguments before the logger is asked whether the level is on (it is
+    not: mail.log is at WARNING unless -vv)."""
+    logger = getattr(func, "__self__", None)
+    level = _LEVELS.get(getattr(func, "__name__", ""))
+    if isinstance(logger, logging.Logger) and level is not None and not logger.isEnabledFor(level):
+        return
+    _sanitized_log(func, msg, *args, **kwargs)
+
+
 aiosmtpd.smtp.inspect = _WithoutAuthScan()  # type: ignore[assignment]
 aiosmtpd.smtp.dir = _class_dir  # type: ignore[attr-defined]
+aiosmtpd.smtp.sanitized_log = _sanitized_log_if_enabled  # type: ignore[assignment]
 
 # Enhanced status codes (RFC 3463) for aiosmtpd's own replies that lack one.
 _REWRITES = {
@@ -142,6 +161,8 @@ INTERNAL_ERROR_REPLY = "451 4.3.0 Internal error, please try again later"
 
 def with_enhanced_status(reply: str) -> str:
     """Give every 4xx/5xx reply an enhanced status code."""
+    if reply[:1] not in ("4", "5"):
+        return reply
     reply = _REWRITES.get(reply, reply)
     match = _NEEDS_STATUS.match(reply)
     if not match:
@@ -181,6 +202,8 @@ class GatewaySMTP(SMTP):
         self._refused = False
         self._data_seen: int | None = None  # bytes buffered so far, while in DATA
         self._held: list[bytes] = []  # replies not sent yet (see push)
+        self._deadline = 0.0  # when the session times out (see _reset_timeout)
+        self._armed: float | None = None  # when the armed timer fires, if one is
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         first = self._client_ip is None and not self._refused  # not the STARTTLS re-entry
@@ -214,9 +237,27 @@ class GatewaySMTP(SMTP):
         return envelope is not None and envelope.mail_from is not None
 
     def _reset_timeout(self, duration: float | None = None) -> None:
+        """aiosmtpd's, without a new timer for every command: the deadline moves
+        later, and a timer that fires before it arms itself again for what is left
+        (a session's commands come within milliseconds; its timer fires once)."""
         if duration is None and self._guard is not None and not self.in_transaction:
             duration = self._guard.idle_timeout()
-        super()._reset_timeout(duration)
+        loop = self.loop
+        self._deadline = deadline = loop.time() + (duration or self._timeout_duration)
+        if self._armed is not None and self._armed <= deadline:
+            return
+        if self._timeout_handle is not None:
+            self._timeout_handle.cancel()
+        self._armed = deadline
+        self._timeout_handle = loop.call_at(deadline, self._timer_fired)
+
+    def _timer_fired(self) -> None:
+        self._armed = None
+        if self.loop.time() < self._deadline:
+            self._armed = self._deadline
+            self._timeout_handle = self.loop.call_at(self._deadline, self._timer_fired)
+            return
+        self._timeout_cb()
 
     @syntax("MAIL FROM: <address>", extended=" [SP <mail-parameters>]")
     async def smtp_MAIL(self, arg: str) -> None:
@@ -308,9 +349,10 @@ class GatewaySMTP(SMTP):
         self.envelope.content = self.envelope.original_content = data
         status = await self._call_handler_hook("DATA")
         self._set_post_data_state()
-        # never held: the client must hear that its message was taken, whatever
-        # the commands after it may wait for
-        await self.push("250 OK" if status is MISSING else status, hold=False)
+        # held only for a QUIT already sent (one write for both replies): the client
+        # must hear that its message was taken, whatever other commands wait for
+        quit_next = self._reader._buffer[:6].upper() == b"QUIT\r\n"  # type: ignore[attr-defined]
+        await self.push("250 OK" if status is MISSING else status, hold=quit_next)
 
     async def _read_data(self) -> bytes | None:
         """The message up to CRLF.CRLF, dot-unstuffed; None if over the size limit

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import logging
 import ssl
@@ -18,8 +19,10 @@ log = logging.getLogger(__name__)
 LISTEN_BACKLOG = 1024
 
 
+@functools.lru_cache(maxsize=4096)
 def network_of(ip: str) -> str:
-    """The /24 (IPv4) or /48 (IPv6) a client address belongs to: one sender's network."""
+    """The /24 (IPv4) or /48 (IPv6) a client address belongs to: one sender's network
+    (asked at every connect and disconnect: the addresses seen lately are kept)."""
     try:
         address = ipaddress.ip_address(ip)
     except ValueError:

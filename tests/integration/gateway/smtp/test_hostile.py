@@ -386,6 +386,23 @@ def test_idle_sessions_before_mail_time_out_soon_but_transactions_do_not(make_ga
     idle.close()
 
 
+def test_the_idle_timeout_counts_from_the_last_command(make_gateway):
+    """One timer a session, moved by each command (not a new one per command): a
+    client that keeps talking is not cut off at the first command's deadline."""
+    gw = make_gateway(smtp={"idle_timeout": 1.0, "timeout": 30.0})
+    client = RawSmtp(gw.port)
+    client.reply()
+    started = time.monotonic()
+    for _ in range(3):  # 1.8 s in all, never 1 s silent
+        time.sleep(0.6)
+        assert client.cmd("NOOP").startswith("250")
+    last = time.monotonic()
+    assert client.reply() == "421 4.4.2 Timeout, closing connection"
+    assert time.monotonic() - started > 1.8
+    assert 0.9 < time.monotonic() - last < 5
+    client.close()
+
+
 def test_clean_mode_removes_only_the_uuencoded_block_and_names_the_quarantine_item(
     make_gateway, clamd, sink
 ):

@@ -16,7 +16,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from filters.base import Filter, Scope
+from filters.base import Filter, NoLookup, Scope
 from gateway.adapters import Ports
 from gateway.address import domain_of
 from gateway.domain_policy import PolicyBook
@@ -77,6 +77,8 @@ class Pipeline:
         if len(set(names)) != len(names):
             raise ValueError(f"filter names must be unique: {names}")
         self.chain = tuple(chain)
+        # filters whose lookup does nothing get no task (their evidence is None)
+        self._io = tuple(f for f in self.chain if type(f).lookup is not NoLookup.lookup)
         self.book = book
         self.ports = ports
         self.budget = budget
@@ -87,9 +89,16 @@ class Pipeline:
         timings: dict[str, float] = {}
         if len(ctx.raw) > READ_AHEAD_BYTES:
             await self._read_ahead(ctx, timings)
-        evidence, policies = await asyncio.gather(
-            self._lookups(ctx, timings), self._load_av_policies(ctx.envelope.rcpt_tos)
-        )
+        # the lookups run as tasks while the policies are read (in memory: at once)
+        begun = time.perf_counter()
+        tasks = self._start_lookups(ctx, timings)
+        try:
+            policies = await self._load_av_policies(ctx.envelope.rcpt_tos)
+        except BaseException:
+            for task in tasks.values():
+                task.cancel()
+            raise
+        evidence = await self._lookups(ctx, tasks, timings, begun)
         mark = time.perf_counter()
         results: dict[str, dict[str, FilterResult]] = {}
         for domain in dict.fromkeys(domain_of(r) for r in ctx.envelope.rcpt_tos):
@@ -124,7 +133,9 @@ class Pipeline:
             return {}
         return await self.av_policies(rcpts)
 
-    async def _lookups(self, ctx: MessageContext, timings: dict[str, float]) -> dict[str, Any]:
+    def _start_lookups(
+        self, ctx: MessageContext, timings: dict[str, float]
+    ) -> dict[str, asyncio.Task]:
         async def timed(filt: Filter) -> Any:
             start = time.perf_counter()
             try:
@@ -132,17 +143,33 @@ class Pipeline:
             finally:
                 timings[filt.name] = (time.perf_counter() - start) * 1000
 
-        tasks = {f.name: asyncio.create_task(timed(f), name=f"lookup:{f.name}") for f in self.chain}
-        if not tasks:
-            return {}
-        _, pending = await asyncio.wait(tasks.values(), timeout=self.budget)
-        for task in pending:
-            task.cancel()
+        return {f.name: asyncio.create_task(timed(f), name=f"lookup:{f.name}") for f in self._io}
+
+    async def _lookups(
+        self,
+        ctx: MessageContext,
+        tasks: dict[str, asyncio.Task],
+        timings: dict[str, float],
+        started: float,
+    ) -> dict[str, Any]:
+        """Every filter's evidence (in chain order), or its LookupFailure; the lookups
+        still running `budget` seconds after `started` are cancelled."""
+        pending: set[asyncio.Task] = set()
+        if tasks:
+            left = max(0.0, self.budget - (time.perf_counter() - started))
+            _, pending = await asyncio.wait(tasks.values(), timeout=left)
+        for late in pending:
+            late.cancel()
         if pending:
             await asyncio.gather(*pending, return_exceptions=True)
         evidence: dict[str, Any] = {}
-        for name, task in tasks.items():
-            if task in pending:
+        for filt in self.chain:
+            name = filt.name
+            task = tasks.get(name)
+            if task is None:  # NoLookup
+                evidence[name] = None
+                timings[name] = 0.0
+            elif task in pending:
                 evidence[name] = LookupFailure(f"timeout after {self.budget:g}s")
                 timings[name] = self.budget * 1000
             elif task.exception() is not None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from datetime import UTC, datetime
 
+from filters.base import NoLookup
 from gateway.adapters import Ports
 from gateway.domain_policy import DomainPolicy, PolicyBook
 from gateway.model import Action, Envelope, FilterResult, MessageContext, OnError, Symbol
@@ -121,3 +123,56 @@ def test_a_big_message_is_parsed_in_a_worker_thread_before_the_lookups():
     facts = verdict.results["example.test"]["sees"].facts
     assert facts == {"parsed_before": False, "urls": ("http://link.example/x",)}
     assert "read_ahead" not in verdict.timings_ms
+
+
+class Pure(NoLookup):
+    name = "pure"
+
+    def evaluate(self, ctx, evidence, scope):
+        return FilterResult(facts={"evidence": evidence})
+
+
+class SeesTasks:
+    name, on_error = "io", OnError.CONTINUE
+
+    async def lookup(self, ctx, ports):  # every lookup task is made before any runs
+        names = (t.get_name() for t in asyncio.all_tasks())
+        return sorted(n for n in names if n.startswith("lookup:"))
+
+    def evaluate(self, ctx, evidence, scope):
+        return FilterResult(facts={"tasks": evidence})
+
+
+def test_filters_without_lookup_get_no_task_but_their_evidence_and_timing():
+    verdict = run([Pure(), SeesTasks(), ReadsEarlier()], ctx("b@example.test"))
+    results = verdict.results["example.test"]
+    assert results["io"].facts["tasks"] == ["lookup:io", "lookup:later"]
+    assert results["pure"].facts["evidence"] is None
+    assert results["later"].facts["saw"] == ["io", "pure"]
+    assert verdict.timings_ms["pure"] == 0.0
+    assert set(verdict.timings_ms) == {"pure", "io", "later", "evaluate", "total"}
+
+
+def test_a_failing_policy_read_cancels_the_lookups():
+    started: list[asyncio.Task] = []
+
+    class Waits:
+        name, on_error = "waits", OnError.CONTINUE
+
+        async def lookup(self, ctx, ports):
+            started.append(asyncio.current_task())
+            await asyncio.sleep(30)
+
+    async def policies(rcpts):
+        await asyncio.sleep(0.01)
+        raise RuntimeError("no policies")
+
+    async def go():
+        book = PolicyBook(DomainPolicy("*"))
+        pipeline = Pipeline([Waits()], book, Ports(), 5.0, av_policies=policies)
+        with contextlib.suppress(RuntimeError):
+            await pipeline.run(ctx("b@example.test"))
+        await asyncio.sleep(0)
+        return started[0].cancelled()
+
+    assert asyncio.run(go())

@@ -62,16 +62,26 @@ MODEL_INFO = Gauge(
 )
 
 _model_version: list[str | None] = [None]
+# (metric, label values) -> the child: `labels()` checks and converts its arguments
+# and takes a lock on every call, several times a message
+_CHILDREN: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def _child(metric: Any, *values: str) -> Any:
+    child = _CHILDREN.get((metric, values))
+    if child is None:
+        child = _CHILDREN[(metric, values)] = metric.labels(*values)
+    return child
 
 
 def observe_verdict(event: dict[str, Any]) -> None:
-    MESSAGES.labels(event["outcome"]).inc()
+    _child(MESSAGES, event["outcome"]).inc()
     for r in event["recipients"]:
-        RECIPIENTS.labels(r["domain"], r["action"]).inc()
+        _child(RECIPIENTS, r["domain"], r["action"]).inc()
     if event["viruses"]:
         VIRUS_MESSAGES.inc()
     for name, ms in event["timings_ms"].items():
-        FILTER_SECONDS.labels(name).observe(ms / 1000)
+        _child(FILTER_SECONDS, name).observe(ms / 1000)
     version = event.get("classifier_model")
     if version and version != _model_version[0]:
         if _model_version[0] is not None:
@@ -81,13 +91,13 @@ def observe_verdict(event: dict[str, Any]) -> None:
 
 
 def observe_delivery(event: dict[str, Any]) -> None:
-    DELIVERIES.labels(event["kind"], event["result"]).inc()
+    _child(DELIVERIES, event["kind"], event["result"]).inc()
     if event["kind"] == "message" and event["result"] == "delivered":
         DELIVERY_DELAY.observe(event["delay_s"])
 
 
 def observe_refusal(event: dict[str, Any]) -> None:
-    REFUSALS.labels(event["stage"], event["source"]).inc()
+    _child(REFUSALS, event["stage"], event["source"]).inc()
 
 
 def observe_queue(jobs: int, oldest_age_s: float) -> None:

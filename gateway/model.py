@@ -7,6 +7,7 @@ functions of their inputs, and so that any value can be written to the ledger.
 from __future__ import annotations
 
 import email
+import email.errors
 import email.message
 import email.policy
 import re
@@ -236,12 +237,18 @@ _CONTAINER = re.compile(rb"(?im)^content-type:[ \t]*(?:multipart|message)/")
 
 
 # A header block that email.feedparser reads one way only: every line a field (a name of
-# printable ASCII but ":", then ":") or a continuation (space or tab), each ended by CRLF.
-_PLAIN_HEADERS = re.compile(r"(?:[\x21-\x39\x3b-\x7e]+:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*)*")
+# printable ASCII but ":", then ":") or its continuation (space or tab), each ended by
+# CRLF; or an mbox "From " line that a field follows (the parser notes it as a defect).
+_NAME = r"[\x21-\x39\x3b-\x7e]+"
+_PLAIN_HEADERS = re.compile(
+    rf"(?:{_NAME}:[^\r\n]*\r\n(?:[ \t][^\r\n]*\r\n)*|From [^\r\n]*\r\n(?={_NAME}:))*"
+)
 # one field as compat32's header_source_parse makes it: the name as written; the value
 # without the blanks after ":" and without its last CRLF, continuation lines kept as sent
+_PLAIN_FIELD = re.compile(
+    rf"({_NAME}):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\r\n|(From [^\r\n]*\r\n)"
+)
 _EOL = re.compile(r"[\r\n]")
-_PLAIN_FIELD = re.compile(r"([\x21-\x39\x3b-\x7e]+):[ \t]*([^\r\n]*(?:\r\n[ \t][^\r\n]*)*)\r\n")
 
 
 def parse_message(raw: bytes) -> email.message.Message:
@@ -259,11 +266,16 @@ def parse_message(raw: bytes) -> email.message.Message:
             msg = email.message.Message(policy=email.policy.compat32)
             if unixfrom:
                 msg.set_unixfrom(unixfrom)
-            for name, value in _PLAIN_FIELD.findall(head, start):
-                msg.set_raw(name, value)
+            for name, value, misplaced in _PLAIN_FIELD.findall(head, start):
+                if misplaced:
+                    msg.defects.append(email.errors.MisplacedEnvelopeHeaderDefect(misplaced))
+                else:
+                    msg.set_raw(name, value)
         else:
+            # the header block alone: its defects (a misplaced mbox line, a missing
+            # name) are the whole parse's, as long as every line was read as a header
             msg = email.message_from_bytes(raw[: end + 4], policy=email.policy.compat32)
-            if msg.get_payload() != "" or msg.defects:
+            if msg.get_payload() != "":
                 return email.message_from_bytes(raw, policy=email.policy.compat32)
         if msg.get_content_maintype() not in _NOT_A_LEAF:
             msg.set_payload(raw[end + 4 :].decode("ascii", "surrogateescape"))

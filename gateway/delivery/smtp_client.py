@@ -169,14 +169,19 @@ class SmtpClient:
         command_timeout: float | None,
     ) -> SmtpClient:
         loop = asyncio.get_running_loop()
+        client: SmtpClient | None = None
         try:
             async with asyncio.timeout(connect_timeout):
                 _, protocol = await loop.create_connection(_Replies, host, port)
                 client = cls(protocol, command_timeout)
                 greeting = await client.read()
         except TimeoutError as exc:
+            if client is not None:  # connected, but no greeting in time
+                client.close()
             raise SMTPTimeoutError(f"Timed out connecting to {host} on port {port}") from exc
         except OSError as exc:
+            if client is not None:
+                client.close()
             raise SMTPConnectError(f"Error connecting to {host} on port {port}: {exc}") from exc
         if greeting.code != 220:
             client.close()
@@ -186,8 +191,16 @@ class SmtpClient:
 
     @property
     def is_connected(self) -> bool:
-        transport = self._protocol.transport
-        return not self._protocol.lost and transport is not None and not transport.is_closing()
+        """Open, and nothing unasked waiting in it (an idle session the server ended
+        with a 421 before closing is not used again)."""
+        protocol = self._protocol
+        transport = protocol.transport
+        return (
+            not protocol.lost
+            and not protocol.replies
+            and transport is not None
+            and not transport.is_closing()
+        )
 
     def supports(self, extension: str) -> bool:
         return extension.lower() in self.extensions
@@ -198,10 +211,10 @@ class SmtpClient:
             transport.close()
 
     def _write(self, data: bytes) -> None:
-        if not self.is_connected:
+        transport = self._protocol.transport
+        if self._protocol.lost or transport is None or transport.is_closing():
             raise SMTPServerDisconnected("Connection lost")
-        assert self._protocol.transport is not None
-        self._protocol.transport.write(data)
+        transport.write(data)
 
     async def read(self) -> Response:
         """The next reply, in the order the commands were sent."""

@@ -15,7 +15,13 @@ from aiosmtpd.smtp import SMTP
 from aiosmtplib.email import quote_address
 from aiosmtplib.protocol import PERIOD_REGEX, normalize_message_line_endings
 
-from gateway.delivery.smtp_client import SmtpClient, SMTPConnectError, data_block, quoted
+from gateway.delivery.smtp_client import (
+    SmtpClient,
+    SMTPConnectError,
+    SMTPTimeoutError,
+    data_block,
+    quoted,
+)
 from tests.support.smtp_sink import free_port
 from tests.support.tls import issue
 
@@ -199,3 +205,46 @@ def test_message_and_addresses_are_sent_as_aiosmtplib_sent_them():
         "üser@example.test",
     ]:
         assert quoted(address) == quote_address(address), address
+
+
+def test_a_kept_session_that_the_server_ended_is_not_used_again():
+    async def script(reader, writer):
+        await _read_until(reader, b"\r\n")
+        writer.write(EHLO_PIPELINING)
+        await asyncio.sleep(0.1)
+        writer.write(b"421 4.4.2 idle too long\r\n")  # and the close comes later
+        await asyncio.sleep(1)
+
+    async def run():
+        server, port = await _serve(script)
+        async with server:
+            client = await SmtpClient.open("127.0.0.1", port, "gw.test", 5, 5)
+            fresh = client.is_connected
+            await asyncio.sleep(0.5)
+            ended = client.is_connected
+            client.close()
+        return fresh, ended
+
+    assert asyncio.run(run()) == (True, False)
+
+
+def test_a_server_that_never_greets_times_out_and_is_closed():
+    async def run():
+        gone = asyncio.Event()
+
+        async def script(reader, writer):
+            await reader.read()  # until the client closes
+            gone.set()
+
+        server, port = await _serve_silent(script)
+        async with server:
+            with pytest.raises(SMTPTimeoutError, match="Timed out connecting"):
+                await SmtpClient.open("127.0.0.1", port, "gw.test", 0.3, 5)
+            await asyncio.wait_for(gone.wait(), 5)
+
+    asyncio.run(run())
+
+
+async def _serve_silent(script: Script) -> tuple[asyncio.Server, int]:
+    server = await asyncio.start_server(script, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]

@@ -220,15 +220,19 @@ class SmtpClient:
         """The next reply, in the order the commands were sent."""
         protocol = self._protocol
         if not protocol.replies:
-            protocol.waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = protocol.waiter = loop.create_future()
+            # a bare timer, not asyncio.timeout(): this wait is most of a transaction's
+            timer = None if self.timeout is None else loop.call_later(self.timeout, _expire, waiter)
             try:
-                async with asyncio.timeout(self.timeout):
-                    await protocol.waiter
-            except TimeoutError as exc:
+                await waiter
+            except SMTPTimeoutError:
                 self.close()
-                raise SMTPTimeoutError("Timed out waiting for server response") from exc
+                raise
             finally:
                 protocol.waiter = None
+                if timer is not None:
+                    timer.cancel()
         reply = protocol.replies.popleft()
         if isinstance(reply, BaseException):
             self.close()
@@ -324,6 +328,11 @@ class SmtpClient:
             return mail_reply, rcpt_replies, data_reply
         self._write(data_block(message))
         return mail_reply, rcpt_replies, await self.read()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(SMTPTimeoutError("Timed out waiting for server response"))
 
 
 def _command(*words: bytes) -> bytes:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import random
 import ssl
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
@@ -248,3 +249,23 @@ def test_a_server_that_never_greets_times_out_and_is_closed():
 async def _serve_silent(script: Script) -> tuple[asyncio.Server, int]:
     server = await asyncio.start_server(script, "127.0.0.1", 0)
     return server, server.sockets[0].getsockname()[1]
+
+
+def test_a_server_that_stops_answering_times_out_and_is_closed():
+    async def run():
+        gone = asyncio.Event()
+
+        async def script(reader, writer):
+            await reader.read()  # EHLO and then nothing, until the client closes
+            gone.set()
+
+        server, port = await _serve(script)
+        async with server:
+            started = time.monotonic()
+            with pytest.raises(SMTPTimeoutError, match="Timed out waiting for server response"):
+                await SmtpClient.open("127.0.0.1", port, "gw.test", 5, 0.3)
+            waited = time.monotonic() - started
+            await asyncio.wait_for(gone.wait(), 5)
+        return waited
+
+    assert 0.25 < asyncio.run(run()) < 3

@@ -38,7 +38,7 @@ from gateway.model import (
 from gateway.monitor import events
 from gateway.pipeline.run import Pipeline
 from gateway.smtp.outbound_guard import OutboundGuard
-from gateway.store import attachments, ledger, quarantine
+from gateway.store import attachments, bulk, ledger, quarantine
 from gateway.store.db import Database, Ticket, batched
 from gateway.store.spool import Job, RcptState, Spool, new_queue_id
 
@@ -327,9 +327,10 @@ def _fail(future: asyncio.Future, exc: BaseException) -> None:
 
 def _insert_many(conn, calls: list[tuple]) -> None:
     ledger.record_many(conn, [(row, rows) for row, rows, _ in calls])
-    items = [item for _, _, some in calls for item in some]
-    if items:
-        conn.execute(quarantine.quarantine.insert(), items)
+    bulk.executemany(conn, _INSERT_ITEMS, [item for _, _, some in calls for item in some])
+
+
+_INSERT_ITEMS = quarantine.quarantine.insert()  # built once: its cache key is kept
 
 
 @batched(_insert_many)  # new rows only: order-free within a group

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from gateway.store import bulk, ledger
+from gateway.store import bulk, ledger, quarantine
 
 WHEN = datetime(2026, 12, 7, 22, 40, 1, 123456, tzinfo=UTC)
 
@@ -147,3 +147,22 @@ def test_a_statement_with_defaults_to_fill_in_goes_through_sqlalchemy(engine):
         bulk.executemany(conn, ledger._INSERTS["recipients"], [row])
     with engine.connect() as conn:
         assert conn.execute(select(ledger.recipients.c.attempts)).scalar() == 0
+
+
+def test_quarantine_items_are_stored_as_sqlalchemy_stores_them(engine):
+    def item(item_id: str, message_id: str) -> dict:
+        return quarantine.item_row(
+            item_id, message_id, "example.test", ["bob@example.test", "ä@example.test"],
+            quarantine.SPAM, "score 9.00", b"Subject: x\r\n\r\nbody\r\n", WHEN,
+            mail_from="a@example.org", subject="x", score=9.0,
+        )  # fmt: skip
+
+    with engine.begin() as conn:
+        bulk.executemany(conn, ledger._INSERTS["messages"], [message("SA"), message("BULK")])
+        conn.execute(quarantine.quarantine.insert(), [item("SA.q0", "SA")])
+        bulk.executemany(conn, quarantine.quarantine.insert(), [item("BULK.q0", "BULK")])
+    assert (
+        stored(engine, "quarantine", "message_id", "BULK")[1:]
+        == stored(engine, "quarantine", "message_id", "SA")[1:]
+    )
+    assert quarantine.get(engine, "BULK.q0")["rcpts"] == ["bob@example.test", "ä@example.test"]

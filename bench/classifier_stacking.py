@@ -1,7 +1,8 @@
-"""Second stages and per-group models over pooled 5-fold cross-validation (fifth round).
+"""Second stages and per-group models over pooled 5-fold cross-validation (fifth and
+sixth rounds).
 
     .venv/bin/python bench/classifier_stacking.py --cache DIR [--corpora DIR]
-        [--step cache|bases|meta|variants|groups|tune|all]
+        [--step cache|bases|meta|variants|groups|tune|views|tune6|markov|all] [--folds 1|2]
 
 Every step reuses what the previous ones left in --cache (a scratch folder outside the
 repository: about 600 MB), so each experiment is a fit on the same cached matrices and
@@ -25,6 +26,24 @@ the same folds:
   recall at its own 0.01% / 0.1% points.
 - tune: alpha, loss and ham weight of the shipped recipe.
 
+Sixth round (`all` does not include these; run them by name):
+
+- views: the raw view of every cached message (training.features3.raw_view: content
+  headers and the body as sent, digits as 0, the first 3,000 bytes), read again from
+  the corpora and matched to the cache by the message's sha256; DIR/views.npz.
+- tune6: the shipped recipe with alpha 1e-6, hinge loss, ham weight 20, 30 epochs, and
+  without idf on the R block (idf 1 on its columns); 5 fits each, one threshold and with
+  group offsets. `--folds 2` also runs the shipped recipe itself on those folds.
+- markov: a Bratko-style base (bench/char_markov.py: a hashed byte Markov model of
+  orders 0..5 per class over the raw view, a message's score its mean log-likelihood
+  ratio per byte), nested out-of-fold scores as `bases`; alone (orders up to 4 and 5),
+  and fused with the shipped recipe by the nested second stages of `meta` (logistic,
+  scores only; logistic with the facts and score x group; HistGradientBoosting with the
+  facts), each with and without group offsets.
+- `--folds 2`: a second, fresh set of folds, sha256("mailwarden-fold-2" + the message's
+  sha256 as hex) as training.train.fold_of (near-duplicates were already dropped, so
+  the message hash serves); base scores in DIR/scores-f2, results labelled "[folds 2]".
+
 Prints one JSON line per setting (pooled recall at 0.01% with its Clopper-Pearson
 interval, recall at 0.1%, AUC, per corpus at the pooled 0.01% point and the ham of each
 corpus above it) and appends it to DIR/results.jsonl.
@@ -33,10 +52,11 @@ corpus above it) and appends it to DIR/results.jsonl.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import sys
-from collections.abc import Callable
-from itertools import combinations
+from collections.abc import Callable, Sequence
+from itertools import combinations, pairwise
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +67,7 @@ from sklearn.metrics import roc_auc_score
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import char_markov
 from classifier_cv import corpus_paths
 
 from gateway.paths import corpora_dir
@@ -70,15 +91,28 @@ CORPORA = ("spamassassin", "csdmc2010", "trec07p", "enron_spam", "trec06c_subset
 FLAGS = ("cjk", "headerless")
 
 
+FOLD2_SALT = b"mailwarden-fold-2"
+
+
+def fresh_folds(shas: Sequence[str], folds: int = 5) -> np.ndarray:
+    """The second set of folds: from each message's sha256 (hex) with another salt."""
+    buckets = [dataset.split_bucket(sha.encode(), FOLD2_SALT) for sha in shas]
+    return np.asarray(buckets, dtype=np.int64) * folds // 100
+
+
 class Cache:
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, fold_set: int = 1) -> None:
         self.dir = directory
-        self.scores_dir = directory / "scores"
+        self.fold_set = fold_set
+        self.scores_dir = directory / ("scores" if fold_set == 1 else f"scores-f{fold_set}")
         self.scores_dir.mkdir(parents=True, exist_ok=True)
         meta = np.load(directory / "meta.npz")
         self.y = meta["y"].astype(np.int8)
         self.corpus, self.group = meta["corpus"], meta["group"]
         self.language, self.folds = meta["language"], meta["folds"]
+        self.sha = meta["sha"]
+        if fold_set == 2:
+            self.folds = fresh_folds(self.sha.tolist())
         self._blocks: dict[str, sp.csr_matrix] = {}
 
     def block(self, name: str) -> sp.csr_matrix:
@@ -104,6 +138,8 @@ class Cache:
         return normalize_rows(sp.hstack(parts, format="csr", dtype=np.float32))
 
     def log(self, row: dict[str, Any]) -> None:
+        if self.fold_set != 1 and "label" in row:
+            row["label"] = f"[folds {self.fold_set}] " + row["label"]
         with open(self.dir / "results.jsonl", "a") as fh:
             fh.write(json.dumps(row) + "\n")
         print(json.dumps(row), flush=True)
@@ -130,19 +166,32 @@ def build_cache(directory: Path, corpora: Path) -> None:
     )
 
 
-def fit_linear(c: Cache, X: sp.csr_matrix, rows: np.ndarray, options: TrainOptions) -> SpamModel:
+def fit_linear(
+    c: Cache,
+    X: sp.csr_matrix,
+    rows: np.ndarray,
+    options: TrainOptions,
+    no_idf_from: int | None = None,
+) -> SpamModel:
+    """The shipped recipe on `rows` (no_idf_from: idf 1 from that column on)."""
     idf = inverse_document_frequency(X[rows]) if options.idf else None
+    if idf is not None and no_idf_from is not None:
+        idf[no_idf_from:] = 1.0
     model = SpamModel(make_estimator(options), _model_metadata(options), idf)
     fit(model.estimator, model.transform(X[rows]), c.y[rows], options.epochs, options.seed)
     return model
 
 
 def scorer(
-    c: Cache, X: sp.csr_matrix, rows: np.ndarray, options: TrainOptions | None
+    c: Cache,
+    X: sp.csr_matrix,
+    rows: np.ndarray,
+    options: TrainOptions | None,
+    no_idf_from: int | None = None,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """A model fitted on `rows` (options None: multinomial NB), as a scorer of a row mask."""
     if options is not None:
-        model = fit_linear(c, X, rows, options)
+        model = fit_linear(c, X, rows, options, no_idf_from)
         return lambda mask: model.decision(X[mask])
     from sklearn.naive_bayes import MultinomialNB
 
@@ -161,6 +210,7 @@ def base_scores(
     X: sp.csr_matrix | None,
     options: TrainOptions | None = None,
     nested: bool = True,
+    no_idf_from: int | None = None,
 ) -> dict[str, np.ndarray]:
     """A base model's out-of-fold scores (cached in DIR/scores/NAME.npz)."""
     path = c.scores_dir / f"{name}.npz"
@@ -172,7 +222,7 @@ def base_scores(
     if nested:
         held_sets += list(combinations(range(5), 2))
     for held in held_sets:
-        score = scorer(c, X, ~np.isin(c.folds, held), options)
+        score = scorer(c, X, ~np.isin(c.folds, held), options, no_idf_from)
         if len(held) == 1:
             mask = c.folds == held[0]
             out["single"][mask] = score(mask)
@@ -380,6 +430,121 @@ def step_tune(c: Cache) -> None:
         summary(c, s, label, offsets=True)
 
 
+# -- sixth round ----------------------------------------------------------------------------
+
+
+def step_views(c: Cache, corpora: Path) -> None:
+    """DIR/views.npz: every cached message's raw view, in the cache's order."""
+    from training.corpus import read_corpus
+    from training.features3 import raw_view
+
+    row_of = {sha: i for i, sha in enumerate(c.sha.tolist())}
+    views: list[bytes | None] = [None] * len(row_of)
+    for path in corpus_paths(corpora):
+        for message in read_corpus(parse_spec(str(path))):
+            row = row_of.get(hashlib.sha256(message.raw).hexdigest())
+            if row is not None and views[row] is None:
+                views[row] = raw_view(message.raw)
+    missing = sum(v is None for v in views)
+    if missing:
+        raise SystemExit(f"views: {missing} cached messages not found in {corpora}")
+    done = [v or b"" for v in views]
+    lengths = np.fromiter((len(v) for v in done), dtype=np.int64, count=len(done))
+    np.savez(
+        c.dir / "views.npz",
+        data=np.frombuffer(b"".join(done), dtype=np.uint8),
+        offsets=np.r_[0, np.cumsum(lengths)],
+    )
+
+
+def load_views(c: Cache) -> list[bytes]:
+    saved = np.load(c.dir / "views.npz")
+    data, offsets = saved["data"].tobytes(), saved["offsets"]
+    return [data[a:b] for a, b in pairwise(offsets)]
+
+
+def step_tune6(c: Cache) -> None:
+    X = c.combo(SHIPPED)
+    r_from = N_FEATURES + CHAR_FEATURES + EXTRA_FEATURES
+    configs: dict[str, tuple[TrainOptions, int | None]] = {
+        "alpha 1e-6": (TrainOptions(alpha=1e-6), None),
+        "hinge": (TrainOptions(loss="hinge"), None),
+        "ham weight 20": (TrainOptions(ham_weight=20.0), None),
+        "30 epochs": (TrainOptions(epochs=30), None),
+        "no idf on R": (TrainOptions(), r_from),
+    }
+    if c.fold_set != 1:
+        configs = {"shipped recipe": (TrainOptions(), None), **configs}
+    for label, (options, no_idf_from) in configs.items():
+        name = "L" if label == "shipped recipe" else "L_" + label.replace(" ", "")
+        s = base_scores(c, name, X, options, nested=name == "L", no_idf_from=no_idf_from)
+        summary(c, s["single"], label)
+        summary(c, s["single"], label, offsets=True)
+
+
+def markov_scores(c: Cache, orders: Sequence[int] = (4, 5), beta: float = 2.0) -> None:
+    """Nested out-of-fold scores of the byte Markov base (as base_scores' `single` and
+    `p<k>`), one file per order: DIR/scores/M<order>.npz. Counts add up, so the model
+    without folds H is the whole count minus H's folds' tables."""
+    paths = {o: c.scores_dir / f"M{o}.npz" for o in orders}
+    if all(p.exists() for p in paths.values()):
+        return
+    views = load_views(c)
+    by_fold = [np.flatnonzero(c.folds == f) for f in range(5)]
+    tables: dict[tuple[int, int], list[tuple[np.ndarray, np.ndarray]]] = {}
+    for f, rows in enumerate(by_fold):
+        values, owner = char_markov.pack([views[r] for r in rows])
+        cells = char_markov.codes(values)
+        label = c.y[rows][owner[char_markov.real_positions(values)]]
+        for cls in (0, 1):
+            tables[f, cls] = char_markov.count(cells, label == cls)
+        del cells
+
+    def without(held: tuple[int, ...], cls: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        kept = [f for f in range(5) if f not in held]
+        return [
+            (
+                np.sum([tables[f, cls][o][0] for f in kept], axis=0),
+                np.sum([tables[f, cls][o][1] for f in kept], axis=0),
+            )
+            for o in range(char_markov.ORDER + 1)
+        ]
+
+    out = {o: {"single": np.zeros(c.y.size)} for o in orders}
+    for f, rows in enumerate(by_fold):
+        values, owner = char_markov.pack([views[r] for r in rows])
+        cells = char_markov.codes(values)
+        real_owner = owner[char_markov.real_positions(values)]
+        for held in [(f,)] + [(f, j) for j in range(5) if j != f]:
+            spam, ham = without(held, 1), without(held, 0)
+            for o in orders:
+                llr = char_markov.log_prob(cells, spam, beta, o) - char_markov.log_prob(
+                    cells, ham, beta, o
+                )
+                means = char_markov.message_means(llr, real_owner, rows.size)
+                key = "single" if len(held) == 1 else f"p{held[1]}"
+                out[o].setdefault(key, np.full(c.y.size, np.nan))[rows] = means
+    for o in orders:
+        np.savez(paths[o], **out[o])
+
+
+def step_markov(c: Cache) -> None:
+    markov_scores(c)
+    for o in (4, 5):
+        m = base_scores(c, f"M{o}", None)
+        summary(c, m["single"], f"byte Markov order {o} alone")
+        summary(c, m["single"], f"byte Markov order {o} alone", offsets=True)
+    shipped = base_scores(c, "L", c.combo(SHIPPED), TrainOptions())
+    summary(c, shipped["single"], "shipped recipe W1+C.45+E.5+R.5")
+    summary(c, shipped["single"], "shipped recipe W1+C.45+E.5+R.5", offsets=True)
+    bases = [shipped, base_scores(c, "M5", None)]
+    for kind, use_facts, inter in (("lr", False, False), ("lr", True, True), ("hgb", True, False)):
+        s = stacked(c, bases, kind, 1.0, use_facts, inter)
+        label = f"{kind} [shipped recipe + Markov 5] facts {use_facts} interactions {inter}, nested"
+        summary(c, s, label)
+        summary(c, s, label, offsets=True)
+
+
 STEPS: dict[str, Callable[[Cache], None]] = {
     "bases": step_bases,
     "meta": step_meta,
@@ -387,6 +552,7 @@ STEPS: dict[str, Callable[[Cache], None]] = {
     "groups": step_groups,
     "tune": step_tune,
 }
+ROUND6: dict[str, Callable[[Cache], None]] = {"tune6": step_tune6, "markov": step_markov}
 
 
 def main() -> int:
@@ -394,15 +560,20 @@ def main() -> int:
     parser.add_argument("--cache", type=Path, required=True)
     parser.add_argument("--corpora", type=Path, default=corpora_dir())
     parser.add_argument("--step", default="all")
+    parser.add_argument("--folds", type=int, choices=(1, 2), default=1)
     args = parser.parse_args()
-    if args.step not in (*STEPS, "all", "cache"):
-        parser.error(f"--step: one of cache, {', '.join(STEPS)}, all")
-    steps = list(STEPS) if args.step == "all" else [] if args.step == "cache" else [args.step]
+    known = (*STEPS, *ROUND6, "views", "all", "cache")
+    if args.step not in known:
+        parser.error(f"--step: one of {', '.join(known)}")
+    steps = list(STEPS) if args.step == "all" else [args.step]
     if not (args.cache / "meta.npz").exists():
         build_cache(args.cache, args.corpora)
-    c = Cache(args.cache)
+    c = Cache(args.cache, args.folds)
     for step in steps:
-        STEPS[step](c)
+        if step == "views":
+            step_views(c, args.corpora)
+        elif step != "cache":
+            {**STEPS, **ROUND6}[step](c)
     return 0
 
 

@@ -84,21 +84,32 @@ def count(
     ]
 
 
+def log_probs(
+    cells: list[tuple[np.ndarray, np.ndarray]],
+    tables: list[tuple[np.ndarray, np.ndarray]],
+    beta: float = 2.0,
+) -> list[np.ndarray]:
+    """Natural log of each position's probability under one class's tables, for every
+    top order o (orders 0..o blended from the shortest up): element o of the list."""
+    out = []
+    p = np.full(cells[0][0].size, 1.0 / 256)
+    for (pair, ctx), (pairs, ctxs) in zip(cells, tables, strict=True):
+        c = pairs[pair].astype(np.float64)
+        n = ctxs[ctx].astype(np.float64)
+        p = (c + beta * p) / (n + beta)
+        out.append(np.log(p))
+    return out
+
+
 def log_prob(
     cells: list[tuple[np.ndarray, np.ndarray]],
     tables: list[tuple[np.ndarray, np.ndarray]],
     beta: float = 2.0,
     order: int | None = None,
 ) -> np.ndarray:
-    """Natural log of each position's probability under one class's tables, orders
-    0..order blended from the shortest up."""
+    """log_probs' element for one top order (None: the highest)."""
     top = len(cells) - 1 if order is None else order
-    p = np.full(cells[0][0].size, 1.0 / 256)
-    for (pair, ctx), (pairs, ctxs) in zip(cells[: top + 1], tables[: top + 1], strict=True):
-        c = pairs[pair].astype(np.float64)
-        n = ctxs[ctx].astype(np.float64)
-        p = (c + beta * p) / (n + beta)
-    return np.log(p)
+    return log_probs(cells[: top + 1], tables[: top + 1], beta)[top]
 
 
 def message_means(values_per_position: np.ndarray, owner: np.ndarray, n: int) -> np.ndarray:

@@ -33,7 +33,9 @@ Sixth round (`all` does not include these; run them by name):
   the corpora and matched to the cache by the message's sha256; DIR/views.npz.
 - tune6: the shipped recipe with alpha 1e-6, hinge loss, ham weight 20, 30 epochs, and
   without idf on the R block (idf 1 on its columns); 5 fits each, one threshold and with
-  group offsets. `--folds 2` also runs the shipped recipe itself on those folds.
+  group offsets. `--folds 2` also runs the shipped recipe itself on those folds
+  (without nesting: DIR/scores-f2/L_shippedrecipe.npz). `--only 'hinge,alpha 1e-6'`:
+  just those settings (to run them in separate processes).
 - markov: a Bratko-style base (bench/char_markov.py: a hashed byte Markov model of
   orders 0..5 per class over the raw view, a message's score its mean log-likelihood
   ratio per byte), nested out-of-fold scores as `bases`; alone (orders up to 4 and 5),
@@ -211,16 +213,33 @@ def base_scores(
     options: TrainOptions | None = None,
     nested: bool = True,
     no_idf_from: int | None = None,
+    part: int | None = None,
 ) -> dict[str, np.ndarray]:
-    """A base model's out-of-fold scores (cached in DIR/scores/NAME.npz)."""
+    """A base model's out-of-fold scores (cached in DIR/scores/NAME.npz). `part` 0, 1, 2:
+    only a third of the 15 nested fits (the singles, then half the pairs each), saved
+    as NAME.part<N>.npz; when all three exist they are merged into NAME.npz."""
     path = c.scores_dir / f"{name}.npz"
     if path.exists():
         return dict(np.load(path))
+    parts = [c.scores_dir / f"{name}.part{k}.npz" for k in range(3)]
+    if all(p.exists() for p in parts):
+        merged: dict[str, np.ndarray] = {}
+        for p in parts:
+            for key, value in np.load(p).items():
+                if key in merged:
+                    merged[key] = np.where(np.isnan(merged[key]), value, merged[key])
+                else:
+                    merged[key] = value
+        np.savez(path, **merged)
+        return merged
     assert X is not None
-    out = {"single": np.zeros(c.y.size)}
+    out = {"single": np.zeros(c.y.size)} if part in (None, 0) else {}
     held_sets: list[tuple[int, ...]] = [(k,) for k in range(5)]
     if nested:
         held_sets += list(combinations(range(5), 2))
+    if part is not None:
+        held_sets = held_sets[5 * part : 5 * part + 5]
+        path = parts[part]
     for held in held_sets:
         score = scorer(c, X, ~np.isin(c.folds, held), options, no_idf_from)
         if len(held) == 1:
@@ -463,7 +482,7 @@ def load_views(c: Cache) -> list[bytes]:
     return [data[a:b] for a, b in pairwise(offsets)]
 
 
-def step_tune6(c: Cache) -> None:
+def step_tune6(c: Cache, only: Sequence[str] = ()) -> None:
     X = c.combo(SHIPPED)
     r_from = N_FEATURES + CHAR_FEATURES + EXTRA_FEATURES
     configs: dict[str, tuple[TrainOptions, int | None]] = {
@@ -475,9 +494,11 @@ def step_tune6(c: Cache) -> None:
     }
     if c.fold_set != 1:
         configs = {"shipped recipe": (TrainOptions(), None), **configs}
+    if only:
+        configs = {label: configs[label] for label in only}
     for label, (options, no_idf_from) in configs.items():
-        name = "L" if label == "shipped recipe" else "L_" + label.replace(" ", "")
-        s = base_scores(c, name, X, options, nested=name == "L", no_idf_from=no_idf_from)
+        name = "L_" + label.replace(" ", "")
+        s = base_scores(c, name, X, options, nested=False, no_idf_from=no_idf_from)
         summary(c, s["single"], label)
         summary(c, s["single"], label, offsets=True)
 
@@ -500,15 +521,26 @@ def markov_scores(c: Cache, orders: Sequence[int] = (4, 5), beta: float = 2.0) -
             tables[f, cls] = char_markov.count(cells, label == cls)
         del cells
 
-    def without(held: tuple[int, ...], cls: int) -> list[tuple[np.ndarray, np.ndarray]]:
-        kept = [f for f in range(5) if f not in held]
-        return [
+    total = {
+        cls: [
             (
-                np.sum([tables[f, cls][o][0] for f in kept], axis=0),
-                np.sum([tables[f, cls][o][1] for f in kept], axis=0),
+                np.sum([tables[f, cls][o][0] for f in range(5)], axis=0),
+                np.sum([tables[f, cls][o][1] for f in range(5)], axis=0),
             )
             for o in range(char_markov.ORDER + 1)
         ]
+        for cls in (0, 1)
+    }
+
+    def without(held: tuple[int, ...], cls: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        out = []
+        for o in range(char_markov.ORDER + 1):
+            pair, ctx = total[cls][o][0].copy(), total[cls][o][1].copy()
+            for h in held:
+                pair -= tables[h, cls][o][0]
+                ctx -= tables[h, cls][o][1]
+            out.append((pair, ctx))
+        return out
 
     out = {o: {"single": np.zeros(c.y.size)} for o in orders}
     for f, rows in enumerate(by_fold):
@@ -516,11 +548,10 @@ def markov_scores(c: Cache, orders: Sequence[int] = (4, 5), beta: float = 2.0) -
         cells = char_markov.codes(values)
         real_owner = owner[char_markov.real_positions(values)]
         for held in [(f,)] + [(f, j) for j in range(5) if j != f]:
-            spam, ham = without(held, 1), without(held, 0)
+            spam = char_markov.log_probs(cells, without(held, 1), beta)
+            ham = char_markov.log_probs(cells, without(held, 0), beta)
             for o in orders:
-                llr = char_markov.log_prob(cells, spam, beta, o) - char_markov.log_prob(
-                    cells, ham, beta, o
-                )
+                llr = spam[o] - ham[o]
                 means = char_markov.message_means(llr, real_owner, rows.size)
                 key = "single" if len(held) == 1 else f"p{held[1]}"
                 out[o].setdefault(key, np.full(c.y.size, np.nan))[rows] = means
@@ -534,15 +565,24 @@ def step_markov(c: Cache) -> None:
         m = base_scores(c, f"M{o}", None)
         summary(c, m["single"], f"byte Markov order {o} alone")
         summary(c, m["single"], f"byte Markov order {o} alone", offsets=True)
-    shipped = base_scores(c, "L", c.combo(SHIPPED), TrainOptions())
+
+
+def step_lpart(c: Cache, part: int) -> None:
+    """A third of the shipped recipe's 15 nested fits (to run in three processes)."""
+    base_scores(c, "L", c.combo(SHIPPED), TrainOptions(), part=part)
+
+
+def step_fuse(c: Cache, nested: bool = True) -> None:
+    """The shipped recipe fused with the Markov base by the second stages of `meta`."""
+    shipped = base_scores(c, "L", None if nested else c.combo(SHIPPED), TrainOptions(), nested)
     summary(c, shipped["single"], "shipped recipe W1+C.45+E.5+R.5")
     summary(c, shipped["single"], "shipped recipe W1+C.45+E.5+R.5", offsets=True)
     bases = [shipped, base_scores(c, "M5", None)]
     for kind, use_facts, inter in (("lr", False, False), ("lr", True, True), ("hgb", True, False)):
-        s = stacked(c, bases, kind, 1.0, use_facts, inter)
-        label = f"{kind} [shipped recipe + Markov 5] facts {use_facts} interactions {inter}, nested"
-        summary(c, s, label)
-        summary(c, s, label, offsets=True)
+        s = stacked(c, bases, kind, 1.0, use_facts, inter, nested)
+        label = f"{kind} [shipped recipe + Markov 5] facts {use_facts} interactions {inter}"
+        summary(c, s, f"{label}, nested {nested}")
+        summary(c, s, f"{label}, nested {nested}", offsets=True)
 
 
 STEPS: dict[str, Callable[[Cache], None]] = {
@@ -552,7 +592,12 @@ STEPS: dict[str, Callable[[Cache], None]] = {
     "groups": step_groups,
     "tune": step_tune,
 }
-ROUND6: dict[str, Callable[[Cache], None]] = {"tune6": step_tune6, "markov": step_markov}
+ROUND6: dict[str, Callable[[Cache], None]] = {
+    "tune6": step_tune6,
+    "markov": step_markov,
+    "fuse": step_fuse,
+    "fuse-flat": lambda c: step_fuse(c, nested=False),
+}
 
 
 def main() -> int:
@@ -561,8 +606,12 @@ def main() -> int:
     parser.add_argument("--corpora", type=Path, default=corpora_dir())
     parser.add_argument("--step", default="all")
     parser.add_argument("--folds", type=int, choices=(1, 2), default=1)
+    parser.add_argument("--part", type=int, choices=(0, 1, 2), default=0, help="lpart")
+    parser.add_argument(
+        "--only", default="", help="tune6: comma-separated settings (e.g. 'hinge,alpha 1e-6')"
+    )
     args = parser.parse_args()
-    known = (*STEPS, *ROUND6, "views", "all", "cache")
+    known = (*STEPS, *ROUND6, "views", "lpart", "all", "cache")
     if args.step not in known:
         parser.error(f"--step: one of {', '.join(known)}")
     steps = list(STEPS) if args.step == "all" else [args.step]
@@ -572,6 +621,10 @@ def main() -> int:
     for step in steps:
         if step == "views":
             step_views(c, args.corpora)
+        elif step == "lpart":
+            step_lpart(c, args.part)
+        elif step == "tune6":
+            step_tune6(c, [o.strip() for o in args.only.split(",") if o.strip()])
         elif step != "cache":
             {**STEPS, **ROUND6}[step](c)
     return 0

@@ -2,7 +2,8 @@
 sixth rounds).
 
     .venv/bin/python bench/classifier_stacking.py --cache DIR [--corpora DIR]
-        [--step cache|bases|meta|variants|groups|tune|views|tune6|markov|all] [--folds 1|2]
+        [--step cache|bases|meta|variants|groups|tune|all
+               |views|tune6|markov|lpart|fuse|fuse-flat] [--folds 1|2] [--only ...] [--part N]
 
 Every step reuses what the previous ones left in --cache (a scratch folder outside the
 repository: about 600 MB), so each experiment is a fit on the same cached matrices and
@@ -38,10 +39,14 @@ Sixth round (`all` does not include these; run them by name):
   just those settings (to run them in separate processes).
 - markov: a Bratko-style base (bench/char_markov.py: a hashed byte Markov model of
   orders 0..5 per class over the raw view, a message's score its mean log-likelihood
-  ratio per byte), nested out-of-fold scores as `bases`; alone (orders up to 4 and 5),
-  and fused with the shipped recipe by the nested second stages of `meta` (logistic,
-  scores only; logistic with the facts and score x group; HistGradientBoosting with the
-  facts), each with and without group offsets.
+  ratio per byte), nested out-of-fold scores as `bases`, alone (orders up to 4 and 5).
+- lpart --part 0|1|2: a third of the shipped recipe's 15 nested fits (DIR/scores/L.npz
+  as `bases` makes it), so three processes can share them; merged when all three exist.
+- fuse: the shipped recipe and the Markov base (order 5) fused by the nested second
+  stages of `meta` (logistic, scores only; logistic with the facts and score x group;
+  HistGradientBoosting with the facts), each with and without group offsets.
+  fuse-flat: the same without nesting (the stage for fold k learns from the other
+  folds' ordinary out-of-fold scores; needs only the 5 single fits).
 - `--folds 2`: a second, fresh set of folds, sha256("mailwarden-fold-2" + the message's
   sha256 as hex) as training.train.fold_of (near-duplicates were already dropped, so
   the message hash serves); base scores in DIR/scores-f2, results labelled "[folds 2]".

@@ -39,7 +39,8 @@ Sixth round (`all` does not include these; run them by name):
   just those settings (to run them in separate processes).
 - markov: a Bratko-style base (bench/char_markov.py: a hashed byte Markov model of
   orders 0..5 per class over the raw view, a message's score its mean log-likelihood
-  ratio per byte), nested out-of-fold scores as `bases`, alone (orders up to 4 and 5).
+  ratio per byte), out-of-fold scores alone (orders up to 4 and 5); `fuse` adds the
+  nested ones (DIR/scores/M5n.npz).
 - lpart --part 0|1|2: a third of the shipped recipe's 15 nested fits (DIR/scores/L.npz
   as `bases` makes it), so three processes can share them; merged when all three exist.
 - fuse: the shipped recipe and the Markov base (order 5) fused by the nested second
@@ -81,6 +82,7 @@ from gateway.paths import corpora_dir
 from training import dataset, evaluate
 from training.corpus import parse_spec
 from training.features import CHAR_FEATURES, EXTRA_FEATURES, N_FEATURES, normalize_rows
+from training.features3 import _HEADER_LINE
 from training.model import SpamModel
 from training.train import (
     TrainOptions,
@@ -349,8 +351,11 @@ def stacked(
     out = np.zeros(c.y.size)
     for k in range(5):
         held = c.folds == k
-        inner = [b[f"p{k}"] for b in bases]
-        Z = design(c, inner, use_facts, interactions, columns) if nested else single
+        if nested:
+            inner = [b[f"p{k}"] for b in bases]
+            Z = design(c, inner, use_facts, interactions, columns)
+        else:
+            Z = single
         est = meta_model(kind, ham_weight).fit(Z[~held], c.y[~held])
         if hasattr(est, "decision_function"):
             out[held] = est.decision_function(single[held])
@@ -508,11 +513,14 @@ def step_tune6(c: Cache, only: Sequence[str] = ()) -> None:
         summary(c, s["single"], label, offsets=True)
 
 
-def markov_scores(c: Cache, orders: Sequence[int] = (4, 5), beta: float = 2.0) -> None:
-    """Nested out-of-fold scores of the byte Markov base (as base_scores' `single` and
-    `p<k>`), one file per order: DIR/scores/M<order>.npz. Counts add up, so the model
-    without folds H is the whole count minus H's folds' tables."""
-    paths = {o: c.scores_dir / f"M{o}.npz" for o in orders}
+def markov_scores(
+    c: Cache, orders: Sequence[int] = (4, 5), beta: float = 2.0, nested: bool = False
+) -> None:
+    """Out-of-fold scores of the byte Markov base (as base_scores' `single`, and with
+    `nested` its `p<k>` too), one file per order: DIR/scores/M<order>.npz (nested:
+    M<order>n.npz). Counts add up, so the model without folds H is the whole count
+    minus H's folds' tables."""
+    paths = {o: c.scores_dir / f"M{o}{'n' if nested else ''}.npz" for o in orders}
     if all(p.exists() for p in paths.values()):
         return
     views = load_views(c)
@@ -552,7 +560,8 @@ def markov_scores(c: Cache, orders: Sequence[int] = (4, 5), beta: float = 2.0) -
         values, owner = char_markov.pack([views[r] for r in rows])
         cells = char_markov.codes(values)
         real_owner = owner[char_markov.real_positions(values)]
-        for held in [(f,)] + [(f, j) for j in range(5) if j != f]:
+        others = [(f, j) for j in range(5) if j != f] if nested else []
+        for held in [(f,), *others]:
             spam = char_markov.log_probs(cells, without(held, 1), beta)
             ham = char_markov.log_probs(cells, without(held, 0), beta)
             for o in orders:
@@ -579,15 +588,70 @@ def step_lpart(c: Cache, part: int) -> None:
 
 def step_fuse(c: Cache, nested: bool = True) -> None:
     """The shipped recipe fused with the Markov base by the second stages of `meta`."""
-    shipped = base_scores(c, "L", None if nested else c.combo(SHIPPED), TrainOptions(), nested)
+    singles = c.scores_dir / "L.part0.npz"  # lpart 0: the 5 single fits
+    if not nested and singles.exists() and not (c.scores_dir / "L.npz").exists():
+        shipped = dict(np.load(singles))
+    else:
+        shipped = base_scores(c, "L", None if nested else c.combo(SHIPPED), TrainOptions(), nested)
     summary(c, shipped["single"], "shipped recipe W1+C.45+E.5+R.5")
     summary(c, shipped["single"], "shipped recipe W1+C.45+E.5+R.5", offsets=True)
-    bases = [shipped, base_scores(c, "M5", None)]
+    markov_scores(c, nested=nested)
+    bases = [shipped, base_scores(c, "M5n" if nested else "M5", None)]
     for kind, use_facts, inter in (("lr", False, False), ("lr", True, True), ("hgb", True, False)):
         s = stacked(c, bases, kind, 1.0, use_facts, inter, nested)
         label = f"{kind} [shipped recipe + Markov 5] facts {use_facts} interactions {inter}"
         summary(c, s, f"{label}, nested {nested}")
         summary(c, s, f"{label}, nested {nested}", offsets=True)
+
+
+def body_after_subject(raw: bytes) -> bytes:
+    """The message with a blank line put before the first line of its header block that
+    is neither a header nor a continuation (headerless mail such as the Enron corpus'
+    "Subject: ..." then the body at once); other messages unchanged. features3's raw
+    view reads its header block up to the first blank line and keeps only content
+    headers, so without this the body of such mail up to its first blank line is lost."""
+    envelope = b""
+    if raw.startswith(b"From "):
+        envelope, _, raw = raw.partition(b"\n")
+        envelope += b"\n"
+    end = raw.find(b"\n\n")
+    head = raw if end < 0 else raw[:end]
+    at = 0
+    for line in head.split(b"\n"):
+        if not line.rstrip(b"\r"):  # CRLF mail's blank line: the header block ends
+            break
+        if at and line[:1] not in (b" ", b"\t") and not _HEADER_LINE.match(line):
+            return envelope + raw[:at] + b"\n" + raw[at:]
+        at += len(line) + 1
+    return envelope + raw
+
+
+def step_rfix(c: Cache, corpora: Path) -> None:
+    """The shipped recipe with the R block built from body_after_subject's message (the
+    raw view then holds the body of headerless mail too); 5 fits, same folds."""
+    from training.corpus import read_corpus
+    from training.features3 import raw_grams
+
+    name = "L_rfix"
+    if not (c.scores_dir / f"{name}.npz").exists():
+        row_of = {sha: i for i, sha in enumerate(c.sha.tolist())}
+        grams: list[np.ndarray | None] = [None] * len(row_of)
+        for path in corpus_paths(corpora):
+            for message in read_corpus(parse_spec(str(path))):
+                row = row_of.get(hashlib.sha256(message.raw).hexdigest())
+                if row is not None and grams[row] is None:
+                    grams[row] = raw_grams(body_after_subject(message.raw))
+        done = [g if g is not None else np.zeros(0, dtype=np.int32) for g in grams]
+        indptr = np.r_[0, np.cumsum([g.size for g in done])]
+        R = sp.csr_matrix(
+            (np.ones(indptr[-1], dtype=np.float32), np.concatenate(done), indptr),
+            shape=(len(done), 2**20),
+        )
+        c._blocks["R"] = normalize_rows(R)
+    X = c.combo(SHIPPED)
+    s = base_scores(c, name, X, TrainOptions(), nested=False)["single"]
+    summary(c, s, "shipped recipe, R view with the body of headerless mail")
+    summary(c, s, "shipped recipe, R view with the body of headerless mail", offsets=True)
 
 
 STEPS: dict[str, Callable[[Cache], None]] = {
@@ -616,7 +680,7 @@ def main() -> int:
         "--only", default="", help="tune6: comma-separated settings (e.g. 'hinge,alpha 1e-6')"
     )
     args = parser.parse_args()
-    known = (*STEPS, *ROUND6, "views", "lpart", "all", "cache")
+    known = (*STEPS, *ROUND6, "views", "rfix", "lpart", "all", "cache")
     if args.step not in known:
         parser.error(f"--step: one of {', '.join(known)}")
     steps = list(STEPS) if args.step == "all" else [args.step]
@@ -626,6 +690,8 @@ def main() -> int:
     for step in steps:
         if step == "views":
             step_views(c, args.corpora)
+        elif step == "rfix":
+            step_rfix(c, args.corpora)
         elif step == "lpart":
             step_lpart(c, args.part)
         elif step == "tune6":

@@ -3,7 +3,8 @@ sixth rounds).
 
     .venv/bin/python bench/classifier_stacking.py --cache DIR [--corpora DIR]
         [--step cache|bases|meta|variants|groups|tune|all
-               |views|tune6|markov|lpart|fuse|fuse-flat] [--folds 1|2] [--only ...] [--part N]
+               |views|tune6|markov|lpart|fuse|fuse-flat|rfix] [--folds 1|2] [--only ...]
+        [--part N]
 
 Every step reuses what the previous ones left in --cache (a scratch folder outside the
 repository: about 600 MB), so each experiment is a fit on the same cached matrices and
@@ -48,6 +49,10 @@ Sixth round (`all` does not include these; run them by name):
   HistGradientBoosting with the facts), each with and without group offsets.
   fuse-flat: the same without nesting (the stage for fold k learns from the other
   folds' ordinary out-of-fold scores; needs only the 5 single fits).
+- rfix: the shipped recipe with the R block rebuilt from the corpora after
+  body_after_subject (a blank line before the first line of the header block that is
+  neither a header nor a continuation: features3.raw_view otherwise drops the body of
+  headerless mail such as Enron's up to its first blank line); 5 fits.
 - `--folds 2`: a second, fresh set of folds, sha256("mailwarden-fold-2" + the message's
   sha256 as hex) as training.train.fold_of (near-duplicates were already dropped, so
   the message hash serves); base scores in DIR/scores-f2, results labelled "[folds 2]".

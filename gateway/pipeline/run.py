@@ -87,8 +87,7 @@ class Pipeline:
     async def run(self, ctx: MessageContext) -> Verdict:
         started = time.perf_counter()
         timings: dict[str, float] = {}
-        if len(ctx.raw) > READ_AHEAD_BYTES:
-            await self._read_ahead(ctx, timings)
+        await self._read_ahead(ctx, timings)
         # the lookups run as tasks while the policies are read (in memory: at once)
         begun = time.perf_counter()
         tasks = self._start_lookups(ctx, timings)
@@ -119,14 +118,22 @@ class Pipeline:
 
     @staticmethod
     async def _read_ahead(ctx: MessageContext, timings: dict[str, float]) -> None:
-        """Parse a big message in a worker thread before the lookups read it on the loop.
-        A failure is left for the lookups to meet again, each under its error policy."""
+        """Parse the message before the lookups start, so that they share one reading
+        instead of racing for it (the classifier's thread and the loop's blocklist
+        lookup would each parse the parts). A big message is parsed in a worker thread,
+        a small one here, where the hop would cost more than the parse. A failure is
+        left for the lookups to meet again, each under its error policy."""
         mark = time.perf_counter()
+        big = len(ctx.raw) > READ_AHEAD_BYTES
         try:
-            await asyncio.to_thread(ctx.read_all)
+            if big:
+                await asyncio.to_thread(ctx.read_all)
+            else:
+                ctx.read_all()
         except Exception as exc:  # noqa: BLE001 - the lookups meet it again, under their policies
             log.warning("%s: reading the message ahead failed: %r", ctx.queue_id, exc)
-        timings["read_ahead"] = (time.perf_counter() - mark) * 1000
+        if big:  # timed apart only when it is a hop of its own
+            timings["read_ahead"] = (time.perf_counter() - mark) * 1000
 
     async def _load_av_policies(self, rcpts: Sequence[str]) -> Mapping[str, AvPolicy]:
         if self.av_policies is None:

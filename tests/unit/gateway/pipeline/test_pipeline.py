@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import threading
 from datetime import UTC, datetime
 
 from filters.base import NoLookup
@@ -103,26 +104,33 @@ class SeesParsed:
         return FilterResult(facts=evidence)
 
 
-def html_message(padding: int) -> MessageContext:
+class RecordingContext(MessageContext):
+    """Records the thread that read the message ahead."""
+
+    def read_all(self) -> None:
+        self.read_in = threading.current_thread()
+        super().read_all()
+
+
+def html_message(padding: int) -> RecordingContext:
     env = Envelope("a@sender.test", ["b@example.test"], "192.0.2.1")
     raw = (
         b"Subject: x\r\nContent-Type: text/html\r\n\r\n"
         b'<p><a href="http://link.example/x">x</a></p>\r\n' + b"<p>filler</p>\r\n" * padding
     )
-    return MessageContext("Q2", env, raw, datetime.now(UTC))
+    return RecordingContext("Q2", env, raw, datetime.now(UTC))
 
 
-def test_a_big_message_is_parsed_in_a_worker_thread_before_the_lookups():
+def test_the_message_is_read_once_before_the_lookups_a_big_one_in_a_worker_thread():
+    loop_thread = threading.current_thread()  # asyncio.run runs the loop here
     big = html_message(10_000)  # about 150 KB: over READ_AHEAD_BYTES
     small = html_message(10)
-    verdict = run([SeesParsed()], big)
-    facts = verdict.results["example.test"]["sees"].facts
-    assert facts == {"parsed_before": True, "urls": ("http://link.example/x",)}
-    assert "read_ahead" in verdict.timings_ms
-    verdict = run([SeesParsed()], small)
-    facts = verdict.results["example.test"]["sees"].facts
-    assert facts == {"parsed_before": False, "urls": ("http://link.example/x",)}
-    assert "read_ahead" not in verdict.timings_ms
+    for message, in_worker in ((big, True), (small, False)):
+        verdict = run([SeesParsed()], message)
+        facts = verdict.results["example.test"]["sees"].facts
+        assert facts == {"parsed_before": True, "urls": ("http://link.example/x",)}
+        assert ("read_ahead" in verdict.timings_ms) is in_worker
+        assert (message.read_in is not loop_thread) is in_worker
 
 
 class Pure(NoLookup):

@@ -301,6 +301,7 @@ class MessageContext:
         self.raw = raw
         self.received_at = received_at
         self.intake_notes = intake_notes  # what receiving noticed, e.g. {"bare_lf"}
+        self._header_values: dict[str, tuple[str, ...]] = {}  # lower-cased name -> values
 
     @cached_property
     def message(self) -> email.message.Message:
@@ -357,10 +358,6 @@ class MessageContext:
 
             found = self._header_values[key] = tuple(header_values(self.message, name))
         return list(found)
-
-    @cached_property
-    def _header_values(self) -> dict[str, tuple[str, ...]]:
-        return {}
 
 
 @dataclass(frozen=True)

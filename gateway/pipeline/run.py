@@ -34,10 +34,10 @@ from gateway.pipeline.decide import decide
 
 log = logging.getLogger(__name__)
 
-# Above this size the message is parsed in a worker thread before the lookups (which
-# run on the event loop and read the parts, text and URLs); below it the hop costs more
-# than the parse. A 20 MB message parsed on the loop held every session of its process
-# for 8-12 s (bench/slow_message.py, docs/performance.md).
+# Every message is read (parts, text, URLs) before the lookups, which run on the event
+# loop; above this size in a worker thread, below it on the loop, where the hop would
+# cost more than the parse. A 20 MB message read on the loop held every session of its
+# process for 8-12 s (bench/slow_message.py, docs/performance.md).
 READ_AHEAD_BYTES = 64 * 1024
 
 AvPolicyLoader = Callable[[Sequence[str]], Awaitable[Mapping[str, AvPolicy]]]

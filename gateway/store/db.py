@@ -17,7 +17,7 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NamedTuple, TypeVar
 
 from sqlalchemy import Connection, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import make_url
@@ -139,7 +139,7 @@ class Database:
     async def write(self, fn: Callable[..., T], *args) -> T:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[T] = loop.create_future()
-        self._writes.put((fn, args, future, loop, None))
+        self._writes.put(_Write(fn, args, future, loop, None))
         return await future
 
     def put(
@@ -154,7 +154,7 @@ class Database:
         outcome when there is none. The returned Ticket says, in threads, whether the
         write committed: a later write can depend on it (`Ticket.failed`)."""
         ticket = Ticket()
-        self._writes.put((fn, args, future, loop, ticket))
+        self._writes.put(_Write(fn, args, future, loop, ticket))
         return ticket
 
     def _next_group(self) -> list | None:
@@ -195,7 +195,7 @@ class Database:
                     outcome: tuple[Any, Any, BaseException | None]
                     try:
                         with self.engine.begin() as alone:
-                            result = item[0](alone, *item[1])
+                            result = item.fn(alone, *item.args)
                     except Exception as exc:  # noqa: BLE001 - handed to the awaiting caller
                         outcome = (item, None, exc)
                     else:
@@ -232,8 +232,18 @@ def _apply(conn: Connection, group: list) -> list:
             results[index] = fn(conn, *args)
         elif fn not in done:
             done.add(fn)
-            many(conn, [item[1] for item in group if item[0] is fn])
+            many(conn, [item.args for item in group if item.fn is fn])
     return results
+
+
+class _Write(NamedTuple):
+    """One write waiting for the writer thread."""
+
+    fn: Callable[..., Any]
+    args: tuple
+    future: asyncio.Future | None  # settled on `loop` when the group commits
+    loop: asyncio.AbstractEventLoop | None
+    ticket: Ticket | None  # `Database.put`'s, for later writes that depend on this one
 
 
 class Ticket:
@@ -249,8 +259,8 @@ class Ticket:
 
 def _mark(outcome: tuple) -> None:
     item, _, error = outcome
-    if item[4] is not None:
-        item[4].failed = error is not None
+    if item.ticket is not None:
+        item.ticket.failed = error is not None
 
 
 def _settle(outcomes: list[tuple]) -> None:
@@ -261,10 +271,10 @@ def _settle(outcomes: list[tuple]) -> None:
     for outcome in outcomes:
         _mark(outcome)
         item, _, error = outcome
-        if item[2] is not None:
-            by_loop.setdefault(item[3], []).append(outcome)
+        if item.future is not None:
+            by_loop.setdefault(item.loop, []).append(outcome)
         elif error is not None:
-            log.error("database write %s failed", item[0].__qualname__, exc_info=error)
+            log.error("database write %s failed", item.fn.__qualname__, exc_info=error)
     for loop, some in by_loop.items():
         with contextlib.suppress(RuntimeError):  # that loop closed: nobody is waiting
             loop.call_soon_threadsafe(_resolve, some)
@@ -272,7 +282,7 @@ def _settle(outcomes: list[tuple]) -> None:
 
 def _resolve(outcomes: list[tuple]) -> None:
     for item, result, error in outcomes:
-        future = item[2]
+        future = item.future
         if future.done():
             continue
         if error is not None:

@@ -206,71 +206,64 @@ def build(kit: Kit) -> APIRouter:
         found = rule_actions.current(engine, who.actor, console.rules_checker, domain)
         return rules_view(request, who, found, found["text"], [], saved)
 
-    @pages.get("/domains/{domain}/thresholds", response_class=HTMLResponse)
-    def thresholds_page(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        found = threshold_actions.show(engine, who.actor, console.rules_checker, domain)
-        return render(request, who, "thresholds.html", domain=found["domain"], t=found, error=None)
+    def rules_key_form(
+        path: str, actions: Any, keys: tuple[str, ...], template: str, name: str
+    ) -> None:
+        """The page of one key of a domain's rules (thresholds, report addresses): it
+        shows what is in force; a post types each filled field and saves them, or shows
+        the form again as typed with the error."""
 
-    @pages.post("/domains/{domain}/thresholds", response_class=HTMLResponse)
-    async def thresholds_put(domain: str, request: Request):
-        who, form = await posted(request)
-        found = threshold_actions.show(engine, who.actor, console.rules_checker, domain)
-        try:
-            values = {
-                key: threshold_actions.typed(key, text)
-                for key in threshold_actions.THRESHOLD_KEYS
-                if (text := str(form.get(key) or "").strip())
-            }
-            saved = threshold_actions.put(
-                engine,
-                who.actor,
-                console.rules_checker,
-                domain,
-                values,
-                changed=console.rules_changed,
-            )
-        except BadInput as exc:
+        def page(domain: str, request: Request):
+            who = auth.from_cookie(request)
+            found = actions.show(engine, who.actor, console.rules_checker, domain)
             return render(
-                request, who, "thresholds.html", exc.status, domain=found["domain"], t=found,
-                error=str(exc), typed=form,
-            )  # fmt: skip
-        return render(
-            request, who, "thresholds.html", domain=saved["domain"], t=saved, error=None, saved=True
-        )
-
-    @pages.get("/domains/{domain}/report-addresses", response_class=HTMLResponse)
-    def report_addresses_page(domain: str, request: Request):
-        who = auth.from_cookie(request)
-        found = report_actions.show(engine, who.actor, console.rules_checker, domain)
-        return render(request, who, "report_addresses.html", domain=found["domain"], r=found)
-
-    @pages.post("/domains/{domain}/report-addresses", response_class=HTMLResponse)
-    async def report_addresses_put(domain: str, request: Request):
-        who, form = await posted(request)
-        found = report_actions.show(engine, who.actor, console.rules_checker, domain)
-        values = {
-            kind: report_actions.typed(kind, text)
-            for kind in report_actions.REPORT_KINDS
-            if (text := str(form.get(kind) or "").strip())
-        }
-        try:
-            saved = report_actions.put(
-                engine,
-                who.actor,
-                console.rules_checker,
-                domain,
-                values,
-                changed=console.rules_changed,
+                request, who, template, domain=found["domain"], error=None, **{name: found}
             )
-        except BadInput as exc:
+
+        async def save(domain: str, request: Request):
+            who, form = await posted(request)
+            found = actions.show(engine, who.actor, console.rules_checker, domain)
+            try:
+                values = {
+                    key: actions.typed(key, text)
+                    for key in keys
+                    if (text := str(form.get(key) or "").strip())
+                }
+                saved = actions.put(
+                    engine,
+                    who.actor,
+                    console.rules_checker,
+                    domain,
+                    values,
+                    changed=console.rules_changed,
+                )
+            except BadInput as exc:
+                return render(
+                    request, who, template, exc.status, domain=found["domain"], error=str(exc),
+                    typed=form, **{name: found},
+                )  # fmt: skip
             return render(
-                request, who, "report_addresses.html", exc.status, domain=found["domain"],
-                r=found, error=str(exc), typed=form,
+                request, who, template, domain=saved["domain"], error=None, saved=True,
+                **{name: saved},
             )  # fmt: skip
-        return render(
-            request, who, "report_addresses.html", domain=saved["domain"], r=saved, saved=True
-        )
+
+        pages.add_api_route(path, page, methods=["GET"], response_class=HTMLResponse)
+        pages.add_api_route(path, save, methods=["POST"], response_class=HTMLResponse)
+
+    rules_key_form(
+        "/domains/{domain}/thresholds",
+        threshold_actions,
+        threshold_actions.THRESHOLD_KEYS,
+        "thresholds.html",
+        "t",
+    )
+    rules_key_form(
+        "/domains/{domain}/report-addresses",
+        report_actions,
+        report_actions.REPORT_KINDS,
+        "report_addresses.html",
+        "r",
+    )
 
     return pages
 

@@ -433,6 +433,17 @@ def listen_counters() -> dict[str, int]:
     return {"ListenOverflows": 0, "ListenDrops": 0}
 
 
+async def send_when_due(port: int, data: bytes, due: float, timeout: float) -> Any:
+    """One transaction of an open-loop stream: it starts at `due` (event-loop time)
+    whatever happened to the others, and times out `timeout` s after `due`."""
+    loop = asyncio.get_running_loop()
+    await asyncio.sleep(max(0.0, due - loop.time()))
+    return await asyncio.wait_for(
+        send_one("127.0.0.1", port, SENDER, RCPT, data, prepared=True),
+        timeout - max(0.0, loop.time() - due),
+    )
+
+
 async def offered_round(
     port: int, messages: list[tuple[str, bytes]], rate: float, seconds: float, timeout: float
 ) -> dict[str, Any]:
@@ -448,13 +459,9 @@ async def offered_round(
     async def one(i: int) -> None:
         nonlocal timeouts
         due = t0 + i / rate
-        await asyncio.sleep(max(0.0, due - loop.time()))
         _tag, data = messages[i % len(messages)]
         try:
-            reply = await asyncio.wait_for(
-                send_one("127.0.0.1", port, SENDER, RCPT, data, prepared=True),
-                timeout - max(0.0, loop.time() - due),
-            )
+            reply = await send_when_due(port, data, due, timeout)
         except TimeoutError:
             timeouts += 1
             return

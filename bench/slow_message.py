@@ -57,6 +57,7 @@ from bench.chain import (
     prepare,
     reply_class,
     sample,
+    send_when_due,
     start_variant,
 )
 from bench.relay import cpu_seconds, run_sink
@@ -147,12 +148,9 @@ async def stream(
     async def small(i: int) -> None:
         nonlocal timeouts
         due = t0 + i / rate
-        await asyncio.sleep(max(0.0, due - loop.time()))
         _tag, data = messages[i % len(messages)]
         try:
-            reply = await asyncio.wait_for(
-                send_one("127.0.0.1", port, SENDER, RCPT, data, prepared=True), timeout
-            )
+            reply = await send_when_due(port, data, due, timeout)
         except TimeoutError:
             timeouts += 1
             return

@@ -347,6 +347,11 @@ class MessageContext:
         self.urls  # noqa: B018 - the parts and the message on the way
         self.body_text  # noqa: B018
 
+    def read_parts(self) -> None:
+        """Parse now the MIME tree and the leaf parts only (`read_all` without the text
+        and the links): what the built-in message checks read."""
+        self.parts  # noqa: B018 - the message on the way
+
     def header(self, name: str) -> list[str]:
         """All values of a header, decoded; never raises on malformed input. Each name
         is looked up and decoded once (the ledger, the events, the checks and the rules

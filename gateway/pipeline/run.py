@@ -39,6 +39,10 @@ log = logging.getLogger(__name__)
 # cost more than the parse. A 20 MB message read on the loop held every session of its
 # process for 8-12 s (bench/slow_message.py, docs/performance.md).
 READ_AHEAD_BYTES = 64 * 1024
+# Filters known to read no more than the parsed parts (`MessageContext.read_parts`); a
+# chain of only these (the relay alone: the built-in message checks) is not given the
+# text and the URLs that the others read (a tenth of the relay's CPU a message).
+READS_PARTS_ONLY = frozenset({"message"})
 
 AvPolicyLoader = Callable[[Sequence[str]], Awaitable[Mapping[str, AvPolicy]]]
 
@@ -79,6 +83,7 @@ class Pipeline:
         self.chain = tuple(chain)
         # filters whose lookup does nothing get no task (their evidence is None)
         self._io = tuple(f for f in self.chain if type(f).lookup is not NoLookup.lookup)
+        self._reads_all = any(f.name not in READS_PARTS_ONLY for f in self.chain)
         self.book = book
         self.ports = ports
         self.budget = budget
@@ -116,20 +121,21 @@ class Pipeline:
         timings["total"] = (time.perf_counter() - started) * 1000
         return Verdict(ctx, results, decisions, {k: round(v, 3) for k, v in timings.items()})
 
-    @staticmethod
-    async def _read_ahead(ctx: MessageContext, timings: dict[str, float]) -> None:
+    async def _read_ahead(self, ctx: MessageContext, timings: dict[str, float]) -> None:
         """Parse the message before the lookups start, so that they share one reading
         instead of racing for it (the classifier's thread and the loop's blocklist
-        lookup would each parse the parts). A big message is parsed in a worker thread,
-        a small one here, where the hop would cost more than the parse. A failure is
-        left for the lookups to meet again, each under its error policy."""
+        lookup would each parse the parts); only the parts when no filter of the chain
+        reads more. A big message is parsed in a worker thread, a small one here, where
+        the hop would cost more than the parse. A failure is left for the lookups to
+        meet again, each under its error policy."""
         mark = time.perf_counter()
         big = len(ctx.raw) > READ_AHEAD_BYTES
+        read = ctx.read_all if self._reads_all else ctx.read_parts
         try:
             if big:
-                await asyncio.to_thread(ctx.read_all)
+                await asyncio.to_thread(read)
             else:
-                ctx.read_all()
+                read()
         except Exception as exc:  # noqa: BLE001 - the lookups meet it again, under their policies
             log.warning("%s: reading the message ahead failed: %r", ctx.queue_id, exc)
         if big:  # timed apart only when it is a hop of its own

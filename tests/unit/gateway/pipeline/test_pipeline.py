@@ -133,6 +133,23 @@ def test_the_message_is_read_once_before_the_lookups_a_big_one_in_a_worker_threa
         assert (message.read_in is not loop_thread) is in_worker
 
 
+def test_the_relay_alone_reads_the_parts_ahead_but_not_the_text_and_links():
+    from filters.message_checks import MessageChecks
+
+    loop_thread = threading.current_thread()
+    for message, in_worker in ((html_message(10_000), True), (html_message(10), False)):
+        verdict = run([MessageChecks()], message)
+        assert verdict.results["example.test"]["message"].facts["parts"] == 1
+        assert "parts" in vars(message)  # parsed once, before the checks
+        assert "urls" not in vars(message) and "body_text" not in vars(message)
+        assert not hasattr(message, "read_in")  # read_all was not called
+        assert ("read_ahead" in verdict.timings_ms) is in_worker
+    # with any other filter in the chain, everything is read ahead
+    both = html_message(10)
+    verdict = run([MessageChecks(), Pure()], both)
+    assert "urls" in vars(both) and both.read_in is loop_thread
+
+
 class Pure(NoLookup):
     name = "pure"
 

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import secrets
+import threading
 import time
 import weakref
 from collections.abc import Iterable
@@ -30,7 +31,24 @@ log = logging.getLogger(__name__)
 
 def new_queue_id() -> str:
     """Unique across nodes and sortable by time: microseconds in hex + 32 random bits."""
-    return f"{time.time_ns() // 1000:013X}{secrets.token_hex(4).upper()}"
+    return f"{time.time_ns() // 1000:013X}{_random_hex8()}"
+
+
+# The random bits come from the system's randomness as before, read for 512 ids at a
+# time: one read a message released the GIL on the event loop (getrandom) and let a
+# waiting thread in. Cleared in a forked child, which must not repeat its parent's.
+_RANDOM_IDS = 512
+_random_left: list[str] = []
+_random_lock = threading.Lock()
+os.register_at_fork(after_in_child=_random_left.clear)
+
+
+def _random_hex8() -> str:
+    with _random_lock:
+        if not _random_left:
+            text = secrets.token_hex(4 * _RANDOM_IDS).upper()
+            _random_left.extend(text[i : i + 8] for i in range(0, len(text), 8))
+        return _random_left.pop()
 
 
 @dataclass

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
+import re
 from datetime import UTC, datetime
 
 from gateway.delivery.dsn import build_dsn
@@ -12,7 +14,7 @@ from gateway.mail.render import break_long_lines, render, split_message
 from gateway.model import Envelope, MessageContext, Rendering
 from gateway.smtp.handler import split_address
 from gateway.smtp.protocol import with_enhanced_status
-from gateway.store.spool import Job, RcptState, Spool
+from gateway.store.spool import Job, RcptState, Spool, new_queue_id
 
 RAW = (
     b"X-Spam-Flag: YES\r\nFrom: a@sender.test\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\n"
@@ -70,6 +72,23 @@ def test_spool_recovery_drops_unacknowledged_partial_writes(tmp_path):
     assert spool.load("Q1.0").attempts == 2
     spool.remove(["Q1.0"])
     assert spool.recover() == []
+
+
+def test_queue_ids_are_unique_and_a_forked_child_does_not_repeat_its_parent():
+    ids = [new_queue_id() for _ in range(3000)]  # more than one read of randomness
+    assert all(re.fullmatch(r"[0-9A-F]{21}", i) for i in ids)
+    assert len({i[13:] for i in ids}) == len(ids)  # the random part alone differs
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover - the child reports through the pipe
+        os.write(write, " ".join(new_queue_id()[13:] for _ in range(100)).encode())
+        os._exit(0)
+    os.waitpid(child, 0)
+    os.close(write)
+    with os.fdopen(read, "rb") as pipe:
+        theirs = set(pipe.read().decode().split())
+    ours = {new_queue_id()[13:] for _ in range(100)}
+    assert len(theirs) == len(ours) == 100 and not theirs & ours
 
 
 def test_dsn_is_a_multipart_report():

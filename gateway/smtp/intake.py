@@ -180,15 +180,17 @@ class Intake:
             d.rcpt: RcptStatus.PENDING if d.action in DELIVERABLE else RcptStatus.QUARANTINED
             for d in verdict.decisions
         }
-        row = ledger.message_row(verdict, "accepted", str(reply), self.node, datetime.now(UTC))
+        now = datetime.now(UTC)
+        row = ledger.message_row(verdict, "accepted", str(reply), self.node, now, digest=False)
         rows = ledger.recipient_rows(verdict, status, item_of)
         loop = asyncio.get_running_loop()
         stored: asyncio.Future[None] = loop.create_future()
         try:
             if jobs:  # one hand-over: the disk thread passes the rows on to the writer
                 kept = self._kept_attachments(verdict)
-                self._disk.submit(self._store, jobs, row, rows, items, kept, stored, loop)
+                self._disk.submit(self._store, jobs, ctx.raw, row, rows, items, kept, stored, loop)
             else:
+                ledger.add_digest(row, ctx.raw)
                 self.db.put(_insert, (row, rows, items), stored, loop)
             await stored
         except Exception:
@@ -207,6 +209,7 @@ class Intake:
     def _store(
         self,
         jobs: list[tuple[Job, bytes]],
+        raw: bytes,
         row: dict,
         rows: list[dict],
         items: list[dict[str, Any]],
@@ -214,12 +217,14 @@ class Intake:
         stored: asyncio.Future[None],
         loop: asyncio.AbstractEventLoop,
     ) -> None:
-        """In a disk thread: the spool (fsynced), then the ledger rows handed straight
+        """In a disk thread: the digest of the message (off the loop: see
+        `ledger.message_row`), the spool (synced), then the ledger rows handed straight
         to the database writer, which settles `stored` when their group commits (one
         wake-up of the event loop for both). The attachments kept for rescans are packed
         after that, here, and stored in a later write only if the rows committed: the
         250 does not wait for them, and a failure never refuses mail."""
         try:
+            ledger.add_digest(row, raw)
             self._spool_write(jobs, row, rows)
             written = self.db.put(_insert, (row, rows, items), stored, loop)
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting _accept

@@ -258,8 +258,17 @@ def from_jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 
 def message_row(
-    verdict: Verdict, outcome: str, reply: str, node: str, decided_at: datetime
+    verdict: Verdict,
+    outcome: str,
+    reply: str,
+    node: str,
+    decided_at: datetime,
+    *,
+    digest: bool = True,
 ) -> dict[str, Any]:
+    """The message's ledger row. `digest=False` leaves the sha256 of the message to the
+    caller (`add_digest`, in a thread): hashlib lets go of the GIL on anything over
+    2 KiB, so on the event loop it hands the loop to a waiting thread."""
     ctx = verdict.ctx
     env = ctx.envelope
     first = verdict.results[next(iter(verdict.results))] if verdict.results else {}
@@ -279,7 +288,7 @@ def message_row(
         "subject": _first(ctx.header("Subject"), 2000),
         "message_id_header": _first(ctx.header("Message-ID"), 998),
         "size": len(ctx.raw),
-        "sha256": hashlib.sha256(ctx.raw).hexdigest(),
+        "sha256": hashlib.sha256(ctx.raw).hexdigest() if digest else None,
         "outcome": outcome,
         "smtp_reply": reply[:512],
         "virus_found": bool(viruses),
@@ -294,6 +303,11 @@ def message_row(
         else {name: _result_json(r) for name, r in first.items()},
         "timings_ms": dict(verdict.timings_ms),
     }
+
+
+def add_digest(row: dict[str, Any], raw: bytes) -> None:
+    """The sha256 that `message_row(..., digest=False)` left to the caller."""
+    row["sha256"] = hashlib.sha256(raw).hexdigest()
 
 
 def recipient_rows(

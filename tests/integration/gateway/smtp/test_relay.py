@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email
+import hashlib
 import smtplib
 import socket
 import time
@@ -47,7 +48,8 @@ def test_message_is_delivered_with_received_header_and_queue_id(gateway, sink):
 
 
 def test_ledger_records_received_decided_delivered(gateway, sink):
-    code, text = send(gateway.port, ["bob@example.test", "carol@other.test"], message())
+    data = message()
+    code, text = send(gateway.port, ["bob@example.test", "carol@other.test"], data)
     assert code == 250
     sink.wait_for(1)
     queue_id = text.decode().rsplit(" ", 1)[1]
@@ -60,6 +62,8 @@ def test_ledger_records_received_decided_delivered(gateway, sink):
     msg = next(m for m in ledger_rows(gateway, ledger.messages) if m["id"] == queue_id)
     assert msg["outcome"] == "accepted"
     assert msg["client_ip"] == "127.0.0.1"
+    assert msg["size"] == len(data) and data.endswith(b"\r\n")
+    assert msg["sha256"] == hashlib.sha256(data).hexdigest()  # the message as received
     assert sorted(r["rcpt"] for r in rcpts) == ["bob@example.test", "carol@other.test"]
     for r in rcpts:
         assert r["status"] == "delivered"

@@ -4,7 +4,9 @@
 record as one JSON object a line, with an event's fields (gateway.monitor.events)
 at the top level, so `jq 'select(.event == "verdict")'` answers "why was this mail
 rejected". Lines are formatted and written by a listener thread fed through a
-queue: the event loop only hands a record over, it never waits on stderr.
+queue: the event loop only hands a record over, it never waits on stderr. The
+listener takes what has queued up, writes it in one go and then rests
+BATCH_SECONDS: under load it is woken a few times a second, not for every record.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ import logging
 import logging.handlers
 import queue
 import sys
+import time
 from datetime import UTC, datetime
 from typing import Any, Literal, TextIO
 
 from gateway.monitor.events import EVENTS
 
 _LISTENER: list[logging.handlers.QueueListener] = []
+BATCH_SECONDS = 0.05  # the listener's rest between batches: how late a line may be
 
 
 class JsonFormatter(logging.Formatter):
@@ -72,7 +76,7 @@ def configure(
 
     Events are logged at INFO whatever `level` is (-v): they are the record of what
     the gateway did, not chatter."""
-    handler = logging.StreamHandler(stream or sys.stderr)
+    handler = _BatchHandler(stream or sys.stderr)
     if fmt == "json":
         handler.setFormatter(JsonFormatter(worker))
     else:
@@ -81,7 +85,7 @@ def configure(
         old.stop()
     _LISTENER.clear()
     records: queue.SimpleQueue[logging.LogRecord] = queue.SimpleQueue()
-    listener = logging.handlers.QueueListener(records, handler, respect_handler_level=False)
+    listener = _BatchListener(records, handler)
     listener.start()
     _LISTENER.append(listener)
     root = logging.getLogger()
@@ -111,3 +115,51 @@ class _QueueHandler(logging.handlers.QueueHandler):
         if getattr(record, "event", None) is not None:
             return record
         return super().prepare(record)
+
+
+class _BatchHandler(logging.StreamHandler):
+    """Collects a batch's lines and writes them with one write (`write_batch`)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            self._lines.append(self.format(record) + self.terminator)
+        except Exception:  # noqa: BLE001 - logging's own convention: report, go on
+            self.handleError(record)
+
+    def write_batch(self) -> None:
+        if not self._lines:
+            return
+        text, self._lines = "".join(self._lines), []
+        try:
+            self.stream.write(text)
+            self.flush()
+        except Exception:  # noqa: BLE001 - as StreamHandler.emit: never raise from logging
+            self.handleError(logging.makeLogRecord({"msg": "a batch of log lines"}))
+
+
+class _BatchListener(logging.handlers.QueueListener):
+    """Waits for a record, takes every record queued behind it, writes them, then
+    rests BATCH_SECONDS: a record handed over meanwhile wakes nobody."""
+
+    def __init__(self, records: queue.SimpleQueue, handler: _BatchHandler) -> None:
+        super().__init__(records, handler, respect_handler_level=False)
+        self.records, self.writer = records, handler
+
+    def _monitor(self) -> None:
+        records = self.records
+        while True:
+            record = records.get()
+            while record is not None:  # None: QueueListener.stop's sentinel
+                self.handle(record)
+                try:
+                    record = records.get_nowait()
+                except queue.Empty:
+                    break
+            self.writer.write_batch()
+            if record is None:
+                return
+            time.sleep(BATCH_SECONDS)

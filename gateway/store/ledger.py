@@ -245,14 +245,19 @@ def to_jsonable(row: dict[str, Any]) -> dict[str, Any]:
 
 def from_jsonable(row: dict[str, Any]) -> dict[str, Any]:
     """A row back from a spool job: datetimes parsed, encoded JSON columns (strings in
-    the job; structures in jobs of earlier versions, left as they are) marked again."""
-    out = dict(row)
+    the job; structures in jobs of earlier versions, left as they are) marked again.
+    A copy when anything changes; the row itself when nothing does (the intake's rows,
+    handed over as made), never changed in place."""
+    out = row
     for key in _DATETIME_COLUMNS:
-        if isinstance(out.get(key), str):
-            out[key] = datetime.fromisoformat(out[key])
+        value = row.get(key)
+        if isinstance(value, str):
+            out = out if out is not row else dict(row)
+            out[key] = datetime.fromisoformat(value)
     for key in _ALL_JSON_COLUMNS:
-        value = out.get(key)
+        value = row.get(key)
         if isinstance(value, str) and not isinstance(value, Encoded):
+            out = out if out is not row else dict(row)
             out[key] = Encoded(value)
     return out
 
@@ -393,13 +398,13 @@ def _insert_rows(conn: Connection, table: Table, rows: Sequence[dict[str, Any]])
     names = _JSON_COLUMNS[table.name]
     by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
     for row in rows:
+        bound = row  # a copy if a column must be encoded: the caller's row stays as it is
         for name in names:
             value = row.get(name, _ABSENT)
-            if value is _ABSENT:
-                row[name] = None
-            elif not isinstance(value, Encoded):
-                row[name] = encoded(value)
-        by_columns.setdefault(tuple(row), []).append(row)
+            if not isinstance(value, Encoded):
+                bound = bound if bound is not row else dict(row)
+                bound[name] = None if value is _ABSENT else encoded(value)
+        by_columns.setdefault(tuple(bound), []).append(bound)
     for some in by_columns.values():
         bulk.executemany(conn, _INSERTS[table.name], some)
 

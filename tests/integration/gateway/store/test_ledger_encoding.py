@@ -127,3 +127,19 @@ def test_refused_and_encoded_rows_in_one_group_store_the_same_text(engine):
     with engine.connect() as conn:
         viruses = dict(conn.execute(select(ledger.messages.c.id, ledger.messages.c.viruses)).all())
     assert viruses == {"ENCODED": [], "PLAIN": [], "BARE": None}
+
+
+def test_recording_leaves_the_callers_rows_as_they_were(engine):
+    """The rows handed to the writer are the caller's (a failed group is retried write
+    by write with the same ones): recording encodes into copies, never in place."""
+    plain, rcpt = message("PLAIN", lambda v: v), recipient("PLAIN", lambda v: v)
+    bare = message("BARE", lambda v: v)
+    del bare["viruses"]
+    spooled = json.loads(json.dumps(ledger.to_jsonable(message("SPOOLED", ledger.encoded))))
+    given = [(plain, [rcpt]), (bare, []), (spooled, [])]
+    before = [(dict(m), [dict(r) for r in rs]) for m, rs in given]
+    with engine.begin() as conn:
+        ledger.record_many(conn, given)
+    assert [(m, rs) for m, rs in given] == before
+    assert type(plain["filters"]) is dict and "viruses" not in bare
+    assert type(spooled["received_at"]) is str and type(spooled["filters"]) is str

@@ -188,7 +188,7 @@ class Database:
                     conn.close()
                     conn = None
                 if len(group) == 1:
-                    _settle([(group[0], None, exc)])
+                    _settle([_mark((group[0], None, exc))])
                     continue
                 settled = []
                 for item in group:  # find the one that failed; commit the others
@@ -200,12 +200,13 @@ class Database:
                         outcome = (item, None, exc)
                     else:
                         outcome = (item, result, None)
-                    _mark(outcome)  # before the next item: it may depend on this one
-                    settled.append(outcome)
+                    settled.append(_mark(outcome))  # before the next item: it may depend on it
                 _settle(settled)
                 continue
             OUTAGES.ok("database", self.safe_url)
-            _settle([(item, result, None) for item, result in zip(group, results, strict=True)])
+            _settle(
+                [_mark((item, result, None)) for item, result in zip(group, results, strict=True)]
+            )
         if conn is not None:
             conn.close()
 
@@ -257,19 +258,21 @@ class Ticket:
         self.failed: bool | None = None
 
 
-def _mark(outcome: tuple) -> None:
+def _mark(outcome: tuple) -> tuple:
+    """Set the write's Ticket (if it has one) from its outcome; returns the outcome."""
     item, _, error = outcome
     if item.ticket is not None:
         item.ticket.failed = error is not None
+    return outcome
 
 
 def _settle(outcomes: list[tuple]) -> None:
-    """Hand each write's result or error to its caller: one callback per event loop
-    for the whole group (one wake-up, not one per write). A write nobody awaits
-    (`Database.put` without a future) that failed is logged here."""
+    """Hand each write's result or error to its caller (their tickets are marked
+    already): one callback per event loop for the whole group (one wake-up, not one
+    per write). A write nobody awaits (`Database.put` without a future) that failed is
+    logged here."""
     by_loop: dict[Any, list[tuple]] = {}
     for outcome in outcomes:
-        _mark(outcome)
         item, _, error = outcome
         if item.future is not None:
             by_loop.setdefault(item.loop, []).append(outcome)

@@ -25,8 +25,9 @@ import email.policy
 import hashlib
 import html
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from itertools import chain
 
 import numpy as np
 import scipy.sparse as sp
@@ -172,7 +173,8 @@ def extract(
     if version == "mw-features-3":
         tokens.extend(features3.extra_tokens(msg, parts, headers, markups, urls, raw))
         grams = features3.raw_grams(raw if raw is not None else msg.as_bytes())
-    if _SURROGATE.search("".join(tokens)):  # undecodable bytes left: make them hashable
+    joined = "".join(tokens)
+    if not joined.isascii() and _SURROGATE.search(joined):  # undecodable bytes: hashable
         tokens = [t.encode("utf-8", "surrogateescape").decode("utf-8", "replace") for t in tokens]
     return MessageFeatures(tokens, _fingerprint(subject, body, raw) if fingerprint else b"", grams)
 
@@ -338,20 +340,37 @@ def _cjk_tokens(run: str, prefix: str, out: list[str]) -> None:
     out.extend([prefix + run[i : i + 2] for i in range(len(run) - 1)])
 
 
+class _WordCache(dict[str, tuple[str, ...]]):
+    """word -> its character 4-grams, filled on first use and shared by every message
+    and thread (a lookup in C instead of building the grams of each word again). Bounded:
+    emptied when full, so memory stays flat; CJK words (whole phrases, rarely met twice,
+    and without grams) are not kept."""
+
+    def __init__(self, grams: Callable[[str], tuple[str, ...]], limit: int) -> None:
+        super().__init__()
+        self.grams = grams
+        self.limit = limit
+
+    def __missing__(self, word: str) -> tuple[str, ...]:
+        value = self.grams(word)
+        if value:
+            if len(self) >= self.limit:
+                self.clear()
+            self[word] = value
+        return value
+
+
+def _char_grams(word: str) -> tuple[str, ...]:
+    """Character 4-grams of one word padded with spaces (none for CJK or long words)."""
+    if len(word) > _CHAR_MAX_WORD or (not word.isascii() and _CJK_RUN.search(word)):
+        return ()
+    padded = " " + word + " "
+    return tuple(map(CHAR_PREFIX.__add__, map(padded.__getitem__, _GRAM_SLICES[len(padded)])))
+
+
 def _char_tokens(text: str, out: list[str]) -> None:
     """Character 4-grams of each Latin-script word, padded with spaces (char_wb)."""
-    seen: dict[str, list[str]] = {}
-    prefixed = CHAR_PREFIX.__add__
-    for word in _TOKEN.findall(text.lower()):
-        grams = seen.get(word)
-        if grams is None:
-            if len(word) > _CHAR_MAX_WORD or (not word.isascii() and _CJK_RUN.search(word)):
-                grams = []
-            else:
-                padded = " " + word + " "
-                grams = list(map(prefixed, map(padded.__getitem__, _GRAM_SLICES[len(padded)])))
-            seen[word] = grams
-        out.extend(grams)
+    out.extend(chain.from_iterable(map(_CHAR_WORDS.__getitem__, _TOKEN.findall(text.lower()))))
 
 
 _CHAR_MAX_WORD = 30
@@ -360,6 +379,7 @@ _GRAM_SLICES = [
     tuple(slice(end - CHAR_N, end) for end in range(CHAR_N, size + 1))
     for size in range(_CHAR_MAX_WORD + 3)
 ]
+_CHAR_WORDS = _WordCache(_char_grams, limit=20_000)  # about 8 MB when full
 
 
 def _style_tokens(body: str, out: list[str]) -> None:
@@ -586,6 +606,15 @@ def vectorize(
     Built by training.vectors in one pass over all blocks.
     """
     return vectors.hashed_rows(token_lists, _LAYOUTS[version], grams)
+
+
+def vectorize_arrays(
+    token_lists: Sequence[list[str]],
+    version: str = FEATURES_VERSION,
+    grams: Sequence[np.ndarray | None] | None = None,
+) -> vectors.Rows:
+    """`vectorize`'s rows as arrays, without the scipy matrix (scoring reads only these)."""
+    return vectors.row_arrays(token_lists, _LAYOUTS[version], grams)
 
 
 def token_columns(tokens: Sequence[str], version: str = FEATURES_VERSION) -> dict[int, list[str]]:

@@ -44,6 +44,8 @@ def _ending_in_cjk(tokens: Sequence[str]) -> int:
     """How many tokens end in U+3040..U+D7AF: the last code point before each separator
     of the joined tokens (numpy; a generator over 400 tokens cost more than the rest)."""
     text = "\x00" + "\x00".join(tokens) + "\x00"
+    if text.isascii():  # no CJK at all (str.isascii reads a flag: no scan)
+        return 0
     points = np.frombuffer(text.encode("utf-32-le", "surrogatepass"), dtype=np.uint32)
     ends = np.flatnonzero(points == 0)
     if ends.size != len(tokens) + 1:  # a token holds NUL

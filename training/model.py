@@ -23,9 +23,10 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 import skops.io as sio
+from scipy.sparse._sparsetools import csr_matvec  # what X @ coef runs for a CSR matrix X
 
 from gateway.paths import rules_dir
-from training import features3
+from training import features3, vectors
 from training.features import (
     FEATURES_VERSION,
     FEATURES_VERSIONS,
@@ -36,6 +37,7 @@ from training.features import (
     raw_block_offset,
     token_columns,
     vectorize,
+    vectorize_arrays,
     word_feature_counts,
 )
 from training.groups import group_of
@@ -119,6 +121,15 @@ class SpamModel:
         # a linear model's decision function, without sklearn's per-call input checks
         return np.asarray(X @ coef[0] + self.estimator.intercept_[0], dtype=np.float64)
 
+    def _linear_decision(self, rows: vectors.Rows) -> np.ndarray:
+        """`decision` of rows as arrays, in place: the same arithmetic (transform, then
+        scipy's own CSR matrix-vector product, `X @ coef` without building X)."""
+        X = self.transform(rows, copy=False)
+        coef = self.estimator.coef_[0]
+        product = np.zeros(rows.shape[0], dtype=np.result_type(rows.data.dtype, coef.dtype))
+        csr_matvec(*rows.shape, X.indptr, X.indices, X.data, coef, product)
+        return np.asarray(product + self.estimator.intercept_[0], dtype=np.float64)
+
     def vectorize(
         self, token_lists: Sequence[list[str]], grams: Sequence[np.ndarray | None] | None = None
     ) -> Any:
@@ -129,7 +140,12 @@ class SpamModel:
         self, token_lists: Sequence[list[str]], grams: Sequence[np.ndarray | None] | None = None
     ) -> np.ndarray:
         """The scores the threshold applies to: decision plus each message's group offset."""
-        scores = self.decision(self.vectorize(token_lists, grams), copy=False)
+        coef = getattr(self.estimator, "coef_", None)
+        if coef is not None and coef.shape[0] == 1:  # a linear model: no scipy matrix
+            rows = vectorize_arrays(token_lists, self.features_version, grams)
+            scores = self._linear_decision(rows)
+        else:
+            scores = self.decision(self.vectorize(token_lists, grams), copy=False)
         offsets = self.group_offsets
         if offsets:
             scores += np.array([offsets.get(group_of(t), 0.0) for t in token_lists])

@@ -43,13 +43,21 @@ class Layout:
 
 
 @dataclass
-class _Segments:
-    """The attributes scikit-learn's in-place L2 normalisation reads from a CSR matrix."""
+class Rows:
+    """CSR arrays without a scipy matrix (whose constructor's checks cost more than
+    scoring's arithmetic on one row): what scikit-learn's in-place L2 normalisation and
+    SpamModel's linear decision read. `csr()` makes the matrix."""
 
     data: np.ndarray
     indices: np.ndarray
     indptr: np.ndarray
     shape: tuple[int, int]
+
+    def csr(self) -> sp.csr_matrix:
+        return sp.csr_matrix(
+            (self.data, self.indices.astype(np.int32), self.indptr.astype(np.int32)),
+            shape=self.shape,
+        )
 
 
 @functools.cache
@@ -73,6 +81,15 @@ def hashed_rows(
 ) -> sp.csr_matrix:
     """One float32 CSR row per token list (`grams`: sorted distinct RAW-block columns,
     features3.raw_grams, binary)."""
+    return row_arrays(token_lists, layout, grams).csr()
+
+
+def row_arrays(
+    token_lists: Sequence[list[str]],
+    layout: Layout,
+    grams: Sequence[np.ndarray | None] | None = None,
+) -> Rows:
+    """hashed_rows' rows as arrays (int64 indices and indptr)."""
     rows = len(token_lists)
     if grams is not None and len(grams) != rows:
         raise ValueError("one grams array per token list")
@@ -113,19 +130,18 @@ def hashed_rows(
     segments = np.append(np.searchsorted(key, firsts), key.size)
     indptr = segments[:: offsets.size]
     if layout.blocks_normalised:
-        inplace_csr_row_normalize_l2(_Segments(data, key, segments, (segments.size - 1, n_cols)))
+        inplace_csr_row_normalize_l2(Rows(data, key, segments, (segments.size - 1, n_cols)))
         if rows == 1:
             for index, weight in enumerate(layout.weights):
                 if weight != 1.0:
                     data[segments[index] : segments[index + 1]] *= np.float32(weight)
         else:
             data *= np.repeat(np.tile(weight_of, rows), np.diff(segments))
-    inplace_csr_row_normalize_l2(_Segments(data, key, indptr, (rows, n_cols)))
+    out = Rows(data, key, indptr, (rows, n_cols))
+    inplace_csr_row_normalize_l2(out)
     if rows > 1:
         key -= np.repeat(np.arange(rows, dtype=np.int64) * n_cols, np.diff(indptr))
-    return sp.csr_matrix(
-        (data, key.astype(np.int32), indptr.astype(np.int32)), shape=(rows, n_cols)
-    )
+    return out
 
 
 def _blocks(tokens: list[str], layout: Layout) -> np.ndarray:

@@ -89,3 +89,17 @@ def test_disabled_or_missing_model(tmp_path):
     missing = Settings(classifier={"model": str(tmp_path / "none.skops")})
     with pytest.raises(ConfigError, match=r"classifier\.model: .*model file not found"):
         ClassifierFilter.from_settings(missing)
+
+
+def test_a_message_over_the_inline_size_scores_as_a_small_one_does(classifier):
+    """Small messages are scored on the event loop, big ones on a worker thread: the
+    same score either way."""
+    from filters import classifier as module
+
+    rng = random.Random(12)
+    small = make_message(True, rng, 2)
+    big = small + b"\r\n" + b"padding words to pass the inline size\r\n" * 2000
+    assert len(small) <= module.INLINE_BYTES < len(big)
+    for raw in (small, big):
+        ctx = _ctx(raw)
+        assert asyncio.run(classifier.lookup(ctx, None)) == classifier.score(_ctx(raw))

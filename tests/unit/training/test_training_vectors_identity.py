@@ -185,3 +185,36 @@ def test_the_shipped_model_scores_built_messages_exactly_as_before():
 
 def test_the_shipped_model_scores_corpus_messages_exactly_as_before(corpus_messages):
     _gateway_scores_as_before(corpus_messages[::2])
+
+
+def test_batches_score_as_each_message_alone_scored_before(corpus_messages):
+    """`eval` scores 128 messages at a time: each row's score is the frozen single one."""
+    model = SpamModel.load(default_model_path())
+    feats = [features.extract_raw(r, fingerprint=False) for r in corpus_messages[:60]]
+    scores = model.scores([f.tokens for f in feats], [f.raw_grams for f in feats])
+    expected = [_frozen_score(model, f.tokens, f.raw_grams) for f in feats]
+    assert scores.tolist() == expected
+
+
+def test_the_word_cache_stays_bounded_and_gives_the_same_grams(monkeypatch):
+    """Character 4-grams come from a cache shared across messages: emptied when full, so
+    memory stays flat, with the tokens of the frozen code all along."""
+    cache = features._CHAR_WORDS
+    monkeypatch.setattr(cache, "limit", 50)
+    cache.clear()
+    rng = random.Random(3)
+    for round_ in range(20):
+        text = (
+            " ".join(
+                "".join(rng.choice("abcdefghij") for _ in range(rng.randint(1, 12)))
+                for _ in range(40)
+            )
+            + " 发票优惠 café ok ok"
+        )
+        new: list[str] = []
+        old: list[str] = []
+        features._char_tokens(text, new)
+        frozen._char_tokens(text, old)
+        assert new == old, round_
+        assert len(cache) <= 50
+    cache.clear()

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
+import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import Any
 
@@ -89,7 +90,7 @@ class Intake:
         self.in_flight = 0
         # spool writes wait on fsync, not on the CPU: as many at once as messages
         # arrive together, so a slow disk delays each message without queueing them
-        self._disk = ThreadPoolExecutor(max_workers=SPOOL_THREADS, thread_name_prefix="spool")
+        self._disk = _DiskThreads(SPOOL_THREADS, "spool")
 
     async def receive(
         self, envelope: Envelope, raw: bytes, received_at: datetime | None = None
@@ -197,9 +198,7 @@ class Intake:
             log.exception("%s: could not store the message durably; answering 451", qid)
             events.verdict(verdict, "tempfailed", TEMPFAIL_REPLY)
             if jobs:
-                await loop.run_in_executor(
-                    self._disk, self.spool.remove, [job.id for job, _ in jobs]
-                )
+                await asyncio.to_thread(self.spool.remove, [job.id for job, _ in jobs])
             return TEMPFAIL_REPLY
         if jobs:
             self.on_spooled(jobs)
@@ -323,6 +322,34 @@ class Intake:
             for d in group:
                 item_of[d.rcpt] = item_id
         return items, item_of
+
+
+class _DiskThreads:
+    """Threads that take calls from one queue: the disk hop of every accepted message,
+    without ThreadPoolExecutor's future, work item and idle semaphore per call (the
+    called function hands its outcome back itself). Started with the first call."""
+
+    def __init__(self, count: int, name: str) -> None:
+        self.count, self.name = count, name
+        self._calls: queue.SimpleQueue[tuple[Callable[..., None], tuple]] = queue.SimpleQueue()
+        self._started = False
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        if not self._started:
+            self._started = True
+            for n in range(self.count):
+                threading.Thread(target=self._run, name=f"{self.name}_{n}", daemon=True).start()
+        self._calls.put((fn, args))
+
+    def _run(self) -> None:
+        calls = self._calls
+        while True:
+            fn, args = calls.get()
+            try:
+                fn(*args)
+            except Exception:  # the thread lives on: `_store` hands its own errors back
+                log.exception("%s thread: %s failed", self.name, getattr(fn, "__qualname__", fn))
+            del fn, args  # not kept alive while waiting for the next call
 
 
 def _fail(future: asyncio.Future, exc: BaseException) -> None:

@@ -94,6 +94,11 @@ def configure(
     root.addHandler(_QueueHandler(records))
     root.setLevel(level)
     EVENTS.setLevel(logging.INFO)
+    # Neither format prints where a record was logged from, nor its thread or process:
+    # not looked up for every record (the logging HOWTO's "Optimization"; a verdict
+    # and a delivery event a message)
+    logging._srcfile = None
+    logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 
 
 def stop() -> None:

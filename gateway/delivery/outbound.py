@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 IDLE_SECONDS = 5.0  # how long an idle session to a next hop is kept for reuse
 FRESH_BYTES = 32 * 1024 * 1024  # copies just spooled kept in memory for their first attempt
+REMOVAL_WAIT = 0.5  # delivered jobs left by the intake's disk threads are removed after this
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,6 @@ class Delivery:
         self._fresh: dict[str, bytes] = {}  # job id -> its spooled copy, until first attempt
         self._fresh_bytes = 0
         self._controls_due = False  # check_controls: read the control requests now
-        self._removals: list[str] = []  # finished jobs waiting for `_remove_batches`
         self._remover: asyncio.Task | None = None
         self._tls = ssl.create_default_context()
         self._tls.check_hostname = False
@@ -143,7 +143,8 @@ class Delivery:
         await cancel_and_wait(workers)
         self._tasks.clear()
         if self._remover is not None:
-            await self._remover
+            await cancel_and_wait([self._remover])
+        await self._remove_finished()
         await self._close_idle()
 
     @property
@@ -342,21 +343,26 @@ class Delivery:
             )
 
     def _remove(self, job_id: str) -> None:
-        """Take a finished job out of the spool, in a batch with the others finished
-        meanwhile: one thread hop for all (unlink waits for the journal behind
-        concurrent fsyncs, so not on the loop). A crash before the removal means the
-        copy is sent again, as it would be a moment earlier."""
-        self._removals.append(job_id)
+        """Take a finished job out of the spool, not on the loop (unlink waits for the
+        journal behind concurrent fsyncs): the intake's disk threads remove it after
+        their next spool write (`Spool.finish`); when mail stops coming, a thread hop
+        after REMOVAL_WAIT does. A crash before the removal means the copy is sent
+        again, as it would be a moment earlier."""
+        self.spool.finish(job_id)
         if self._remover is None or self._remover.done():
-            self._remover = asyncio.create_task(self._remove_batches())
+            self._remover = asyncio.create_task(self._remove_left())
 
-    async def _remove_batches(self) -> None:
-        while self._removals:
-            batch, self._removals = self._removals, []
+    async def _remove_left(self) -> None:
+        await asyncio.sleep(REMOVAL_WAIT)
+        await self._remove_finished()
+
+    async def _remove_finished(self) -> None:
+        while self.spool.finished:
             try:
-                await asyncio.to_thread(self.spool.remove, batch)
+                await asyncio.to_thread(self.spool.remove_finished)
             except OSError:
-                log.exception("could not remove %d delivered job(s) from the spool", len(batch))
+                log.exception("could not remove delivered jobs from the spool")
+                return
 
     async def _record(
         self,

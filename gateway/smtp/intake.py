@@ -219,9 +219,11 @@ class Intake:
         """In a disk thread: the digest of the message (off the loop: see
         `ledger.message_row`), the spool (synced), then the ledger rows handed straight
         to the database writer, which settles `stored` when their group commits (one
-        wake-up of the event loop for both). The attachments kept for rescans are packed
-        after that, here, and stored in a later write only if the rows committed: the
-        250 does not wait for them, and a failure never refuses mail."""
+        wake-up of the event loop for both). Then, while the commit runs, the jobs
+        delivered meanwhile are removed (`Spool.finish`). The attachments kept for
+        rescans are packed after that, here, and stored in a later write only if the
+        rows committed: the 250 does not wait for them, and a failure never refuses
+        mail."""
         try:
             ledger.add_digest(row, raw)
             self._spool_write(jobs, row, rows)
@@ -229,6 +231,10 @@ class Intake:
         except BaseException as exc:  # noqa: BLE001 - handed to the awaiting _accept
             loop.call_soon_threadsafe(_fail, stored, exc)
             return
+        try:  # delivered jobs, here rather than in a thread hop of their own
+            self.spool.remove_finished()
+        except OSError:
+            log.exception("could not remove delivered jobs from the spool")
         if not kept:
             return
         queue_id = jobs[0][0].queue_id

@@ -134,3 +134,24 @@ def test_data_refused_permanently_bounces_every_accepted_recipient(gateway, sink
     status = parts[1].as_string()
     assert "bob@example.test" in status and "carol@example.test" in status
     assert "Status: 5.6.0" in status
+
+
+def test_delivered_jobs_leave_the_spool_with_the_next_write_or_after_a_wait(
+    gateway, sink, monkeypatch
+):
+    from gateway.delivery import outbound
+
+    queue = gateway.settings.spool.path / "queue"
+    monkeypatch.setattr(outbound, "REMOVAL_WAIT", 3.0)
+    send(gateway.port, ["bob@example.test"], message(subject="first"))
+    sink.wait_for(1)
+    wait_until(lambda: recipient_status(gateway, "bob@example.test").get("status") == "delivered")
+    first = sorted(p.name for p in queue.iterdir())
+    assert len(first) == 2  # delivered, still there: no thread hop of its own
+    started = time.monotonic()
+    send(gateway.port, ["carol@example.test"], message(subject="second"))
+    # the second message's spool write takes the first job away, long before the wait
+    wait_until(lambda: not set(first) & {p.name for p in queue.iterdir()}, timeout=2.0)
+    assert time.monotonic() - started < 2.0
+    sink.wait_for(2)
+    wait_until(lambda: list(queue.iterdir()) == [], timeout=10)  # the last one: after the wait

@@ -33,6 +33,9 @@ test: system-deps $(BIN)/mailwarden
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports
 	$(BIN)/mypy
+	@# bytecode once, before the tests start hundreds of `mailwarden` processes: with
+	@# PYTHONDONTWRITEBYTECODE set, each would otherwise compile the project again
+	$(BIN)/python -m compileall -q -j 0 gateway filters training tests
 	$(BIN)/pytest -q -n $(TEST_WORKERS)
 
 demo: system-deps $(BIN)/mailwarden

@@ -379,7 +379,7 @@ _GRAM_SLICES = [
     tuple(slice(end - CHAR_N, end) for end in range(CHAR_N, size + 1))
     for size in range(_CHAR_MAX_WORD + 3)
 ]
-_CHAR_WORDS = _WordCache(_char_grams, limit=20_000)  # about 8 MB when full
+_CHAR_WORDS = _WordCache(_char_grams, limit=10_000)  # about 5 MB when full
 
 
 def _style_tokens(body: str, out: list[str]) -> None:

@@ -110,10 +110,10 @@ def _find(spools: list[Spool], wanted: str) -> list[tuple[Spool, Job]]:
 
 def _headers(spool: Spool, job: Job) -> dict[str, str]:
     try:
-        with open(spool.queue / f"{job.id}.eml", "rb") as fh:
-            message = BytesHeaderParser(policy=default_policy).parse(fh)
-    except OSError:
+        data = spool.read(job.id)
+    except (OSError, ValueError):
         return {}
+    message = BytesHeaderParser(policy=default_policy).parsebytes(data)
     return {name: str(message[name]) for name in SHOWN_HEADERS if message[name] is not None}
 
 

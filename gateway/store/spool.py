@@ -1,13 +1,16 @@
 """The durable spool: what we acknowledged with 250 and have not yet handed on.
 
-A job is two files in queue/: `<id>.eml` (the copy to deliver, never changed)
-and `<id>.json` (envelope and per-recipient delivery state, replaced
-atomically). The data is written in queue/ under its name, the state in tmp/ and
-renamed into queue/ after it (a .json always has its .eml; an .eml without its
-.json was never acknowledged and goes at recovery); each is synced as it is
-written (O_DSYNC), and the directory is fsynced before the client hears 250. A
-job leaves the spool only after the next hop accepted (or we bounced) every
-recipient.
+A job is one file, `queue/<id>.job`: a header line, the job's state (envelope and
+per-recipient delivery state, JSON) and the copy to deliver. It is written in tmp/,
+synced as written (O_DSYNC) and renamed into queue/, and queue/ is fsynced before the
+client hears 250: queue/ only ever holds whole jobs. A later state (after a delivery
+attempt, a hold) goes to `queue/<id>.json` the same way (tmp/, rename) and overrides
+the state in the .job; the copy is never rewritten. A job leaves the spool only after
+the next hop accepted (or we bounced) every recipient: the .job first, then its .json
+(a .json without its .job is dropped at recovery).
+
+Spools of versions before the one-file job (`<id>.eml` + `<id>.json`) are converted
+to .job files by `recover` and moved as they are by `adopt`.
 """
 
 from __future__ import annotations
@@ -123,6 +126,45 @@ def _read(path: str) -> bytes:
         return fh.read()
 
 
+_MAGIC = b"MWJOB1 "
+_HEAD = 4096  # read at once for a job's state: the header line and, mostly, all of it
+
+
+def _pack(job: Job, data: bytes) -> bytes:
+    state = job.to_json()
+    return b"".join((_MAGIC, b"%d\n" % len(state), state, data))
+
+
+def _header(head: bytes) -> tuple[int, int]:
+    """(offset of the state, its length) from the start of a .job file."""
+    end = head.find(b"\n", 0, 32)
+    if not head.startswith(_MAGIC) or end < 0:
+        raise ValueError("not a job file (no header line)")
+    return end + 1, int(head[len(_MAGIC) : end])
+
+
+def _unpack(blob: bytes) -> tuple[bytes, bytes]:
+    """(state, data) of a whole .job file."""
+    start, length = _header(blob)
+    if len(blob) < start + length:
+        raise ValueError("job file shorter than its header says")
+    return blob[start : start + length], blob[start + length :]
+
+
+def _read_state(path: str) -> tuple[bytes, int]:
+    """A .job file's state without its data, and the data's size."""
+    with open(path, "rb") as fh:
+        head = fh.read(_HEAD)
+        start, length = _header(head)
+        state = head[start : start + length]
+        if len(state) < length:
+            state += fh.read(length - len(state))
+        if len(state) < length:
+            raise ValueError("job file shorter than its header says")
+        size = os.fstat(fh.fileno()).st_size
+    return state, size - start - length
+
+
 class Spool:
     """Blocking file operations; callers run them in a thread.
 
@@ -144,41 +186,50 @@ class Spool:
         self._queue_fd = os.open(self._queue, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         weakref.finalize(self, os.close, self._queue_fd)
         self._finished: collections.deque[str] = collections.deque()  # see `finish`
+        # jobs with a .json of a later state (`update`): only they need a second unlink
+        self._stated: set[str] = set()
 
-    def _paths(self, job_id: str) -> tuple[str, str]:
-        base = os.path.join(self._queue, job_id)
-        return base + ".eml", base + ".json"
+    def _job_path(self, job_id: str) -> str:
+        return os.path.join(self._queue, job_id) + ".job"
+
+    def _state_path(self, job_id: str) -> str:
+        return os.path.join(self._queue, job_id) + ".json"
 
     def write(self, jobs: Iterable[tuple[Job, bytes]]) -> None:
-        """Make every job durable: data written and synced in queue/ (before its state:
-        a .json always has its .eml), state synced in tmp/ and renamed, then queue/
-        fsynced, which makes both names durable."""
+        """Make every job durable: its .job file written and synced in tmp/ and renamed
+        into queue/, then queue/ fsynced, which makes the names durable. Five system
+        calls a job (open, write, close, rename; the fsync shared), each a hand-over of
+        the GIL under load; two files a job took nine."""
         written = False
         for job, data in jobs:
-            eml, meta = self._paths(job.id)
-            tmp_json = os.path.join(self._tmp, job.id) + ".json"
-            _write_synced(eml, data)
-            _write_synced(tmp_json, job.to_json())
-            os.replace(tmp_json, meta)
+            tmp = os.path.join(self._tmp, job.id) + ".job"
+            _write_synced(tmp, _pack(job, data))
+            os.replace(tmp, self._job_path(job.id))
             written = True
         if written:
             os.fsync(self._queue_fd)
 
     def update(self, job: Job) -> None:
-        """Replace a job's state atomically (after a delivery attempt)."""
+        """Replace a job's state atomically (after a delivery attempt): a .json beside
+        its .job, which overrides the state in the .job."""
         tmp = os.path.join(self._tmp, job.id) + ".json"
         _write_synced(tmp, job.to_json())
-        os.replace(tmp, self._paths(job.id)[1])
+        self._stated.add(job.id)
+        os.replace(tmp, self._state_path(job.id))
         os.fsync(self._queue_fd)
 
     def remove(self, job_ids: Iterable[str]) -> None:
-        """Forget jobs: state first (so a crash leaves an orphan .eml, never a
-        .json without data), then the data. Not fsynced: if a power cut undoes
-        the removal, the copy is delivered again (at least once, never lost)."""
+        """Forget jobs: the .job first (so a crash leaves at most a .json without data,
+        which recovery drops, never a job with an older state), then its .json if it
+        has one. Not fsynced: if a power cut undoes the removal, the copy is delivered
+        again (at least once, never lost)."""
         for job_id in job_ids:
-            for path in reversed(self._paths(job_id)):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self._job_path(job_id))
+            if job_id in self._stated:
+                self._stated.discard(job_id)
                 with contextlib.suppress(FileNotFoundError):
-                    os.unlink(path)
+                    os.unlink(self._state_path(job_id))
 
     def finish(self, job_id: str) -> None:
         """Mark a job for removal by the next `remove_finished`, in whatever thread
@@ -203,42 +254,96 @@ class Spool:
         return len(self._finished)
 
     def read(self, job_id: str) -> bytes:
-        return _read(self._paths(job_id)[0])
+        """The copy to deliver."""
+        return _unpack(_read(self._job_path(job_id)))[1]
 
     def load(self, job_id: str) -> Job:
-        return Job.from_json(_read(self._paths(job_id)[1]))
+        try:
+            return Job.from_json(_read(self._state_path(job_id)))
+        except FileNotFoundError:
+            return Job.from_json(_read_state(self._job_path(job_id))[0])
 
     def recover(self) -> list[Job]:
         """All jobs on disk, after clearing what a crash left half-written.
 
-        Files in tmp/ and .eml files without .json were never acknowledged (the
-        250 comes after the rename and the directory fsync), so they go.
+        Files in tmp/ were never renamed into queue/: a job's first write was never
+        acknowledged (the 250 comes after the rename and the directory fsync), a later
+        state was not the latest on disk; so they go. A .json without its .job is what
+        a crash in `remove` leaves: it goes too. Jobs of the two-file layout are
+        converted first (`_convert`).
         """
         for leftover in self.tmp.iterdir():
             leftover.unlink(missing_ok=True)
+        self._convert()
         jobs = []
-        for meta in sorted(self.queue.glob("*.json")):
-            eml = meta.with_suffix(".eml")
-            if not eml.exists():
-                log.error("spool: %s has no data file; removing its state", meta.name)
-                meta.unlink()
+        self._stated.clear()
+        states = {p.name[: -len(".json")] for p in self.queue.glob("*.json")}
+        for path in sorted(self.queue.glob("*.job")):
+            job_id = path.name[: -len(".job")]
+            try:
+                if job_id in states:
+                    job = Job.from_json(path.with_suffix(".json").read_bytes())
+                    self._stated.add(job_id)
+                else:
+                    job = Job.from_json(_read_state(os.fspath(path))[0])
+            except (ValueError, TypeError, KeyError) as exc:
+                log.error("spool: %s is unreadable (%s); moved aside", path.name, exc)
+                path.rename(path.with_suffix(".job.corrupt"))
+                continue
+            jobs.append(job)
+        known = {j.id for j in jobs}
+        for job_id in sorted(states - known):
+            if not (self.queue / f"{job_id}.job.corrupt").exists():
+                log.error("spool: %s.json has no job file; removing it", job_id)
+                (self.queue / f"{job_id}.json").unlink()
+        return jobs
+
+    def _convert(self) -> None:
+        """Jobs of the two-file layout (`<id>.eml`, the copy, and `<id>.json`, the
+        state) as .job files: each written and renamed like a new job, queue/ fsynced,
+        then the two files removed. A crash between leaves the .job and the old files:
+        the .job wins and the old files go. An .eml without its .json was never
+        acknowledged and goes; a .json without its .eml is kept for the check above."""
+        converted = []
+        for eml in sorted(self.queue.glob("*.eml")):
+            job_id = eml.name[: -len(".eml")]
+            meta, done = eml.with_suffix(".json"), self.queue / f"{job_id}.job"
+            if done.exists():
+                converted.append(eml)
+                continue
+            if not meta.exists():
+                if not meta.with_suffix(".json.corrupt").exists():
+                    log.warning("spool: removing unacknowledged partial write %s", eml.name)
+                    eml.unlink()
                 continue
             try:
-                jobs.append(Job.from_json(meta.read_bytes()))
+                job = Job.from_json(meta.read_bytes())
             except (ValueError, TypeError, KeyError) as exc:
                 log.error("spool: %s is unreadable (%s); moved aside", meta.name, exc)
                 meta.rename(meta.with_suffix(".json.corrupt"))
-        known = {j.id for j in jobs}
-        for eml in self.queue.glob("*.eml"):
-            if eml.stem not in known and not eml.with_suffix(".json.corrupt").exists():
-                log.warning("spool: removing unacknowledged partial write %s", eml.name)
+                continue
+            tmp = os.path.join(self._tmp, job_id) + ".job"
+            _write_synced(tmp, _pack(job, eml.read_bytes()))
+            os.replace(tmp, done)
+            converted.append(eml)
+        if converted:
+            os.fsync(self._queue_fd)
+            for eml in converted:
+                eml.with_suffix(".json").unlink(missing_ok=True)
                 eml.unlink()
-        return jobs
+            log.warning("spool: %d job(s) converted to .job files", len(converted))
 
     def adopt(self, other: Spool) -> int:
         """Move every complete job of another spool directory into this one (same
-        file system: renames), data before state as in `write`; returns how many."""
+        file system: renames), the .job before its .json (jobs of the two-file layout:
+        the .eml before the .json, converted by `recover`); returns how many."""
         moved = 0
+        for path in sorted(other.queue.glob("*.job")):
+            state = path.with_suffix(".json")
+            os.replace(path, self.queue / path.name)
+            if state.exists():
+                os.replace(state, self.queue / state.name)
+            moved += 1
         for meta in sorted(other.queue.glob("*.json")):
             eml = meta.with_suffix(".eml")
             if not eml.exists():
@@ -254,15 +359,15 @@ class Spool:
     def list_jobs(self) -> list[Job]:
         """Jobs on disk, read-only (for `mailwarden queue` while the server runs)."""
         jobs = []
-        for meta in sorted(self.queue.glob("*.json")):
+        for path in sorted(self.queue.glob("*.job")):
             try:
-                jobs.append(Job.from_json(meta.read_bytes()))
+                jobs.append(self.load(path.name[: -len(".job")]))
             except (OSError, ValueError, TypeError, KeyError):
                 continue  # removed or being replaced right now
         return jobs
 
     def size_of(self, job_id: str) -> int:
         try:
-            return os.stat(self._paths(job_id)[0]).st_size
-        except OSError:
+            return _read_state(self._job_path(job_id))[1]
+        except (OSError, ValueError):
             return 0

@@ -136,7 +136,7 @@ def test_a_change_in_process_count_adopts_every_waiting_job(tmp_path, sink, dns_
         with smtplib.SMTP("127.0.0.1", gateway.port, timeout=10) as client:
             client.sendmail("alice@sender.test", ["bob@example.test"], message(subject=f"m{i}"))
     gateway.stop()
-    spooled = {p.parent.parent.name for p in (tmp_path / "spool").glob("w*/queue/*.json")}
+    spooled = {p.parent.parent.name for p in (tmp_path / "spool").glob("w*/queue/*.job")}
     assert spooled == {"w0", "w1"}  # both workers took mail
 
     extra["smtp"] = {"processes": 1}

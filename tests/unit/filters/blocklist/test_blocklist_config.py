@@ -61,3 +61,19 @@ def test_query_names():
     assert uri_query_target("b\u00fccher.test") == "xn--bcher-kva.test"
     assert uri_query_target("co.uk") is None  # a public suffix alone names nobody
     assert uri_query_target("bad host.test") is None
+
+
+def test_query_names_are_remembered_within_a_bound():
+    """The answers stay the same when asked again, for thousands of hosts; at most 4,096
+    are remembered, and never a host over 255 characters."""
+    from filters.blocklist import dnsbl
+
+    dnsbl._cached_target.cache_clear()
+    hosts = [f"h.shop{i}.example" for i in range(5000)] + ["10.9.8.7", "co.uk"]
+    first = [uri_query_target(h) for h in hosts]
+    assert first[:2] == ["shop0.example", "shop1.example"] and first[-2:] == ["7.8.9.10", None]
+    assert [uri_query_target(h) for h in hosts] == first
+    assert dnsbl._cached_target.cache_info().currsize == 4096
+    dnsbl._cached_target.cache_clear()
+    assert uri_query_target("a" * 300 + ".example.test") == "example.test"
+    assert dnsbl._cached_target.cache_info().currsize == 0

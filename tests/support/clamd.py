@@ -145,6 +145,13 @@ class ClamdServer:
             self.process.stderr.close()
         self.process = None
 
+    def kill(self) -> None:
+        """SIGKILL: clamd dies without closing its connections or removing its socket."""
+        assert self.process is not None
+        self.process.kill()
+        self.process.wait()
+        self.stop()
+
     def close(self) -> None:
         self.stop()
         shutil.rmtree(self.dir, ignore_errors=True)

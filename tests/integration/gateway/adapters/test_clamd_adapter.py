@@ -164,3 +164,63 @@ def test_version_without_and_with_a_dated_database(clamd):
             assert client.scan_sync(EICAR).status == "infected"
         finally:
             client.close()
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_clamd_restarted_between_two_scans_is_scanned_on_a_fresh_session(
+    clamd_private, transport, how
+):
+    """A pooled session that clamd closed (restart) is retried, never reported clean."""
+    client = client_for(clamd_private, transport, timeout=5.0)
+    try:
+        assert client.scan_sync(EICAR).status == "infected"  # opens this thread's session
+        getattr(clamd_private, how)()
+        clamd_private.start()
+        results = client.scan_batch_sync([b"harmless", EICAR])
+        assert [(r.status, r.virus) for r in results] == [  # type: ignore[union-attr]
+            ("clean", None),
+            ("infected", EICAR_NAME),
+        ]
+        clamd_private.stop()  # killed between two messages: an error for each stream
+        results = client.scan_batch_sync([b"harmless", EICAR])
+        assert all(isinstance(r, ScanError) for r in results)
+        clamd_private.start()
+        assert client.scan_sync(EICAR).status == "infected"
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize("transport", ["unix", "tcp"])
+def test_streams_after_one_over_clamds_limit_go_on_a_fresh_session(clamd_small, transport):
+    """clamd hangs up after a size-limit error: the streams after it still get verdicts."""
+    client = client_for(clamd_small, transport)
+    try:
+        datas = [EICAR, os.urandom(2 * MB), b"harmless", EICAR, os.urandom(MB // 2)]
+        results = client.scan_batch_sync(datas)
+        assert [getattr(r, "status", r) for r in results] == [
+            "infected",
+            "too_large",
+            "clean",
+            "infected",
+            "clean",
+        ]
+        assert client.scan_sync(EICAR).status == "infected"
+    finally:
+        client.close()
+
+
+def test_many_streams_of_one_message_are_all_answered_in_time(clamd):
+    """60 parts on one session: every verdict, well within the deadline (clamd leaves
+    commands that reach it in one burst unanswered until its ReadTimeout)."""
+    client = client_for(clamd, "unix", timeout=10.0)
+    try:
+        datas = [EICAR if i % 5 == 0 else b"part %d " % i * 50 for i in range(60)]
+        started = time.monotonic()
+        results = client.scan_batch_sync(datas)
+        assert time.monotonic() - started < 5
+        assert [getattr(r, "status", r) for r in results] == [
+            "infected" if i % 5 == 0 else "clean" for i in range(60)
+        ]
+    finally:
+        client.close()

@@ -215,3 +215,37 @@ def test_nesting_a_little_deeper_than_followed_still_names_the_virus(clamd):
     # clamd could not read the whole message either (MaxRecursion): held, not cleaned
     assert "message: MaxRecursion" in symbols(result)["AV_LIMITS_EXCEEDED"]
     assert decision.action == Action.QUARANTINE
+
+
+@pytest.mark.parametrize("how", ["stop", "kill"])
+def test_clamd_restarted_or_killed_between_two_messages(clamd_private, how):
+    """One client, as in the gateway: its kept-open clamd session dies with clamd."""
+    cfg = ClamavSettings(socket=clamd_private.socket, stream_max_length=64 * MB, workers=1)
+    client = ClamdClient.from_settings(cfg)
+    raw = shaped("base64")
+    pipeline = Pipeline(
+        [Antivirus(cfg)], PolicyBook.from_settings(_Settings()), Ports(clamd=client), budget=60.0
+    )
+    env = Envelope("a@example.org", ("bob@example.test",), "192.0.2.1")
+
+    def one(queue_id: str):
+        ctx = MessageContext(queue_id, env, raw, datetime.now(UTC))
+        verdict = asyncio.run(pipeline.run(ctx))
+        return verdict.results["example.test"][ANTIVIRUS], verdict.decisions[0]
+
+    try:
+        first, _ = one("q1")
+        assert [(i.part_id, i.virus) for i in first.infections] == [("2", EICAR_NAME)]
+        getattr(clamd_private, how)()
+        clamd_private.start()
+        again, _ = one("q2")  # the old session is gone: scanned on a new one
+        assert again.error is None
+        assert again.infections == first.infections
+        getattr(clamd_private, how)()  # and now clamd stays down: 451, never clean
+        down, decision = one("q3")
+        assert down.error is not None and decision.reply.code == 451
+        clamd_private.start()
+        back, _ = one("q4")
+        assert back.infections == first.infections
+    finally:
+        client.close()

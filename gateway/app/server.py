@@ -31,7 +31,7 @@ from gateway.smtp.intake import Intake
 from gateway.smtp.outbound_guard import OutboundGuard
 from gateway.smtp.server import SUBMISSION, SUBMISSION_TLS, SmtpServer
 from gateway.smtp.submission import SubmissionHandler
-from gateway.store import ledger, quarantine
+from gateway.store import ledger, passwords, quarantine
 from gateway.store.av_policy_live import PolicyCache
 from gateway.store.db import Database
 from gateway.store.spool import Job, RcptState, Spool
@@ -128,6 +128,8 @@ class Gateway:
         checks = build_session_checks(s, self.ports)
         self.smtp = SmtpServer(s, GatewayHandler(s, self.intake, checks, self.ports.dns, guard))
         self.address = await self.smtp.start()
+        if guard is not None and (out.submission_listen or out.submission_tls_listen):
+            await asyncio.to_thread(passwords.warm)  # logins are checked from now on
         for kind, listen in ((SUBMISSION, out.submission_listen),
                              (SUBMISSION_TLS, out.submission_tls_listen)):  # fmt: skip
             if listen is None or guard is None:

@@ -24,6 +24,7 @@ from gateway.actions.common import ActionError
 from gateway.config import Settings
 from gateway.pipeline import rules_db
 from gateway.pipeline.dry_run import Bench
+from gateway.store import passwords
 from gateway.web import api, pages, reports
 from gateway.web.auth import Auth, CsrfRejected, RateLimited, Unauthorized
 from gateway.web.context import HERE, Console
@@ -56,6 +57,7 @@ def create_app(
 ) -> FastAPI:
     """`chain`: the gateway's filter chain when the console runs beside it (dry runs
     then share its loaded classifier model instead of loading their own)."""
+    passwords.warm()  # before the first login, so an unknown name costs what a known one does
     app = FastAPI(
         title="mailwarden console API",
         openapi_url="/api/openapi.json",

@@ -504,27 +504,16 @@ def thread_cpu(pid: int) -> dict[str, float]:
     """CPU seconds (user + system) of the gateway workers' event-loop threads (each
     process's main thread) and of all their other threads (pools, database writer,
     spool), read from /proc: a CPU-time sampler that needs nothing in the gateway."""
-    from bench.relay import _children
+    from bench.relay import _children, threads_cpu
 
-    tick = os.sysconf("SC_CLK_TCK")
     out = {"event_loop_threads": 0.0, "other_threads": 0.0}
     workers = _children(pid)  # and each worker process: how evenly SO_REUSEPORT spreads
     out.update({f"worker_{n}": 0.0 for n in range(len(workers))})
-    for proc in [pid, *workers]:
-        try:
-            tasks = os.listdir(f"/proc/{proc}/task")
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                stat = Path(f"/proc/{proc}/task/{task}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            key = "event_loop_threads" if int(task) == proc else "other_threads"
-            seconds = (int(stat[11]) + int(stat[12])) / tick
-            out[key] += seconds
-            if proc != pid:
-                out[f"worker_{workers.index(proc)}"] += seconds
+    for proc, task, user, system in threads_cpu(pid):
+        key = "event_loop_threads" if int(task) == proc else "other_threads"
+        out[key] += user + system
+        if proc in workers:
+            out[f"worker_{workers.index(proc)}"] += user + system
     return out
 
 

@@ -42,6 +42,9 @@ class Filter(Protocol):
     # Optional: `failure(reason) -> FilterResult` for a filter that owns what a failed or
     # timed-out lookup means (its own symbol and error policy); otherwise the pipeline
     # gives it `NAME_ERROR` and `on_error` (gateway.pipeline.run.failure_result).
+    # Optional: `reads_parts_only = True` for a filter that reads no more of the message
+    # than its MIME parts (no text, no links): a chain of only such filters is not given
+    # the text and the URLs ahead of the lookups (gateway.pipeline.run).
 
 
 class NoLookup:

@@ -23,6 +23,7 @@ def _header_block(raw: bytes) -> bytes:
 
 class MessageChecks(NoLookup):
     name = "message"
+    reads_parts_only = True  # headers, parts and the raw bytes: never the text or links
 
     def evaluate(self, ctx: MessageContext, evidence: None, scope: Scope) -> FilterResult:
         msg = ctx.message

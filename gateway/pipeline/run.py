@@ -39,10 +39,6 @@ log = logging.getLogger(__name__)
 # cost more than the parse. A 20 MB message read on the loop held every session of its
 # process for 8-12 s (bench/slow_message.py, docs/performance.md).
 READ_AHEAD_BYTES = 64 * 1024
-# Filters known to read no more than the parsed parts (`MessageContext.read_parts`); a
-# chain of only these (the relay alone: the built-in message checks) is not given the
-# text and the URLs that the others read (a tenth of the relay's CPU a message).
-READS_PARTS_ONLY = frozenset({"message"})
 
 AvPolicyLoader = Callable[[Sequence[str]], Awaitable[Mapping[str, AvPolicy]]]
 
@@ -83,7 +79,9 @@ class Pipeline:
         self.chain = tuple(chain)
         # filters whose lookup does nothing get no task (their evidence is None)
         self._io = tuple(f for f in self.chain if type(f).lookup is not NoLookup.lookup)
-        self._reads_all = any(f.name not in READS_PARTS_ONLY for f in self.chain)
+        # a chain of only filters that read the parts (the relay alone: the built-in
+        # message checks) is not given the text and URLs (a tenth of the relay's CPU)
+        self._reads_all = not all(getattr(f, "reads_parts_only", False) for f in self.chain)
         self.book = book
         self.ports = ports
         self.budget = budget

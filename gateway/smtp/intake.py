@@ -187,11 +187,9 @@ class Intake:
         loop = asyncio.get_running_loop()
         stored: asyncio.Future[None] = loop.create_future()
         try:
-            if jobs:  # one hand-over: the disk thread passes the rows on to the writer
-                kept = self._kept_attachments(verdict)
+            if jobs or items:  # one hand-over: the disk thread passes the rows to the writer
+                kept = self._kept_attachments(verdict) if jobs else []
                 self._disk.submit(self._store, jobs, ctx.raw, row, rows, items, kept, stored, loop)
-            elif items:  # held copies are packed in a disk thread too, not on the loop
-                self._disk.submit(self._store, [], ctx.raw, row, rows, items, [], stored, loop)
             else:
                 ledger.add_digest(row, ctx.raw)
                 self.db.put(_insert, (row, rows, items), stored, loop)
